@@ -1,0 +1,1 @@
+"""A local implementation of the Losant Notebooks API that really runs notebooks."""

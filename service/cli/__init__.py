@@ -1,0 +1,40 @@
+"""The `nbrelay` command: a thin layer over the library, one module per area."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from service import __version__
+from service.cli.config import config
+from service.errors import NbrelayError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="nbrelay")
+def cli() -> None:
+    """Self-hosted event service for Losant Notebooks."""
+
+
+cli.add_command(config)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: every error is one line on stderr; bad usage exits 2, failures 1."""
+    try:
+        result = cli.main(args=argv, prog_name="nbrelay", standalone_mode=False)
+    except click.exceptions.Abort:
+        fail("aborted", 1)
+    except click.UsageError as exc:
+        fail(exc.format_message(), 2)
+    except click.ClickException as exc:
+        fail(exc.format_message(), exc.exit_code)
+    except NbrelayError as exc:
+        fail(str(exc), exc.exit_code)
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+def fail(message: str, code: int) -> None:
+    click.echo(f"nbrelay: error: {' '.join(message.split())}", err=True)
+    sys.exit(code)

@@ -1,0 +1,193 @@
+"""Configuration of nbrelay, read from the environment (and a `.env` file) in one place.
+
+Every value is parsed and checked here so that a wrong setting stops start-up with one line that
+names the variable, instead of failing later inside a request or a job.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+
+from service import defaults
+from service.errors import UsageProblem
+
+OBJECT_ID = re.compile(r"^[A-Fa-f\d]{24}$")
+MIN_SECRET_LENGTH = 16
+
+# What the separate processes of a real deployment (web, worker, scheduler) cannot run without.
+DEPLOYMENT_REQUIRED = (
+    "NBRELAY_REDIS_URL",
+    "LOSANT_API_TOKEN",
+    "LOSANT_APPLICATION_ID",
+    "NBRELAY_PUBLIC_URL",
+    "NBRELAY_SECRET",
+    "NBRELAY_API_TOKEN",
+)
+
+
+class ConfigError(UsageProblem):
+    """A configuration variable is missing or malformed."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated configuration. Secret values are kept out of `repr`."""
+
+    redis_url: str | None = field(default=None, metadata={"env": "NBRELAY_REDIS_URL"})
+    losant_api_url: str = field(
+        default=defaults.LOSANT_API_URL, metadata={"env": "LOSANT_API_URL"}
+    )
+    losant_api_token: str | None = field(
+        default=None, repr=False, metadata={"env": "LOSANT_API_TOKEN", "secret": True}
+    )
+    losant_application_id: str | None = field(
+        default=None, metadata={"env": "LOSANT_APPLICATION_ID"}
+    )
+    public_url: str | None = field(default=None, metadata={"env": "NBRELAY_PUBLIC_URL"})
+    secrets: tuple[str, ...] = field(
+        default=(), repr=False, metadata={"env": "NBRELAY_SECRET", "secret": True}
+    )
+    api_token: str | None = field(
+        default=None, repr=False, metadata={"env": "NBRELAY_API_TOKEN", "secret": True}
+    )
+    ingest_token: str | None = field(
+        default=None, repr=False, metadata={"env": "NBRELAY_INGEST_TOKEN", "secret": True}
+    )
+    pipelines_path: Path | None = field(default=None, metadata={"env": "NBRELAY_PIPELINES"})
+    retention_days: int = field(
+        default=defaults.RETENTION_DAYS, metadata={"env": "NBRELAY_RETENTION_DAYS"}
+    )
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env"
+    ) -> Settings:
+        """Parse settings from `environ` (default: the process environment).
+
+        Values from a `.env` file fill in what the environment does not set.
+        """
+        env: dict[str, str] = {}
+        if dotenv_path is not None and Path(dotenv_path).is_file():
+            env.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+        env.update(os.environ if environ is None else environ)
+        values = {name: parser(env[var]) for name, var, parser in _PARSERS if _present(env, var)}
+        return cls(**values)
+
+    def require(self, *variables: str) -> Settings:
+        """Raise ConfigError for the first of `variables` (env names) that has no value."""
+        by_env = {f.metadata["env"]: f.name for f in fields(self)}
+        for variable in variables:
+            if not getattr(self, by_env[variable]):
+                raise ConfigError(variable, "is required but not set")
+        return self
+
+    @property
+    def signing_secret(self) -> str:
+        """The secret that signs new callback tokens (the first of NBRELAY_SECRET)."""
+        self.require("NBRELAY_SECRET")
+        return self.secrets[0]
+
+    def describe(self) -> dict[str, str]:
+        """Every setting by variable name, secrets masked: safe to print or log."""
+        shown = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.metadata.get("secret"):
+                shown[f.metadata["env"]] = "(set)" if value else "(not set)"
+            else:
+                shown[f.metadata["env"]] = "(not set)" if value is None else str(value)
+        return shown
+
+
+def _present(env: Mapping[str, str], variable: str) -> bool:
+    return env.get(variable, "").strip() != ""
+
+
+def _url(variable: str, schemes: tuple[str, ...]):
+    def parse(raw: str) -> str:
+        value = raw.strip()
+        parts = urlsplit(value)
+        if parts.scheme not in schemes or not (parts.netloc or parts.path):
+            raise ConfigError(variable, f"must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
+        if parts.scheme in ("http", "https") and not parts.netloc:
+            raise ConfigError(variable, "must be a URL with a host")
+        return value.rstrip("/") if parts.scheme in ("http", "https") else value
+
+    return parse
+
+
+def _object_id(variable: str):
+    def parse(raw: str) -> str:
+        value = raw.strip()
+        if not OBJECT_ID.match(value):
+            raise ConfigError(variable, "must be a 24-character hexadecimal Losant id")
+        return value
+
+    return parse
+
+
+def _secret(variable: str):
+    def parse(raw: str) -> str:
+        value = raw.strip()
+        if any(c.isspace() for c in value):
+            raise ConfigError(variable, "must not contain white space")
+        return value
+
+    return parse
+
+
+def _secrets(raw: str) -> tuple[str, ...]:
+    values = tuple(v.strip() for v in raw.split(","))
+    if any(not v for v in values):
+        raise ConfigError("NBRELAY_SECRET", "has an empty entry in its comma-separated list")
+    if any(len(v) < MIN_SECRET_LENGTH for v in values):
+        raise ConfigError(
+            "NBRELAY_SECRET", f"each secret must be at least {MIN_SECRET_LENGTH} characters long"
+        )
+    return values
+
+
+def _existing_file(raw: str) -> Path:
+    path = Path(raw.strip()).expanduser()
+    if not path.is_file():
+        raise ConfigError("NBRELAY_PIPELINES", f"file not found: {path}")
+    return path
+
+
+def _positive_int(variable: str):
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ConfigError(variable, f"must be a whole number, got {raw.strip()!r}") from None
+        if value < 1:
+            raise ConfigError(variable, f"must be at least 1, got {value}")
+        return value
+
+    return parse
+
+
+_PARSERS = [
+    ("redis_url", "NBRELAY_REDIS_URL", _url("NBRELAY_REDIS_URL", ("redis", "rediss", "unix"))),
+    ("losant_api_url", "LOSANT_API_URL", _url("LOSANT_API_URL", ("http", "https"))),
+    ("losant_api_token", "LOSANT_API_TOKEN", _secret("LOSANT_API_TOKEN")),
+    ("losant_application_id", "LOSANT_APPLICATION_ID", _object_id("LOSANT_APPLICATION_ID")),
+    ("public_url", "NBRELAY_PUBLIC_URL", _url("NBRELAY_PUBLIC_URL", ("http", "https"))),
+    ("secrets", "NBRELAY_SECRET", _secrets),
+    ("api_token", "NBRELAY_API_TOKEN", _secret("NBRELAY_API_TOKEN")),
+    ("ingest_token", "NBRELAY_INGEST_TOKEN", _secret("NBRELAY_INGEST_TOKEN")),
+    ("pipelines_path", "NBRELAY_PIPELINES", _existing_file),
+    ("retention_days", "NBRELAY_RETENTION_DAYS", _positive_int("NBRELAY_RETENTION_DAYS")),
+]

@@ -1,0 +1,26 @@
+"""Every tunable of nbrelay in one place: timeouts, intervals, limits and retention."""
+
+# Losant API client
+LOSANT_API_URL = "https://api.losant.com"
+LOSANT_ACCEPT_VERSION = "^1.29.3"
+LOSANT_CONNECT_TIMEOUT = 5.0  # seconds
+LOSANT_READ_TIMEOUT = 30.0  # seconds
+LOSANT_MAX_RETRIES = 4  # retries after the first attempt, for requests safe to repeat
+LOSANT_BACKOFF_BASE = 0.5  # seconds; doubled on every retry, with full jitter
+LOSANT_BACKOFF_MAX = 30.0  # seconds; cap for one wait, Retry-After included
+LOSANT_PAGE_SIZE = 100
+
+# Storage
+RETENTION_DAYS = 30
+
+# Web
+HOST = "127.0.0.1"
+PORT = 8080
+
+# Sandbox
+SANDBOX_HOST = "127.0.0.1"
+SANDBOX_PORT = 8081
+
+# Embedded Redis (used by `nbrelay up` and by the test suite)
+EMBEDDED_REDIS_START_TIMEOUT = 10.0  # seconds
+DATA_DIR = ".nbrelay"

@@ -1,0 +1,129 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from service.config import DEPLOYMENT_REQUIRED, ConfigError, Settings
+
+VALID = {
+    "NBRELAY_REDIS_URL": "redis://127.0.0.1:6400/0",
+    "LOSANT_API_URL": "https://api.losant.com/",
+    "LOSANT_API_TOKEN": "tok-very-secret-value",
+    "LOSANT_APPLICATION_ID": "575ec8687ae143cd83dc4a97",
+    "NBRELAY_PUBLIC_URL": "https://relay.example.com/",
+    "NBRELAY_SECRET": "first-secret-0123456789,second-secret-0123456789",
+    "NBRELAY_API_TOKEN": "api-token-secret",
+    "NBRELAY_INGEST_TOKEN": "ingest-token-secret",
+    "NBRELAY_RETENTION_DAYS": "7",
+}
+SECRET_VALUES = ["tok-very-secret-value", "first-secret", "api-token-secret", "ingest-token-secret"]
+
+
+def test_valid_environment_is_parsed_and_typed():
+    settings = Settings.from_env(VALID, dotenv_path=None)
+    assert settings.losant_api_url == "https://api.losant.com"
+    assert settings.public_url == "https://relay.example.com"
+    assert settings.secrets == ("first-secret-0123456789", "second-secret-0123456789")
+    assert settings.signing_secret == "first-secret-0123456789"
+    assert settings.retention_days == 7
+    assert settings.require(*DEPLOYMENT_REQUIRED) is settings
+
+
+def test_defaults_apply_when_nothing_is_set():
+    settings = Settings.from_env({}, dotenv_path=None)
+    assert settings.losant_api_url == "https://api.losant.com"
+    assert settings.retention_days == 30
+    assert settings.redis_url is None
+
+
+def test_secrets_never_appear_in_repr_or_description():
+    settings = Settings.from_env(VALID, dotenv_path=None)
+    shown = repr(settings) + str(settings.describe())
+    for secret in SECRET_VALUES:
+        assert secret not in shown
+    assert settings.describe()["LOSANT_API_TOKEN"] == "(set)"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "problem"),
+    [
+        ("NBRELAY_REDIS_URL", "localhost:6379", "must be a URL starting with redis://"),
+        ("LOSANT_API_URL", "ftp://api.losant.com", "must be a URL starting with http://"),
+        ("LOSANT_APPLICATION_ID", "not-an-id", "24-character hexadecimal"),
+        ("NBRELAY_PUBLIC_URL", "relay.example.com", "must be a URL starting with http://"),
+        ("NBRELAY_SECRET", "short", "at least 16 characters"),
+        ("NBRELAY_SECRET", "a-long-enough-secret-1,,", "empty entry"),
+        ("NBRELAY_RETENTION_DAYS", "thirty", "whole number"),
+        ("NBRELAY_RETENTION_DAYS", "0", "at least 1"),
+        ("NBRELAY_PIPELINES", "/nonexistent/pipelines.yaml", "file not found"),
+        ("LOSANT_API_TOKEN", "has space", "white space"),
+    ],
+)
+def test_malformed_value_names_the_variable(variable, value, problem):
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({**VALID, variable: value}, dotenv_path=None)
+    assert info.value.variable == variable
+    assert str(info.value).startswith(f"{variable}: ")
+    assert problem in str(info.value)
+
+
+@pytest.mark.parametrize("variable", DEPLOYMENT_REQUIRED)
+def test_missing_required_variable_names_it(variable):
+    env = {k: v for k, v in VALID.items() if k != variable}
+    with pytest.raises(ConfigError, match=f"^{variable}: is required but not set$"):
+        Settings.from_env(env, dotenv_path=None).require(*DEPLOYMENT_REQUIRED)
+
+
+def test_dotenv_fills_in_what_the_environment_lacks(tmp_path: Path):
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("NBRELAY_RETENTION_DAYS=9\nLOSANT_API_URL=http://from-dotenv:1\n")
+    settings = Settings.from_env({"LOSANT_API_URL": "http://from-env:2"}, dotenv_path=dotenv)
+    assert settings.retention_days == 9
+    assert settings.losant_api_url == "http://from-env:2"
+
+
+def run_cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    nbrelay = Path(sys.executable).with_name("nbrelay")
+    return subprocess.run(
+        [str(nbrelay), *args], env={"PATH": "/usr/bin:/bin", **env}, cwd=cwd,
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("variable", DEPLOYMENT_REQUIRED)
+def test_cli_reports_missing_variable_in_one_line_with_exit_2(variable, tmp_path):
+    env = {k: v for k, v in VALID.items() if k != variable}
+    result = run_cli("config", "check", env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == f"nbrelay: error: {variable}: is required but not set\n"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("NBRELAY_REDIS_URL", "nonsense"),
+        ("LOSANT_APPLICATION_ID", "123"),
+        ("NBRELAY_SECRET", "short"),
+        ("NBRELAY_RETENTION_DAYS", "-3"),
+        ("NBRELAY_PUBLIC_URL", "not a url"),
+    ],
+)
+def test_cli_reports_malformed_variable_in_one_line_with_exit_2(variable, value, tmp_path):
+    result = run_cli("config", "check", env={**VALID, variable: value}, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"nbrelay: error: {variable}: ")
+    assert result.stderr.count("\n") == 1
+    for secret in SECRET_VALUES:
+        assert secret not in result.stderr + result.stdout
+
+
+def test_cli_check_and_show_with_valid_configuration(tmp_path):
+    result = run_cli("config", "check", env=VALID, cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (0, "configuration is valid\n")
+    shown = run_cli("config", "show", env=VALID, cwd=tmp_path)
+    assert shown.returncode == 0
+    assert "LOSANT_APPLICATION_ID=575ec8687ae143cd83dc4a97" in shown.stdout
+    assert "NBRELAY_SECRET=(set)" in shown.stdout
+    for secret in SECRET_VALUES:
+        assert secret not in shown.stdout

@@ -1,0 +1,1 @@
+"""RQ jobs of nbrelay and the worker runtime that runs them."""
