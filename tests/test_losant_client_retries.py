@@ -102,7 +102,7 @@ def test_retry_after_is_capped_by_backoff_max(http_server):
 
 
 def test_full_jitter_stays_within_the_exponential_bound():
-    policy = RetryPolicy(max_retries=5, backoff_base=0.5, backoff_max=3.0)
+    policy = RetryPolicy(max_retries=5, backoff_base=0.5, backoff_max=3.0, deadline=60)
 
     for retry, bound in [(0, 0.5), (1, 1.0), (2, 2.0), (3, 3.0), (6, 3.0)]:
         delays = [policy.delay(retry) for _ in range(300)]
@@ -143,6 +143,25 @@ def test_dropped_connections_of_safe_requests_are_retried(http_server):
     make_client(http_server).cancel_execution(APP, NOTEBOOK_ID, EXECUTION_ID)
 
     assert [r.path.rsplit("/", 1)[-1] for r in http_server.requests] == ["cancelExecution"] * 2
+
+
+def test_answers_cut_off_midway_are_retried_for_safe_requests(http_server):
+    http_server.reply(Reply(200, NOTEBOOK, truncate=10), Reply(200, NOTEBOOK))
+
+    assert make_client(http_server).get_notebook(APP, NOTEBOOK_ID).id == NOTEBOOK_ID
+    assert len(http_server.requests) == 2
+
+
+def test_retries_stop_at_the_deadline(http_server):
+    http_server.default = Reply(503, BUSY, {"Retry-After": "0.1"})
+    client = make_client(http_server, max_retries=50, backoff_max=1, retry_deadline=0.35)
+
+    started = time.monotonic()
+    with pytest.raises(Unavailable):
+        client.logs(APP, NOTEBOOK_ID)
+
+    assert time.monotonic() - started < 1
+    assert 2 <= len(http_server.requests) <= 5
 
 
 @pytest.mark.parametrize(
@@ -188,13 +207,14 @@ NON_IDEMPOTENT = {
     "upload": lambda c: c.upload(APP, NOTEBOOK_ID, "n.ipynb", b"{}"),
     "requestInputDataExport": lambda c: c.request_input_data_export(APP, NOTEBOOK_ID),
 }
-FAILURES = {
-    "500": Reply(500, {"type": "Unexpected", "message": "bug"}),
-    "502-html": Reply(502, "<html><h1>502 Bad Gateway</h1></html>"),
-    "503": Reply(503, BUSY, {"Retry-After": "0"}),
-    "504": Reply(504, b""),
-    "timeout": Reply(200, QUEUED, delay=2),
-    "connection-closed": Reply(disconnect=True),
+FAILURES = {  # what the server does -> the status the error carries
+    "500": (Reply(500, {"type": "Unexpected", "message": "bug"}), 500),
+    "502-html": (Reply(502, "<html><h1>502 Bad Gateway</h1></html>"), 502),
+    "503": (Reply(503, BUSY, {"Retry-After": "0"}), 503),
+    "504": (Reply(504, b""), 504),
+    "timeout": (Reply(200, QUEUED, delay=2), None),
+    "connection-closed": (Reply(disconnect=True), None),
+    "answer-cut-off": (Reply(200, QUEUED, truncate=5), None),
 }
 
 
@@ -203,7 +223,8 @@ FAILURES = {
 def test_non_idempotent_requests_are_sent_once_and_their_outcome_is_unknown(
     http_server, route, failure
 ):
-    http_server.reply(failure)
+    reply, status = failure
+    http_server.reply(reply)
     http_server.default = Reply(200, QUEUED)
     client = make_client(http_server, read_timeout=0.3, max_retries=4)
 
@@ -213,8 +234,7 @@ def test_non_idempotent_requests_are_sent_once_and_their_outcome_is_unknown(
 
     assert time.monotonic() - started < 1.5
     assert "may or may not have been applied" in str(caught.value)
-    assert caught.value.status == (failure.status if not failure.delay and not failure.disconnect
-                                   else None)  # fmt: skip
+    assert caught.value.status == status
     assert len(http_server.requests) == 1
 
 

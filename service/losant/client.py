@@ -103,6 +103,7 @@ class LosantClient:
         max_retries: int = defaults.LOSANT_MAX_RETRIES,
         backoff_base: float = defaults.LOSANT_BACKOFF_BASE,
         backoff_max: float = defaults.LOSANT_BACKOFF_MAX,
+        retry_deadline: float = defaults.LOSANT_RETRY_DEADLINE,
         accept_version: str = defaults.LOSANT_ACCEPT_VERSION,
         pool_size: int = defaults.LOSANT_POOL_SIZE,
     ) -> None:
@@ -121,7 +122,7 @@ class LosantClient:
             }
         )
         adapter = LosantAdapter(
-            RetryPolicy(max_retries, backoff_base, backoff_max),
+            RetryPolicy(max_retries, backoff_base, backoff_max, retry_deadline),
             timeout=(connect_timeout, read_timeout),
             repeatable=repeatable,
             pool_size=pool_size,
@@ -407,8 +408,8 @@ class LosantClient:
             return Unavailable(f"{what}; nothing was sent", request=request)
         if isinstance(exc, requests.ReadTimeout):
             what = f"no answer within {self.read_timeout:g} s"
-        elif isinstance(exc, requests.ConnectionError):
-            what = "the connection broke before an answer came"
+        elif isinstance(exc, (requests.ConnectionError, requests.exceptions.ChunkedEncodingError)):
+            what = "the connection broke before a full answer came"
         else:
             what = clean(f"{type(exc).__name__}: {exc}", self._token)
         if repeatable(method, path):

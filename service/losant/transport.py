@@ -24,6 +24,11 @@ from service.losant.errors import parse_retry_after
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+RETRY_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+)
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,7 @@ class RetryPolicy:
     max_retries: int
     backoff_base: float
     backoff_max: float
+    deadline: float  # seconds after the first attempt; no retry starts later
 
     def delay(self, retry: int, retry_after: float | None = None) -> float:
         """Seconds to wait before retry number `retry` (0 for the first retry)."""
@@ -43,7 +49,8 @@ class RetryPolicy:
 
 class LosantAdapter(HTTPAdapter):
     """An HTTPAdapter that applies default timeouts and repeats failed requests that are safe
-    to repeat: on connection errors, timeouts and the statuses in RETRY_STATUSES.
+    to repeat: on connection errors, timeouts, answers cut off midway and the statuses in
+    RETRY_STATUSES.
 
     urllib3's own retries stay off (the HTTPAdapter default), so this loop is the only one.
     A request that is still failing after the last retry ends as the failure itself: the
@@ -75,24 +82,31 @@ class LosantAdapter(HTTPAdapter):
         path = urlsplit(request.url or "").path
         method = request.method or "GET"
         retries = self.policy.max_retries if self.repeatable(method, path) else 0
+        started = time.monotonic()
         retry = 0
         while True:
             try:
                 response = super().send(
                     request, stream, timeout or self.timeout, verify, cert, proxies
                 )
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                if retry >= retries or isinstance(exc, requests.exceptions.SSLError):
-                    raise
+                if not stream:
+                    response.content  # noqa: B018 - an answer cut off midway is a failure too
+            except RETRY_ERRORS as exc:
                 wait = self.policy.delay(retry)
+                if isinstance(exc, requests.exceptions.SSLError) or not self._may_retry(
+                    retry, retries, started, wait
+                ):
+                    raise
                 reason = type(exc).__name__
             else:
-                if response.status_code not in RETRY_STATUSES or retry >= retries:
+                if response.status_code not in RETRY_STATUSES:
                     return response
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 wait = self.policy.delay(retry, retry_after)
+                if not self._may_retry(retry, retries, started, wait):
+                    return response
                 reason = f"HTTP {response.status_code}"
-                _discard(response)
+                response.close()
             retry += 1
             log.warning(
                 "Losant %s %s failed (%s); retry %d of %d in %.2f s",
@@ -105,15 +119,9 @@ class LosantAdapter(HTTPAdapter):
             )
             time.sleep(wait)
 
-
-def _discard(response: requests.Response) -> None:
-    """Read the (small) error body of an answer that will be retried, so that its connection
-    goes back to the pool instead of being dropped."""
-    try:
-        response.content  # noqa: B018 - reading is the point
-    except requests.RequestException:
-        pass
-    response.close()
+    def _may_retry(self, retry: int, retries: int, started: float, wait: float) -> bool:
+        """Retries are bounded by count and by time: none starts after the policy's deadline."""
+        return retry < retries and time.monotonic() - started + wait <= self.policy.deadline
 
 
 def nothing_sent(exc: requests.RequestException) -> bool:

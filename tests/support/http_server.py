@@ -32,13 +32,13 @@ class RecordedRequest:
         """The fields of a multipart/form-data body: name -> (filename, content)."""
         head = f"Content-Type: {self.headers['content-type']}\r\n\r\n".encode()
         message = BytesParser(policy=HTTP).parsebytes(head + self.body)
-        return {
-            part.get_param("name", header="content-disposition"): (
-                part.get_filename(),
-                part.get_payload(decode=True),
-            )
-            for part in message.iter_parts()
-        }
+        fields: dict[str, tuple[str | None, bytes]] = {}
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            content = part.get_payload(decode=True)
+            assert isinstance(name, str) and isinstance(content, bytes), part
+            fields[name] = (part.get_filename(), content)
+        return fields
 
 
 @dataclass
@@ -48,6 +48,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds to wait before answering
     disconnect: bool = False  # close the connection without answering (after the delay)
+    truncate: int | None = None  # send only this many bytes of the body, then close
 
     def encoded(self) -> tuple[bytes, dict[str, str]]:
         headers = dict(self.headers)
@@ -137,6 +138,9 @@ class ScriptedServer:
                         self.send_header(name, value)
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
+                    if reply.truncate is not None:
+                        self.close_connection = True
+                        payload = payload[: reply.truncate]
                     self.wfile.write(payload)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
