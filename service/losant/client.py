@@ -403,7 +403,7 @@ class LosantClient:
             what = (
                 "could not connect within the connect timeout"
                 if isinstance(exc, requests.ConnectTimeout)
-                else f"could not connect to {urlsplit(self.base_url).netloc}"
+                else f"could not connect to {urlsplit(self.base_url).hostname}"
             )
             return Unavailable(f"{what}; nothing was sent", request=request)
         if isinstance(exc, requests.ReadTimeout):
