@@ -79,7 +79,9 @@ def test_env_example_names_only_known_settings():
     assert names <= KNOWN_VARIABLES
 
 
-@pytest.mark.parametrize("unit", sorted((DEPLOY / "systemd").glob("*.service")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "unit", sorted((DEPLOY / "systemd").glob("*.service")), ids=lambda p: p.name
+)
 def test_systemd_units_run_existing_commands(unit: Path):
     parser = configparser.ConfigParser(interpolation=None, strict=False)
     parser.optionxform = str
