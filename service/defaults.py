@@ -8,7 +8,9 @@ LOSANT_READ_TIMEOUT = 30.0  # seconds
 LOSANT_MAX_RETRIES = 4  # retries after the first attempt, for requests safe to repeat
 LOSANT_BACKOFF_BASE = 0.5  # seconds; doubled on every retry, with full jitter
 LOSANT_BACKOFF_MAX = 30.0  # seconds; cap for one wait, Retry-After included
+LOSANT_RETRY_DEADLINE = 120.0  # seconds after the first attempt; no retry starts later
 LOSANT_PAGE_SIZE = 100
+LOSANT_POOL_SIZE = 10  # kept-alive connections per client
 
 # Storage
 RETENTION_DAYS = 30
