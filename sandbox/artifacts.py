@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import logging
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import nbformat
@@ -55,13 +56,14 @@ def write_error_log(results_dir: Path, error_text: str) -> None:
     (results_dir / ERROR_LOG).write_text(strip_ansi(error_text).rstrip() + "\n")
 
 
-def render_html(notebook: NotebookNode) -> str:
-    """The nbconvert HTML export. An export problem never fails a run: the next template is
-    tried, and at worst a plain page with the cells' text is returned."""
+def render_html(notebook: NotebookNode, templates: Sequence[str] = HTML_TEMPLATES) -> str:
+    """The nbconvert HTML export. An export problem (e.g. a template that is not installed)
+    never fails a run: the next template is tried, and at worst a plain page with the cells'
+    text is returned."""
     from nbconvert import HTMLExporter  # heavy import, needed only here
 
     problems = []
-    for template in HTML_TEMPLATES:
+    for template in templates:
         try:
             body, _ = HTMLExporter(template_name=template).from_notebook_node(notebook)
             return body

@@ -57,6 +57,7 @@ READS_INPUTS = [
 ]
 RAISES = ['print("before")', 'raise ValueError("bad reading 42")', 'print("never")']
 LOOPS = ['print("spinning")', "while True:\n    pass"]
+DIES = ["import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"]
 # Records the kernel's pid and a child process's pid, then waits forever.
 SPAWNS_AND_LOOPS = [
     """
@@ -147,6 +148,7 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Finished]:
         ),
         "errored": make_spec(root, "errored", RAISES),
         "timeout": make_spec(root, "timeout", LOOPS, minutes=TIME_LIMIT_MINUTES),
+        "dies": make_spec(root, "dies", DIES),
     }
     for name, demo in DEMOS.items():
         specs[f"demo-{name}"] = replace(
@@ -244,6 +246,13 @@ def test_run_over_its_time_limit_ends_in_timeout(finished):
     assert outcome.outputs["result.log"].read_text() == "spinning\n"
     assert {"result.ipynb", "result.html"} <= set(outcome.outputs)
     assert_phases_in_order(outcome)
+
+
+def test_a_kernel_that_dies_errors_the_run(finished):
+    outcome = finished["dies"].outcome
+    assert outcome.status == "errored"
+    assert [e["name"] for e in outcome.execution_errors] == ["DeadKernelError"]
+    assert "kernel died" in outcome.outputs["result.error.log"].read_text()
 
 
 def test_cancel_after_the_end_keeps_the_outcome(finished):
