@@ -25,7 +25,9 @@ _CLASSES: dict[type, type[Channel]] = {
 }
 
 
-def build_channel(name: str, config: SlackConfig | WebhookConfig | EmailConfig | LogConfig) -> Channel:
+def build_channel(
+    name: str, config: SlackConfig | WebhookConfig | EmailConfig | LogConfig
+) -> Channel:
     """The channel object for one entry of the pipeline file's `channels:`."""
     return _CLASSES[type(config)](name, config)
 

@@ -127,7 +127,9 @@ class EmailChannel(Channel):
                 smtp.starttls(context=self._tls_context())
         except smtplib.SMTPNotSupportedError:
             smtp.close()
-            raise ChannelError(f"email: {self._server} does not offer STARTTLS", permanent=True)
+            raise ChannelError(
+                f"email: {self._server} does not offer STARTTLS", permanent=True
+            ) from None
         except BaseException:
             smtp.close()
             raise
@@ -139,7 +141,9 @@ class EmailChannel(Channel):
         try:
             smtp.login(self.config.username, self.config.password.get_secret_value())
         except smtplib.SMTPNotSupportedError:
-            raise ChannelError(f"email: {self._server} does not offer AUTH", permanent=True) from None
+            raise ChannelError(
+                f"email: {self._server} does not offer AUTH", permanent=True
+            ) from None
 
     def _compose(self, message: AlertMessage) -> EmailMessage:
         mail = EmailMessage()

@@ -34,9 +34,7 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
-def verify(
-    secrets: list[str], message_id: str, timestamp: int, body: bytes, header: str
-) -> bool:
+def verify(secrets: list[str], message_id: str, timestamp: int, body: bytes, header: str) -> bool:
     """Whether any `v1,` signature in `header` (space-separated) matches any of `secrets`.
 
     Checking the timestamp's freshness is the caller's business.

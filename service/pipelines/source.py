@@ -37,7 +37,11 @@ def format_path(path: Sequence[PathPart]) -> str:
     """`("rules", "etl", "actions", 1, "notify")` → `rules.etl.actions[1].notify`."""
     text = ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) and not isinstance(part, bool) else (f".{part}" if text else str(part))
+        text += (
+            f"[{part}]"
+            if isinstance(part, int) and not isinstance(part, bool)
+            else (f".{part}" if text else str(part))
+        )
     return text
 
 
@@ -76,7 +80,7 @@ class YamlDocument:
     scalars: dict[Path, ScalarSpot] = field(default_factory=dict)
 
     def line_of(self, path: Sequence[PathPart]) -> int:
-        """The line of `path` or, when it is not in the file (a missing key), of its nearest parent."""
+        """The line of `path`, or of its nearest parent when it is not in the file (missing)."""
         path = tuple(path)
         while path not in self.lines and path:
             path = path[:-1]

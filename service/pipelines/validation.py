@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from service.channels import ChannelConfig
 from service.config import OBJECT_ID
 from service.errors import UsageProblem
+from service.losant import AmbiguousNotebook, LosantClient, NotFound
 from service.pipelines import templates
 from service.pipelines.model import (
     NAME,
@@ -60,6 +61,22 @@ class PipelineFileInvalid(UsageProblem):
 
     def report(self) -> list[str]:
         return [problem.format(self.filename) for problem in self.problems]
+
+
+def losant_resolver(client: LosantClient, application_id: str) -> NotebookResolver:
+    """A resolver that looks references up in one Losant application. Errors other than "no
+    such notebook" (a bad token, Losant down) are not problems of the file: they propagate."""
+
+    def resolve(reference: str) -> str | None:
+        try:
+            client.find_notebook(application_id, reference)
+        except NotFound:
+            return f"unknown notebook '{reference}'"
+        except AmbiguousNotebook as exc:
+            return f"ambiguous notebook '{reference}': {exc.message}"
+        return None
+
+    return resolve
 
 
 def load_file(
@@ -122,17 +139,26 @@ class _Shell(Strict):
     rules: dict[str, Any] = Field(default_factory=dict)
 
 
-class _RuleShell(Strict):
+class _RuleShell(BaseModel):
+    """Just enough of a rule to check its parts one by one (the parts check their own keys)."""
+
     notebook: Any = None
     statuses: Any = None
     when: Any = None
     actions: list[Any] = Field(min_length=1)
 
 
-class _PipelineShell(Strict):
+class _PipelineShell(BaseModel):
+    """Just enough of a pipeline to check its steps one by one."""
+
+    steps: dict[str, Any] = Field(min_length=1)
+
+
+class _PipelineHead(Strict):
+    """A pipeline's own keys, its steps left out."""
+
     description: str = ""
     params: dict[str, Any] = Field(default_factory=dict)
-    steps: dict[str, Any] = Field(min_length=1)
 
 
 _CHANNEL = TypeAdapter(ChannelConfig)
@@ -189,9 +215,11 @@ class _Checker:
         if kind == "missing":
             self.add(full[:-1], f"missing required key '{full[-1]}'", self.doc.line_of(full[:-1]))
         elif kind == "extra_forbidden":
-            hint = " (YAML reads a bare on/off/yes/no as true/false)" if isinstance(
-                full[-1], bool
-            ) else ""
+            hint = (
+                " (YAML reads a bare on/off/yes/no as true/false)"
+                if isinstance(full[-1], bool)
+                else ""
+            )
             self.add(full[:-1], f"unknown key '{full[-1]}'{hint}", self.doc.line_of(full))
         elif loc and loc[-1] == "[key]":
             self.add(full[:-1], f"unknown key '{full[-1]}': {message}", self.doc.line_of(full))
@@ -266,7 +294,10 @@ class _Checker:
     def _pipeline(self, name: str, raw: Any) -> Pipeline | None:
         path: Path = ("pipelines", name)
         shell = self.validate(_PipelineShell, raw, path)
-        if shell is None:
+        if not isinstance(raw, dict):
+            return None
+        head = self.validate(_PipelineHead, {k: v for k, v in raw.items() if k != "steps"}, path)
+        if shell is None or head is None:
             return None
         steps = {}
         for key, step_raw in shell.steps.items():
@@ -275,11 +306,11 @@ class _Checker:
             step = self.validate(Step, step_raw, path + ("steps", key))
             if step is not None:
                 steps[key] = step
-        for key in shell.params:
+        for key in head.params:
             if not isinstance(key, str) or not re.match(NAME, key):
                 self.add(path + ("params", key), _pattern_name(key))
         return Pipeline.model_construct(
-            description=shell.description, params=shell.params, steps=steps
+            description=head.description, params=head.params, steps=steps
         )
 
     def _rule(self, name: str, raw: Any) -> Rule | None:
@@ -335,7 +366,9 @@ class _Checker:
         for index, action in enumerate(rule.actions):
             action_path = path + ("actions", index)
             if isinstance(action, ExecuteItem):
-                trees += self._templates(action_path + ("execute",), "context", action.execute.context)
+                trees += self._templates(
+                    action_path + ("execute",), "context", action.execute.context
+                )
                 trees += self._templates(
                     action_path + ("execute",), "relative_to", action.execute.relative_to
                 )
@@ -346,7 +379,8 @@ class _Checker:
                 for position, channel in enumerate(action.notify):
                     if channel not in channels:
                         self.add(
-                            action_path + ("notify", position), _unknown("channel", channel, channels)
+                            action_path + ("notify", position),
+                            _unknown("channel", channel, channels),
                         )
         for tree, where in trees:
             self._names(tree, where, RULE_VARIABLES, "a rule template")
