@@ -8,7 +8,9 @@ LOSANT_READ_TIMEOUT = 30.0  # seconds
 LOSANT_MAX_RETRIES = 4  # retries after the first attempt, for requests safe to repeat
 LOSANT_BACKOFF_BASE = 0.5  # seconds; doubled on every retry, with full jitter
 LOSANT_BACKOFF_MAX = 30.0  # seconds; cap for one wait, Retry-After included
+LOSANT_RETRY_DEADLINE = 120.0  # seconds after the first attempt; no retry starts later
 LOSANT_PAGE_SIZE = 100
+LOSANT_POOL_SIZE = 10  # kept-alive connections per client
 
 # Storage
 RETENTION_DAYS = 30
@@ -35,3 +37,13 @@ SANDBOX_STOP_TIMEOUT = 10.0  # seconds to wait for kernels to die on shutdown
 # Embedded Redis (used by `nbrelay up` and by the test suite)
 EMBEDDED_REDIS_START_TIMEOUT = 10.0  # seconds
 DATA_DIR = ".nbrelay"
+
+# Sandbox execution engine (sandbox/engine.py, runner.py, inputs.py)
+SANDBOX_KERNEL_NAME = "python3"  # ipykernel's kernel of the interpreter that runs the sandbox
+SANDBOX_KERNEL_START_TIMEOUT = 60.0  # seconds for a fresh kernel to answer
+SANDBOX_RUN_OVERHEAD = 120.0  # seconds beyond maxAllowedRunMinutes for inputs, kernel start and
+# artefacts, after which the engine kills a runner that has not finished by itself
+SANDBOX_INPUT_CONNECT_TIMEOUT = 5.0  # seconds; externalUrl inputs
+SANDBOX_INPUT_READ_TIMEOUT = 30.0  # seconds; externalUrl inputs
+SANDBOX_CONTEXT_MAX_BYTES = 32 * 1024  # templateContext limit, as Losant documents it
+SANDBOX_SAMPLE_POINTS = 48  # rows per device in generated time-series inputs
