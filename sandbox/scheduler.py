@@ -30,6 +30,7 @@ from sandbox.downloads import UrlSigner, file_entry
 from sandbox.layout import DataLayout
 from sandbox.records import TERMINAL_STATUSES
 from sandbox.storage import ExecutionRow, Storage
+from sandbox.workdir import WorkDir
 
 log = logging.getLogger(__name__)
 
@@ -311,7 +312,7 @@ class Scheduler:
                 self._release(run)
                 shutil.rmtree(self._layout.execution_dir(run.execution_id), ignore_errors=True)
             else:
-                self._finish(run, self._engine_outcome(outcome))
+                self._finish(run, self._engine_outcome(run, outcome))
 
     def _record_progress(self, run: _Run) -> None:
         progress = run.handle.progress()
@@ -321,9 +322,15 @@ class Scheduler:
         run.progress = seen
         self._storage.transition(run.execution_id, ACTIVE, _timestamps(progress))
 
-    def _engine_outcome(self, outcome: Any) -> dict[str, Any]:
+    def _engine_outcome(self, run: _Run, outcome: Any) -> dict[str, Any]:
         changes: dict[str, Any] = {"status": outcome.status, **_timestamps(outcome)}
-        changes["inputInfo"] = {name: dict(info) for name, info in outcome.input_info.items()}
+        inputs = WorkDir(self._layout.execution_dir(run.execution_id)).input_dir
+        changes["inputInfo"] = {
+            name: file_entry(self._layout, self._signer, inputs / name)
+            if (inputs / name).is_file()
+            else dict(info)
+            for name, info in outcome.input_info.items()
+        }
         changes["outputInfo"] = {
             name: file_entry(self._layout, self._signer, path)
             for name, path in outcome.outputs.items()
