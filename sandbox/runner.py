@@ -12,11 +12,10 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import nbformat
 from jupyter_client.kernelspec import KernelSpecManager
@@ -26,7 +25,7 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernel
 from nbformat import NotebookNode
 
 from sandbox import artifacts
-from sandbox.engine import RunSpec
+from sandbox.engine import RunSpec, Status
 from sandbox.inputs import InputError, materialize_inputs
 from sandbox.workdir import WorkDir
 from service import defaults
@@ -49,12 +48,9 @@ class Run:
         self.workdir = WorkDir(spec.work_dir)
         self.state = self.workdir.read_state()
 
-    def record(self, **values: Any) -> None:
-        self.state.update(values)
-        self.workdir.write_state(self.state)
-
     def reached(self, phase: str) -> None:
-        self.record(**{phase: datetime.now(UTC).isoformat()})
+        self.state[phase] = datetime.now(UTC).isoformat()
+        self.workdir.write_state(self.state)
 
     def execute(self) -> None:
         workdir = self.workdir
@@ -83,7 +79,6 @@ class Run:
             env=self.kernel_environment(),
             cwd=workdir.kernel_cwd,
             time_limit=self.spec.max_run_minutes * 60,
-            on_kernel_started=lambda pid: self.record(kernel_pid=pid),
         )
         self.reached("notebook_completed_at")
         self.finish(notebook, input_info, result.status, result.execution_errors, result.error_log)
@@ -101,7 +96,7 @@ class Run:
         self,
         notebook: NotebookNode | None,
         input_info: dict[str, dict],
-        status: str,
+        status: Status,
         errors: list[dict[str, str]],
         error_log: str | None = None,
     ) -> None:
@@ -125,10 +120,9 @@ def run_notebook(
     env: dict[str, str],
     cwd: Path,
     time_limit: float,
-    on_kernel_started: Callable[[int | None], None],
 ) -> NotebookResult:
     """Execute `notebook` in place (outputs are added to its cells) in a fresh kernel."""
-    return asyncio.run(_run_notebook(notebook, env, cwd, time_limit, on_kernel_started))
+    return asyncio.run(_run_notebook(notebook, env, cwd, time_limit))
 
 
 async def _run_notebook(
@@ -136,7 +130,6 @@ async def _run_notebook(
     env: dict[str, str],
     cwd: Path,
     time_limit: float,
-    on_kernel_started: Callable[[int | None], None],
 ) -> NotebookResult:
     # Only ipykernel's own spec for this interpreter: never a user-installed "python3" that may
     # point at another Python, and nothing to install into the environment first.
@@ -152,7 +145,6 @@ async def _run_notebook(
     )
     try:
         async with client.async_setup_kernel(env=env, cwd=str(cwd), cleanup_kc=True):
-            on_kernel_started(getattr(kernel_manager.provisioner, "pid", None))
             deadline = time.monotonic() + time_limit
             client.timeout_func = lambda cell: max(deadline - time.monotonic(), MIN_CELL_TIMEOUT)
             index = 0

@@ -22,6 +22,17 @@ PORT = 8080
 # Sandbox
 SANDBOX_HOST = "127.0.0.1"
 SANDBOX_PORT = 8081
+SANDBOX_DATA_DIR = ".nbrelay/sandbox"
+SANDBOX_MAX_RUN_MINUTES = 30.0  # maxAllowedRunMinutes of applications that set none
+SANDBOX_PARALLEL_RUNS = 2  # runs in progress per application; the rest stay queued
+SANDBOX_JSON_BODY_LIMIT = 1024 * 1024  # bytes; larger JSON bodies get 413
+SANDBOX_UPLOAD_LIMIT = 16 * 1024 * 1024  # bytes; larger .ipynb uploads get 413
+SANDBOX_CALLBACK_WORKERS = 4
+SANDBOX_CALLBACK_TIMEOUT = 5.0  # seconds per attempt
+SANDBOX_CALLBACK_ATTEMPTS = 4
+SANDBOX_CALLBACK_BACKOFF = 0.5  # seconds; doubled after every failed attempt
+SANDBOX_POLL_INTERVAL = 0.1  # seconds between looks at running kernels
+SANDBOX_STOP_TIMEOUT = 10.0  # seconds to wait for kernels to die on shutdown
 
 # Embedded Redis (used by `nbrelay up` and by the test suite)
 EMBEDDED_REDIS_START_TIMEOUT = 10.0  # seconds
