@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sandbox import clock
@@ -276,7 +277,7 @@ class Scheduler:
             timer = heapq.heappop(self._timers)
             run = self._running.get(timer.execution_id)
             if run is not None and run.due == timer.due and run.script is not None:
-                self._finish(run, self._scripted_outcome(run))
+                self._conclude(run, self._scripted_outcome, run)
 
     def _scripted_outcome(self, run: _Run) -> dict[str, Any]:
         """The end of a scripted run: its status, timestamps and small result logs."""
@@ -303,6 +304,17 @@ class Scheduler:
         changes["outputInfo"] = info
         return changes
 
+    def _conclude(self, run: _Run, outcome: Callable[..., dict[str, Any]], *args: Any) -> None:
+        """Finish a run with the changes `outcome` builds; if building them fails (a full disk),
+        the run still ends, `errored`, rather than staying in progress for ever."""
+        try:
+            changes = outcome(*args)
+        except Exception as exc:
+            log.exception("could not collect the results of execution %s", run.execution_id)
+            problem = {"name": "SandboxError", "message": f"Collecting the results failed: {exc}"}
+            changes = {"status": "errored", "executionErrors": [problem]}
+        self._finish(run, changes)
+
     def _poll_engine_runs(self) -> None:
         for run in [r for r in self._running.values() if r.handle is not None]:
             outcome = run.handle.poll()
@@ -312,7 +324,7 @@ class Scheduler:
                 self._release(run)
                 shutil.rmtree(self._layout.execution_dir(run.execution_id), ignore_errors=True)
             else:
-                self._finish(run, self._engine_outcome(run, outcome))
+                self._conclude(run, self._engine_outcome, run, outcome)
 
     def _record_progress(self, run: _Run) -> None:
         progress = run.handle.progress()
@@ -325,19 +337,25 @@ class Scheduler:
     def _engine_outcome(self, run: _Run, outcome: Any) -> dict[str, Any]:
         changes: dict[str, Any] = {"status": outcome.status, **_timestamps(outcome)}
         inputs = WorkDir(self._layout.execution_dir(run.execution_id)).input_dir
+        linked = self._file_entries({name: inputs / name for name in outcome.input_info})
         changes["inputInfo"] = {
-            name: file_entry(self._layout, self._signer, inputs / name)
-            if (inputs / name).is_file()
-            else dict(info)
-            for name, info in outcome.input_info.items()
+            name: linked.get(name, dict(info)) for name, info in outcome.input_info.items()
         }
-        changes["outputInfo"] = {
-            name: file_entry(self._layout, self._signer, path)
-            for name, path in outcome.outputs.items()
-            if path.is_file()
-        }
+        changes["outputInfo"] = self._file_entries(outcome.outputs)
         changes["executionErrors"] = list(outcome.execution_errors)
         return changes
+
+    def _file_entries(self, files: dict[str, Path]) -> dict[str, dict[str, Any]]:
+        """Download entries of the regular files among `files` that lie inside the data folder
+        (a notebook could leave a symlink to anywhere in OUTPUT_DIR)."""
+        entries = {}
+        for name, path in files.items():
+            try:
+                if path.is_file():
+                    entries[name] = file_entry(self._layout, self._signer, path)
+            except (OSError, ValueError):
+                log.warning("not linking %s: it is not a file inside the data folder", name)
+        return entries
 
     def _finish(self, run: _Run, changes: dict[str, Any]) -> None:
         """Record a terminal status, free the run's slot and announce it."""

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
+from service.processes import wait_until
 from tests.support.sandbox import EMPTY_NOTEBOOK, SandboxApp, SandboxProcess
 
 UNKNOWN_ID = "0123456789abcdef01234567"
@@ -343,3 +345,46 @@ def test_run_without_an_uploaded_file_errors(sandbox_app: SandboxApp) -> None:
     record = sandbox_app.wait_for_status(notebook["id"], execution_id)
     assert record["status"] == "errored"
     assert record["executionErrors"][0]["name"] == "FileNotFoundError"
+
+
+def test_delete_stops_runs_and_removes_their_files(
+    sandbox: SandboxProcess, sandbox_app: SandboxApp
+) -> None:
+    notebook = sandbox_app.create_notebook(notebook=EMPTY_NOTEBOOK)
+    sandbox_app.set_behaviour(notebook["id"], status="completed", durationSeconds=0)
+    done = sandbox_app.execute(notebook["id"])
+    sandbox_app.wait_for_status(notebook["id"], done)
+    sandbox_app.set_behaviour(notebook["id"], status="completed", durationSeconds=60)
+    running = sandbox_app.execute(notebook["id"])
+    sandbox_app.wait_for_status(notebook["id"], running, ["inProgress"])
+    folders = [
+        sandbox.data_dir / "executions" / done,
+        sandbox.data_dir / "notebooks" / notebook["id"],
+    ]
+    assert all(folder.is_dir() for folder in folders)
+
+    sandbox.call("DELETE", _path(sandbox_app, notebook["id"]))
+
+    wait_until(lambda: not any(folder.exists() for folder in folders), 5, "folders removed")
+    assert sandbox.request("GET", _path(sandbox_app, notebook["id"], "/logs")).status_code == 404
+    assert requests.get(notebook["jupyterFileUrl"], timeout=10).status_code == 404
+
+
+def test_concurrent_requests_are_safe(sandbox: SandboxProcess, sandbox_app: SandboxApp) -> None:
+    def work(index: int) -> tuple[str, list[str]]:
+        notebook = sandbox_app.create_notebook(f"parallel {index}")
+        sandbox_app.set_behaviour(notebook["id"], status="completed", durationSeconds=0)
+        sandbox.call("PATCH", _path(sandbox_app, notebook["id"]), json={"description": str(index)})
+        return notebook["id"], [sandbox_app.execute(notebook["id"]) for _ in range(5)]
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(work, range(32)))
+    listed = sandbox.call("GET", _path(sandbox_app), params={"perPage": 1000})
+    assert listed["totalCount"] == 32
+    for notebook_id, execution_ids in results:
+        wait_until(
+            lambda n=notebook_id: all(e["status"] == "completed" for e in sandbox_app.logs(n)),
+            20,
+            "runs to complete",
+        )
+        assert {e["id"] for e in sandbox_app.logs(notebook_id)} == set(execution_ids)

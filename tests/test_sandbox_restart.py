@@ -5,8 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import nbformat
+import psutil
 import requests
+from nbformat.v4 import new_code_cell, new_notebook
 
+from sandbox.scheduler import RESTART_ERROR
+from service.processes import wait_until
 from tests.support.http_server import ScriptedServer
 from tests.support.sandbox import EMPTY_NOTEBOOK, SandboxApp, SandboxProcess
 
@@ -49,3 +54,33 @@ def test_restart_keeps_state_and_resolves_interrupted_runs(
         assert record["runStartedAt"] > resolved["runStartedAt"]
     finally:
         sandbox.stop()
+
+
+def test_sigterm_kills_running_kernels_and_restart_resolves_them(tmp_path: Path) -> None:
+    sandbox = SandboxProcess(tmp_path / "data").start()
+    try:
+        app = SandboxApp(sandbox.create_application(), sandbox)
+        pid_file = tmp_path / "kernel.pid"
+        source = f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+        sleeper = nbformat.writes(new_notebook(cells=[new_code_cell(source + "time.sleep(600)")]))
+        notebook = app.create_notebook("sleeper", notebook=sleeper)
+        execution_id = app.execute(notebook["id"])
+        wait_until(lambda: pid_file.exists() and pid_file.read_text(), 90, "the kernel")
+        kernel = psutil.Process(int(pid_file.read_text()))
+
+        assert sandbox.stop() == 0
+        assert wait_until(lambda: not _alive(kernel), 10, "the kernel to be gone")
+
+        sandbox.start()
+        record = app.wait_for_status(notebook["id"], execution_id, timeout=10)
+        assert record["status"] == "errored"
+        assert record["executionErrors"] == [RESTART_ERROR]
+    finally:
+        sandbox.stop()
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

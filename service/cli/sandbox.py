@@ -85,4 +85,6 @@ def sandbox(
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM stops like Ctrl-C; a second one must not cut the clean-up short."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt

@@ -99,6 +99,18 @@ class SandboxProcess:
         self.stop()
         return self.start()
 
+    def files_dir(self, application_id: str) -> Path:
+        """The application's files folder: `applicationFile` inputs read from here."""
+        path = self.data_dir / "applications" / str(application_id) / "files"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def fixtures_dir(self, application_id: str) -> Path:
+        """The application's fixtures folder: data for dataTable/device/event inputs."""
+        path = self.data_dir / "applications" / str(application_id) / "fixtures"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
