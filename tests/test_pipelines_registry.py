@@ -47,7 +47,9 @@ def test_valid_file_is_published_and_invalid_edits_are_not(redis, tmp_path, capl
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1
     assert "is invalid; the version in force stays" in errors[0].getMessage()
-    assert "pipelines.yaml:7: pipelines.p.steps.b.after[0]: unknown step 'z'" in errors[0].getMessage()
+    assert (
+        "pipelines.yaml:7: pipelines.p.steps.b.after[0]: unknown step 'z'" in errors[0].getMessage()
+    )
     assert reader.current().file.pipelines["p"].steps["b"].after == ["a"]
 
     path.write_text(GOOD % "Report v2")
