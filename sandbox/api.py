@@ -231,6 +231,7 @@ def delete_notebook():
     services.behaviours.clear(doc["id"])
     services.scheduler.discard_notebook(doc["id"], execution_ids)
     shutil.rmtree(services.layout.notebook_dir(doc["id"]), ignore_errors=True)
+    shutil.rmtree(services.layout.notebook_exports(doc["id"]), ignore_errors=True)
     return jsonify({"success": True})
 
 
