@@ -80,7 +80,7 @@ def test_completion_resolves_with_a_message_only_if_one_was_sent(alerts, clock):
     assert alerts.completed(NB, {"id": "ok3"}) == []
     clock.now += 10_000
     assert alerts.fire_due() == []
-    assert [a.public()["resolved_by"] for a in alerts.all()] == ["ok2"]
+    assert [a.resolved_by for a in alerts.all()] == [{"id": "ok2"}]
 
 
 def test_alert_classes_are_separate(alerts, clock):

@@ -138,3 +138,12 @@ def test_public_view_has_no_token(ledger):
     ledger.open("k", "execute", {})
     ledger.acquire("k")
     assert "token" not in ledger.get("k").public()
+
+
+def test_recent_actions_newest_first(ledger, clock):
+    for index, kind in enumerate(["execute", "patch", "notify", "patch"]):
+        clock.now += 1
+        ledger.open(f"k{index}", kind, {})
+    ledger.record_failure("k4", "patch", {}, "template failed")
+    assert [r.key for r in ledger.recent(10)] == ["k4", "k3", "k2", "k1", "k0"]
+    assert [r.key for r in ledger.recent(2, kind="patch")] == ["k4", "k3"]

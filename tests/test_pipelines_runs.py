@@ -227,6 +227,5 @@ def test_store_applies_concurrent_changes_without_losing_any(redis):
     assert store.get(run.id).status is RunStatus.COMPLETED
     assert store.active() == []
     assert [r.id for r in store.list("p")] == [run.id]
-    assert store.get(run.id).public()["steps"]["d"]["state"] == "completed"
     with pytest.raises(RunNotFound):
         store.get("nope")

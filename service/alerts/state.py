@@ -74,14 +74,6 @@ class Alert:
         data["failure_class"] = FailureClass(data["failure_class"])
         return cls(**data)
 
-    def public(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("observed")
-        data["last_execution_id"] = (self.last_execution or {}).get("id")
-        data.pop("last_execution")
-        data["resolved_by"] = (self.resolved_by or {}).get("id")
-        return data
-
 
 def alert_id(notebook_id: str, failure_class: FailureClass) -> str:
     return f"{notebook_id}:{failure_class.value}"

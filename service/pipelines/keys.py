@@ -15,6 +15,11 @@ def actions_due() -> str:
     return f"{PREFIX}:actions:due"
 
 
+def actions_by_time() -> str:
+    """Sorted set of every action key by the time it was opened."""
+    return f"{PREFIX}:actions:by-time"
+
+
 def run(run_id: str) -> str:
     """One pipeline run (JSON)."""
     return f"{PREFIX}:run:{run_id}"

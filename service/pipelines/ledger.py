@@ -27,6 +27,8 @@ from service.pipelines import keys
 _OPEN = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
   redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+  redis.call('ZADD', KEYS[3], ARGV[5], ARGV[4])
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[5] - ARGV[2])
   return 1
 end
 return 0
@@ -126,8 +128,8 @@ class Ledger:
         record = ActionRecord(key, kind, spec, ActionState.PENDING, now, due, updated_at=now)
         score = now + self.lease if due <= now else due
         created = self._open(
-            keys=[keys.action(key), keys.actions_due()],
-            args=[record.to_json(), self.ttl, score, key],
+            keys=[keys.action(key), keys.actions_due(), keys.actions_by_time()],
+            args=[record.to_json(), self.ttl, score, key, now],
         )
         return bool(created)
 
@@ -258,4 +260,8 @@ class Ledger:
         """
         now = self.clock()
         members = self._dispatch(keys=[keys.actions_due()], args=[now, now + self.lease, limit])
-        return [m.decode() if isinstance(m, bytes) else m for m in members]
+        return [_text(m) for m in members]
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -98,14 +98,6 @@ class Run:
         data["status"] = RunStatus(data["status"])
         return cls(**data, steps=steps)
 
-    def public(self) -> dict[str, Any]:
-        """The API's view of the run."""
-        data = asdict(self)
-        data.pop("definition")
-        for step in data["steps"].values():
-            step["retry_at"] = iso(step["retry_at"]) if step["retry_at"] else None
-        return data
-
     @property
     def pipeline_definition(self) -> Pipeline:
         return Pipeline.model_validate(self.definition)
