@@ -180,7 +180,25 @@ class Ledger:
         record = ActionRecord(
             key, kind, spec, ActionState.FAILED, now, now, error=error, updated_at=now
         )
-        return bool(self.redis.set(keys.action(key), record.to_json(), nx=True, ex=self.ttl))
+        if not self.redis.set(keys.action(key), record.to_json(), nx=True, ex=self.ttl):
+            return False
+        self.redis.zadd(keys.actions_by_time(), {key: now})
+        return True
+
+    def recent(self, limit: int = 50, kind: str | None = None) -> list[ActionRecord]:
+        """The most recently opened actions (of one kind), newest first."""
+        found: list[ActionRecord] = []
+        start = 0
+        while len(found) < limit:
+            batch = self.redis.zrevrange(keys.actions_by_time(), start, start + 4 * limit - 1)
+            if not batch:
+                break
+            start += len(batch)
+            for raw in self.redis.mget([keys.action(_text(k)) for k in batch]):
+                record = ActionRecord.from_json(raw) if raw else None
+                if record is not None and (kind is None or record.kind == kind):
+                    found.append(record)
+        return found[:limit]
 
     def checkpoint(self, lease: Lease, progress: dict[str, Any]) -> bool:
         """Keep what an attempt learnt before acting (a patch's notebook as it was), so that an
