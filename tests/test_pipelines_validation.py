@@ -337,3 +337,30 @@ def test_the_readme_example_is_valid():
     environ = {"SLACK_WEBHOOK_URL": "https://hooks.slack.com/x", "SMTP_PASSWORD": "p"}
     loaded = load_text(example, environ={**environ, "NBRELAY_WEBHOOK_SECRET": SECRET})
     assert set(loaded.pipelines["nightly"].steps) == {"extract", "features", "model", "report"}
+
+
+def test_cli_validate_checks_notebooks_in_losant(tmp_path, sandbox_app):
+    sandbox_app.create_notebook("Nightly ETL")
+    path = tmp_path / "pipelines.yaml"
+    path.write_text(
+        "pipelines:\n  p:\n    steps:\n      a: {notebook: Nightly ETL}\n"
+        "      b: {notebook: Nightly ELT, after: a}\n"
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "LOSANT_API_URL": sandbox_app.sandbox.url,
+        "LOSANT_API_TOKEN": sandbox_app.sandbox.token,
+        "LOSANT_APPLICATION_ID": sandbox_app.id,
+    }
+    command = [NBRELAY, "pipelines", "validate", str(path)]
+    result = subprocess.run(
+        command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == (
+        "pipelines.yaml:5: pipelines.p.steps.b.notebook: unknown notebook 'Nightly ELT'\n"
+    )
+    offline = subprocess.run(
+        [*command, "--offline"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60
+    )
+    assert offline.returncode == 0 and "(notebooks not checked)" in offline.stdout
