@@ -46,9 +46,7 @@ class Settings:
     """Validated configuration. Secret values are kept out of `repr`."""
 
     redis_url: str | None = field(default=None, metadata={"env": "NBRELAY_REDIS_URL"})
-    losant_api_url: str = field(
-        default=defaults.LOSANT_API_URL, metadata={"env": "LOSANT_API_URL"}
-    )
+    losant_api_url: str = field(default=defaults.LOSANT_API_URL, metadata={"env": "LOSANT_API_URL"})
     losant_api_token: str | None = field(
         default=None, repr=False, metadata={"env": "LOSANT_API_TOKEN", "secret": True}
     )
@@ -133,7 +131,9 @@ def _url(variable: str, schemes: tuple[str, ...]):
         value = raw.strip()
         parts = urlsplit(value)
         if parts.scheme not in schemes or not (parts.netloc or parts.path):
-            raise ConfigError(variable, f"must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
+            raise ConfigError(
+                variable, f"must be a URL starting with {' or '.join(s + '://' for s in schemes)}"
+            )
         if parts.scheme in ("http", "https") and not parts.netloc:
             raise ConfigError(variable, "must be a URL with a host")
         return value.rstrip("/") if parts.scheme in ("http", "https") else value

@@ -8,7 +8,9 @@ LOSANT_READ_TIMEOUT = 30.0  # seconds
 LOSANT_MAX_RETRIES = 4  # retries after the first attempt, for requests safe to repeat
 LOSANT_BACKOFF_BASE = 0.5  # seconds; doubled on every retry, with full jitter
 LOSANT_BACKOFF_MAX = 30.0  # seconds; cap for one wait, Retry-After included
+LOSANT_RETRY_DEADLINE = 120.0  # seconds after the first attempt; no retry starts later
 LOSANT_PAGE_SIZE = 100
+LOSANT_POOL_SIZE = 10  # kept-alive connections per client
 
 # Storage
 RETENTION_DAYS = 30
@@ -20,10 +22,49 @@ PORT = 8080
 # Sandbox
 SANDBOX_HOST = "127.0.0.1"
 SANDBOX_PORT = 8081
+SANDBOX_DATA_DIR = ".nbrelay/sandbox"
+SANDBOX_MAX_RUN_MINUTES = 30.0  # maxAllowedRunMinutes of applications that set none
+SANDBOX_PARALLEL_RUNS = 2  # runs in progress per application; the rest stay queued
+SANDBOX_JSON_BODY_LIMIT = 1024 * 1024  # bytes; larger JSON bodies get 413
+SANDBOX_UPLOAD_LIMIT = 16 * 1024 * 1024  # bytes; larger .ipynb uploads get 413
+SANDBOX_CALLBACK_WORKERS = 4
+SANDBOX_CALLBACK_TIMEOUT = 5.0  # seconds per attempt
+SANDBOX_CALLBACK_ATTEMPTS = 4
+SANDBOX_CALLBACK_BACKOFF = 0.5  # seconds; doubled after every failed attempt
+SANDBOX_POLL_INTERVAL = 0.1  # seconds between looks at running kernels
+SANDBOX_STOP_TIMEOUT = 10.0  # seconds to wait for kernels to die on shutdown
 
 # Embedded Redis (used by `nbrelay up` and by the test suite)
 EMBEDDED_REDIS_START_TIMEOUT = 10.0  # seconds
 DATA_DIR = ".nbrelay"
+
+# Sandbox execution engine (sandbox/engine.py, runner.py, inputs.py)
+SANDBOX_KERNEL_NAME = "python3"  # ipykernel's kernel of the interpreter that runs the sandbox
+SANDBOX_KERNEL_START_TIMEOUT = 60.0  # seconds for a fresh kernel to answer
+SANDBOX_RUN_OVERHEAD = 120.0  # seconds beyond maxAllowedRunMinutes for inputs, kernel start and
+# artefacts, after which the engine kills a runner that has not finished by itself
+SANDBOX_INPUT_CONNECT_TIMEOUT = 5.0  # seconds; externalUrl inputs
+SANDBOX_INPUT_READ_TIMEOUT = 30.0  # seconds; externalUrl inputs
+SANDBOX_CONTEXT_MAX_BYTES = 32 * 1024  # templateContext limit, as Losant documents it
+SANDBOX_SAMPLE_POINTS = 48  # rows per device in generated time-series inputs
+
+# Pipelines, actions and alerts
+PIPELINES_RELOAD_INTERVAL = 2.0  # seconds between checks of the pipeline file for changes
+ACTION_LEASE = 120.0  # seconds a worker may hold an action before it is presumed dead
+ACTION_MAX_RECOVERIES = 5  # take-overs of a dead worker's action before giving up on it
+ACTION_RECOVERY_LOOKBACK = 300.0  # seconds before a claim that the search for its execution covers
+ACTION_RECOVERY_LOGS_LIMIT = 1000  # executions read from /logs when looking for a lost execute
+ACTION_TTL_DAYS = RETENTION_DAYS  # how long action records (claims and outcomes) are kept
+ALERT_GROUP_WAIT = 30.0  # seconds an alert waits for more failures before it is first sent
+ALERT_REPEAT_INTERVAL = 4 * 3600.0  # seconds before a still-firing alert is sent again
+FOLLOWUPS_TICK_INTERVAL = 1.0  # seconds between passes over due actions and alerts
+
+# Channels
+CHANNEL_TIMEOUT = 10.0  # seconds for one delivery attempt (HTTP request or SMTP session)
+CHANNEL_MAX_ATTEMPTS = 4  # attempts of one notification before a transient failure is final
+CHANNEL_MAX_ELAPSED = 60.0  # seconds after which no further attempt is started
+CHANNEL_BACKOFF_BASE = 1.0  # seconds; doubled after every failed attempt
+CHANNEL_BACKOFF_MAX = 15.0  # seconds; cap for one wait, Retry-After included
 
 # Event pipeline: ingress, syncs, reconciler, web
 CALLBACK_TOKEN_TTL = 7 * 24 * 3600  # seconds a signed callback URL stays valid

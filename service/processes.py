@@ -17,9 +17,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-def wait_until(
-    condition: Callable[[], T], timeout: float, what: str, interval: float = 0.05
-) -> T:
+def wait_until(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:
     """Call `condition` until it returns a truthy value, or raise TimeoutError after `timeout` s.
 
     Exceptions raised by `condition` count as "not yet"; the last one is chained to the timeout.

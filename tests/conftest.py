@@ -9,6 +9,7 @@ import redis as redis_lib
 
 from service.embedded_redis import EmbeddedRedis
 from tests.support.http_server import ScriptedServer
+from tests.support.sandbox import SandboxApp, SandboxProcess
 
 
 @pytest.fixture(scope="session")
@@ -34,3 +35,20 @@ def http_server() -> Iterator[ScriptedServer]:
     server = ScriptedServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxProcess]:
+    """A `nbrelay sandbox` process of the suite's own (free port, temp data, known token).
+    Up to 8 runs per application are in progress at once; more stay queued."""
+    process = SandboxProcess(
+        tmp_path_factory.mktemp("sandbox") / "data", options=["--parallel", "8"]
+    ).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def sandbox_app(sandbox: SandboxProcess, request: pytest.FixtureRequest) -> SandboxApp:
+    """A fresh application in the sandbox: its id (a str) with the sandbox helpers bound."""
+    return SandboxApp(sandbox.create_application(request.node.name[:200]), sandbox)

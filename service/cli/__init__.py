@@ -8,6 +8,8 @@ import click
 
 from service import __version__
 from service.cli.config import config
+from service.cli.pipelines import pipelines
+from service.cli.sandbox import sandbox
 from service.errors import NbrelayError
 
 
@@ -18,6 +20,8 @@ def cli() -> None:
 
 
 cli.add_command(config)
+cli.add_command(pipelines)
+cli.add_command(sandbox)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,5 +1,6 @@
 """A real HTTP server on a free local port whose answers the test scripts and whose requests it
-records: the stand-in for remote endpoints (webhook sinks, callback receivers, a misbehaving API)."""
+records: the stand-in for remote endpoints (webhook sinks, callback receivers, a misbehaving
+API)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
+from email.parser import BytesParser
+from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -20,9 +23,22 @@ class RecordedRequest:
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: bytes
+    peer: tuple[str, int] | None = None  # the client's address: same peer, same connection
 
     def json(self):
         return json.loads(self.body)
+
+    def multipart(self) -> dict[str, tuple[str | None, bytes]]:
+        """The fields of a multipart/form-data body: name -> (filename, content)."""
+        head = f"Content-Type: {self.headers['content-type']}\r\n\r\n".encode()
+        message = BytesParser(policy=HTTP).parsebytes(head + self.body)
+        fields: dict[str, tuple[str | None, bytes]] = {}
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            content = part.get_payload(decode=True)
+            assert isinstance(name, str) and isinstance(content, bytes), part
+            fields[name] = (part.get_filename(), content)
+        return fields
 
 
 @dataclass
@@ -31,6 +47,8 @@ class Reply:
     body: bytes | str | dict | list | None = None
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds to wait before answering
+    disconnect: bool = False  # close the connection without answering (after the delay)
+    truncate: int | None = None  # send only this many bytes of the body, then close
 
     def encoded(self) -> tuple[bytes, dict[str, str]]:
         headers = dict(self.headers)
@@ -53,7 +71,10 @@ class ScriptedServer:
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll interval lets stop() return at once instead of after half a second.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -101,11 +122,15 @@ class ScriptedServer:
                             parse_qs(parts.query, keep_blank_values=True),
                             {k.lower(): v for k, v in self.headers.items()},
                             body,
+                            self.client_address[:2],
                         )
                     )
                 reply = server._next_reply()
                 if reply.delay:
                     time.sleep(reply.delay)
+                if reply.disconnect:
+                    self.close_connection = True
+                    return
                 payload, headers = reply.encoded()
                 try:
                     self.send_response(reply.status)
@@ -113,6 +138,9 @@ class ScriptedServer:
                         self.send_header(name, value)
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
+                    if reply.truncate is not None:
+                        self.close_connection = True
+                        payload = payload[: reply.truncate]
                     self.wfile.write(payload)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
