@@ -197,7 +197,9 @@ def _positive_number(variable: str):
         try:
             value = float(raw.strip())
         except ValueError:
-            raise ConfigError(variable, f"must be a number of seconds, got {raw.strip()!r}") from None
+            raise ConfigError(
+                variable, f"must be a number of seconds, got {raw.strip()!r}"
+            ) from None
         if not value > 0 or value == float("inf"):
             raise ConfigError(variable, f"must be a positive number of seconds, got {raw.strip()}")
         return value

@@ -78,6 +78,7 @@ SYNC_LEASE = 30.0  # seconds a sync holds its notebook before it is presumed dea
 SYNC_JOB_TIMEOUT = 600  # seconds RQ lets one sync job run
 SYNC_RETRY_INTERVALS = (10, 30, 120, 600)  # seconds between attempts of a failing sync
 SYNC_MAX_ROUNDS = 5  # re-reads inside one job before it yields to other notebooks
+SYNC_MIN_SPACING = 1.0  # seconds between two reads of one notebook (a burst of hints shares one)
 SYNC_FIRST_LIMIT = 10  # executions asked for by the first /logs request of a sync
 SYNC_LIMIT_GROWTH = 4  # factor by which `limit` grows while /logs keeps returning full pages
 SYNC_MAX_LIMIT = 1000  # Losant's largest `limit`

@@ -99,7 +99,9 @@ def start_execution(
         template_context[NBRELAY_CONTEXT_KEY] = pipeline.as_json()
     encoded = json.dumps(template_context, separators=(",", ":")) if template_context else None
     if encoded is not None and len(encoded) > MAX_CONTEXT_CHARACTERS:
-        raise UsageProblem(f"the context is longer than Losant's {MAX_CONTEXT_CHARACTERS} characters")
+        raise UsageProblem(
+            f"the context is longer than Losant's {MAX_CONTEXT_CHARACTERS} characters"
+        )
     token = tokens.sign(
         settings.signing_secret,
         application_id,

@@ -113,5 +113,11 @@ def accept(
         source, application_id, notebook_id, body, content_type, hint, run=run, step=step, now=now
     )
     return request_sync(
-        ctx, application_id, notebook_id, source, event=event, execution_id=hint.execution_id, now=now
+        ctx,
+        application_id,
+        notebook_id,
+        source,
+        event=event,
+        execution_id=hint.execution_id,
+        now=now,
     )

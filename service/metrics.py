@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-
 from typing import TYPE_CHECKING
 
 from prometheus_client import (

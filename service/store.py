@@ -165,7 +165,8 @@ class InvalidCursor(ValueError):
 # status index). ARGV: fence, now (iso), ttl, S, n, notebook ref, application, notebook, now (ms),
 # then 6 per execution (id, status, queued ms, record json, terminal flag, pending member).
 _UPSERT = """
-local fence, now, ttl, s, n = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local fence, now, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local s, n = tonumber(ARGV[4]), tonumber(ARGV[5])
 if redis.call('GET', KEYS[1]) ~= fence then return redis.error_reply('LEASELOST') end
 local ref, app, nb = ARGV[6], ARGV[7], ARGV[8]
 local claimed = {}
@@ -371,7 +372,9 @@ class Store:
 
     def events(self, count: int = 100) -> list[tuple[str, dict[str, str]]]:
         """The newest raw events, newest first."""
-        return [(entry_id, data) for entry_id, data in self.redis.xrevrange(keys.events(), count=count)]
+        return [
+            (entry_id, data) for entry_id, data in self.redis.xrevrange(keys.events(), count=count)
+        ]
 
     # transitions
 

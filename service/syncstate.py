@@ -47,16 +47,18 @@ redis.call('HSET', KEYS[1], 'active', id, 'active_since', ARGV[2])
 return id
 """
 
-# KEYS: 1 state, 2 lease. ARGV: job id, lease ms, now.
+# KEYS: 1 state, 2 lease. ARGV: job id, lease ms, now, ttl.
 _BEGIN = """
 if redis.call('EXISTS', KEYS[2]) == 1 then
   return {'busy', redis.call('HGET', KEYS[1], 'active') or ''}
 end
 local fence = redis.call('HINCRBY', KEYS[1], 'fence', 1)
+redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('SET', KEYS[2], fence, 'PX', ARGV[2])
 redis.call('HSET', KEYS[1], 'active', ARGV[1], 'active_since', ARGV[3])
 return {'ok', tostring(fence), redis.call('HGET', KEYS[1], 'wanted') or '0',
-        redis.call('HGET', KEYS[1], 'cursor') or ''}
+        redis.call('HGET', KEYS[1], 'cursor') or '',
+        redis.call('HGET', KEYS[1], 'last_sync_at') or ''}
 """
 
 # KEYS: 1 state, 2 lease, 3 dirty. ARGV: fence, generation, job id, cursor, ref, lease ms, now.
@@ -87,10 +89,11 @@ redis.call('HSET', KEYS[1], 'active', id, 'active_since', ARGV[4])
 return id
 """
 
-# KEYS: 1 state, 2 lease. ARGV: fence ('' when none), job id, final flag, error, now.
+# KEYS: 1 state, 2 lease. ARGV: fence ('' when none), job id, final flag, error, now, ttl.
 _FAIL = """
 if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
 redis.call('HSET', KEYS[1], 'last_error', ARGV[4], 'last_error_at', ARGV[5])
+redis.call('EXPIRE', KEYS[1], ARGV[6])
 local active = redis.call('HGET', KEYS[1], 'active') == ARGV[2]
 if ARGV[3] == '1' then
   if active then redis.call('HDEL', KEYS[1], 'active', 'active_since') end
@@ -107,13 +110,14 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 """
 
-# KEYS: 1 state, 2 lease. ARGV: expected active job id ('' for none), job id prefix, now.
+# KEYS: 1 state, 2 lease. ARGV: expected active job id ('' for none), job id prefix, now, ttl.
 _TAKE_OVER = """
 if redis.call('EXISTS', KEYS[2]) == 1 then return false end
 if (redis.call('HGET', KEYS[1], 'active') or '') ~= ARGV[1] then return false end
 local id = ARGV[2] .. redis.call('HINCRBY', KEYS[1], 'jobs', 1)
 redis.call('HSET', KEYS[1], 'active', id, 'active_since', ARGV[3])
 redis.call('HDEL', KEYS[1], 'dead')
+redis.call('EXPIRE', KEYS[1], ARGV[4])
 return id
 """
 
@@ -132,6 +136,7 @@ class Claim:
     fence: int
     generation: int
     cursor_ms: int | None
+    last_sync_at: float | None = None  # when the previous read of the notebook finished
 
 
 @dataclass(frozen=True)
@@ -193,19 +198,17 @@ class SyncState:
             client=pipe,
         )
 
-    def begin(
-        self, application_id: str, notebook_id: str, job_id: str, now: float
-    ) -> Claim | Busy:
+    def begin(self, application_id: str, notebook_id: str, job_id: str, now: float) -> Claim | Busy:
         result = self._begin(
             keys=[
                 keys.sync_state(application_id, notebook_id),
                 keys.sync_lease(application_id, notebook_id),
             ],
-            args=[job_id, self.lease_ms, now],
+            args=[job_id, self.lease_ms, now, self.ttl],
         )
         if result[0] == "busy":
             return Busy(result[1] or None)
-        _, fence, generation, cursor = result
+        _, fence, generation, cursor, last_sync_at = result
         return Claim(
             application_id,
             notebook_id,
@@ -213,6 +216,7 @@ class SyncState:
             int(fence),
             int(generation),
             int(cursor) if cursor else None,
+            float(last_sync_at) if last_sync_at else None,
         )
 
     def finish_round(self, claim: Claim, cursor_ms: int | None, now: float) -> int | None:
@@ -275,7 +279,14 @@ class SyncState:
                 keys.sync_state(application_id, notebook_id),
                 keys.sync_lease(application_id, notebook_id),
             ],
-            args=["" if fence is None else fence, job_id, "1" if final else "0", error, now],
+            args=[
+                "" if fence is None else fence,
+                job_id,
+                "1" if final else "0",
+                error,
+                now,
+                self.ttl,
+            ],
         )
 
     def heartbeat(self, claim: Claim) -> bool:
@@ -300,6 +311,7 @@ class SyncState:
                 expected_active or "",
                 job_id_prefix(application_id, notebook_id, now),
                 now,
+                self.ttl,
             ],
         )
 

@@ -72,13 +72,17 @@ def sign(
         if not OBJECT_ID.match(value):
             raise ValueError(f"{name} must be 24 hexadecimal characters")
     issued = int(time.time() if now is None else now)
-    payload = _HEAD.pack(
-        VERSION,
-        bytes.fromhex(application_id),
-        bytes.fromhex(notebook_id),
-        issued,
-        issued + ttl,
-    ) + _pack_text(run) + _pack_text(step)
+    payload = (
+        _HEAD.pack(
+            VERSION,
+            bytes.fromhex(application_id),
+            bytes.fromhex(notebook_id),
+            issued,
+            issued + ttl,
+        )
+        + _pack_text(run)
+        + _pack_text(step)
+    )
     token = _encode(payload + _mac(secret, payload))
     if len(token) > defaults.CALLBACK_TOKEN_MAX_LENGTH:
         raise ValueError(

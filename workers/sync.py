@@ -78,15 +78,21 @@ def run_sync(
 
 def _sync_rounds(ctx: Context, claim: Claim) -> tuple[str, dict[str, int]]:
     stats = {"rounds": 0, "logs_calls": 0, "executions": 0}
+    last_read = claim.last_sync_at or 0.0
     with LeaseKeeper(ctx.syncs, claim) as keeper:
         while True:
+            # Reads of one notebook are spaced out: hints that arrive meanwhile join this read.
+            keeper.lost.wait(defaults.SYNC_MIN_SPACING - (time.time() - last_read))
             stats["rounds"] += 1
             read = read_executions(ctx, claim)
+            last_read = time.time()
             if keeper.lost.is_set():
                 raise LeaseLost(claim.notebook_id)
             stats["logs_calls"] += read.logs_calls
             stats["executions"] += len(read.records)
-            ctx.store.upsert(claim.application_id, claim.notebook_id, read.records, fence=claim.fence)
+            ctx.store.upsert(
+                claim.application_id, claim.notebook_id, read.records, fence=claim.fence
+            )
             deliver_transitions(ctx, claim.application_id, claim.notebook_id)
             newer = ctx.syncs.finish_round(claim, read.cursor_ms, time.time())
             if newer is None:
@@ -106,7 +112,11 @@ def read_executions(ctx: Context, claim: Claim) -> Read:
     So `limit` grows until fewer come back than were asked for (or Losant's maximum is reached).
     """
     now_ms = int(time.time() * 1000)
-    since = claim.cursor_ms if claim.cursor_ms is not None else now_ms - defaults.SYNC_FIRST_LOOKBACK * 1000
+    since = (
+        claim.cursor_ms
+        if claim.cursor_ms is not None
+        else now_ms - defaults.SYNC_FIRST_LOOKBACK * 1000
+    )
     oldest_pending = ctx.store.oldest_pending_ms(claim.application_id, claim.notebook_id)
     if oldest_pending is not None:
         since = min(since, oldest_pending)
@@ -162,7 +172,11 @@ def _record_failure(ctx: Context, claim: Claim, exc: Exception, final: bool) -> 
         claim.notebook_id,
         "" if not final else " for the last time; it is now a dead letter",
         summary,
-        extra={"application": claim.application_id, "notebook": claim.notebook_id, "job": claim.job_id},
+        extra={
+            "application": claim.application_id,
+            "notebook": claim.notebook_id,
+            "job": claim.job_id,
+        },
     )
     try:
         ctx.syncs.fail(

@@ -94,7 +94,9 @@ def create_execution(notebook: str):
             relative_to = parse_instant(relative_to)
         except ValueError as exc:
             raise ApiError(400, f"relativeTo: {exc}") from None
-    elif relative_to is not None and (isinstance(relative_to, bool) or not isinstance(relative_to, int)):
+    elif relative_to is not None and (
+        isinstance(relative_to, bool) or not isinstance(relative_to, int)
+    ):
         raise ApiError(400, "relativeTo must be milliseconds since epoch or an ISO 8601 date-time")
     requested_by = body.get("requestedBy", "api")
     if not isinstance(requested_by, str) or not requested_by or len(requested_by) > 200:

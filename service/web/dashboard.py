@@ -30,9 +30,7 @@ def index():
     ctx = get_context()
     status = request.args.get("status")
     statuses = [status] if status in STATUSES else []
-    page = ctx.store.query(
-        application_id=None, statuses=statuses, limit=defaults.DASHBOARD_ROWS
-    )
+    page = ctx.store.query(application_id=None, statuses=statuses, limit=defaults.DASHBOARD_ROWS)
     now = time.time()
     dirty, oldest_dirty = ctx.store.sync_backlog(now)
     return render_template(
@@ -60,6 +58,8 @@ def execution(execution_id: str):
         "dashboard/execution.html",
         record=record,
         view=record.as_json(),
-        name=ctx.store.notebook_names().get(keys.notebook_ref(record.application_id, record.notebook_id)),
+        name=ctx.store.notebook_names().get(
+            keys.notebook_ref(record.application_id, record.notebook_id)
+        ),
         timestamps=TIMESTAMPS,
     )

@@ -81,7 +81,9 @@ def _losant_error(exc: Exception) -> Response:
     if isinstance(exc, losant_errors.RateLimited):
         retry_after = getattr(exc, "retry_after", None)
         headers = {"Retry-After": str(int(retry_after))} if retry_after else {}
-        return error_response(429, "Losant is rate limiting requests; try again later", headers=headers)
+        return error_response(
+            429, "Losant is rate limiting requests; try again later", headers=headers
+        )
     if isinstance(exc, losant_errors.OutcomeUnknown):
         return error_response(
             503, f"Losant did not confirm the request; it may or may not have been applied: {exc}"
