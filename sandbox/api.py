@@ -12,12 +12,14 @@ import hashlib
 import re
 import shutil
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 import nbformat
 from flask import Blueprint, current_app, g, jsonify, request
+from flask.typing import ResponseReturnValue
 from werkzeug.utils import secure_filename
 
 from sandbox import clock, ids
@@ -144,7 +146,7 @@ def _ms(valid: ValidRequest, name: str) -> int | None:
 
 
 @blueprint.get(NOTEBOOKS)
-def list_notebooks():
+def list_notebooks() -> ResponseReturnValue:
     valid = _validated("notebooks.get")
     application_id = valid.path["applicationId"]
     _application(application_id)
@@ -172,7 +174,7 @@ def list_notebooks():
     return jsonify(result)
 
 
-def _sort_key(field: str):
+def _sort_key(field: str) -> Callable[[tuple[dict[str, Any], int | None]], Any]:
     if field == "lastExecutionRequested":
         return lambda row: (row[1] if row[1] is not None else -1, row[0]["id"])
     if field == "name":
@@ -181,7 +183,7 @@ def _sort_key(field: str):
 
 
 @blueprint.post(NOTEBOOKS)
-def create_notebook():
+def create_notebook() -> ResponseReturnValue:
     valid = _validated("notebooks.post")
     application_id = valid.path["applicationId"]
     body = valid.body
@@ -208,12 +210,12 @@ def create_notebook():
 
 
 @blueprint.get(NOTEBOOK)
-def get_notebook():
+def get_notebook() -> ResponseReturnValue:
     return jsonify(_notebook_json(_notebook(_validated("notebook.get"))))
 
 
 @blueprint.patch(NOTEBOOK)
-def patch_notebook():
+def patch_notebook() -> ResponseReturnValue:
     valid = _validated("notebook.patch")
     doc = _notebook(valid)
     _check_inputs(valid.body.get("inputs", []))
@@ -224,18 +226,19 @@ def patch_notebook():
 
 
 @blueprint.delete(NOTEBOOK)
-def delete_notebook():
+def delete_notebook() -> ResponseReturnValue:
     doc = _notebook(_validated("notebook.delete"))
     services = _services()
     execution_ids = services.storage.delete_notebook(doc["id"])
     services.behaviours.clear(doc["id"])
     services.scheduler.discard_notebook(doc["id"], execution_ids)
     shutil.rmtree(services.layout.notebook_dir(doc["id"]), ignore_errors=True)
+    shutil.rmtree(services.layout.notebook_exports(doc["id"]), ignore_errors=True)
     return jsonify({"success": True})
 
 
 @blueprint.post(NOTEBOOK + "/upload")
-def upload():
+def upload() -> ResponseReturnValue:
     services = _services()
     if (
         request.content_length is not None
@@ -270,7 +273,7 @@ def upload():
 
 
 @blueprint.post(NOTEBOOK + "/execute")
-def execute():
+def execute() -> ResponseReturnValue:
     valid = _validated("notebook.execute")
     notebook = _notebook(valid)
     options = valid.body
@@ -315,16 +318,16 @@ def _token_id(token: str) -> str:
 
 
 @blueprint.post(NOTEBOOK + "/cancelExecution")
-def cancel_execution():
+def cancel_execution() -> ResponseReturnValue:
     return _cancel(_validated("notebook.cancelExecution"))
 
 
 @blueprint.post(NOTEBOOK)
-def cancel_execution_merged():
+def cancel_execution_merged() -> ResponseReturnValue:
     return _cancel(_validated("notebook.cancelExecutionMerged"))
 
 
-def _cancel(valid: ValidRequest):
+def _cancel(valid: ValidRequest) -> ResponseReturnValue:
     notebook = _notebook(valid)
     execution_id = _canonical_id(valid.query["executionId"], "executionId")
     services = _services()
@@ -338,7 +341,7 @@ def _cancel(valid: ValidRequest):
 
 
 @blueprint.get(NOTEBOOK + "/logs")
-def logs():
+def logs() -> ResponseReturnValue:
     valid = _validated("notebook.logs")
     notebook = _notebook(valid)
     services = _services()
@@ -351,7 +354,7 @@ def logs():
 
 
 @blueprint.get(NOTEBOOK + "/notebookMinuteCounts")
-def notebook_minute_counts():
+def notebook_minute_counts() -> ResponseReturnValue:
     valid = _validated("notebook.notebookMinuteCounts")
     notebook = _notebook(valid)
     end_ms = _ms(valid, "end")
@@ -380,7 +383,7 @@ def notebook_minute_counts():
 
 
 @blueprint.post(NOTEBOOK + "/requestInputDataExport")
-def request_input_data_export():
+def request_input_data_export() -> ResponseReturnValue:
     valid = _validated("notebook.requestInputDataExport")
     notebook = _notebook(valid)
     options = valid.body

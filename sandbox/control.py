@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
 
 from sandbox import behaviours, clock, ids
 from sandbox.errors import NotFound, ValidationFailed
@@ -81,12 +82,12 @@ def _notebook_id(application_id: str, notebook_id: str) -> str:
 
 
 @blueprint.get("/health")
-def health():
+def health() -> ResponseReturnValue:
     return jsonify({"status": "ok"})
 
 
 @blueprint.post("/applications")
-def create_application():
+def create_application() -> ResponseReturnValue:
     body = _body(NEW_APPLICATION)
     application_id = body["id"].lower() if "id" in body else ids.new_object_id()
     application, created = _save_application(application_id, body)
@@ -97,7 +98,7 @@ def create_application():
 
 
 @blueprint.get("/applications/<application_id>")
-def get_application(application_id: str):
+def get_application(application_id: str) -> ResponseReturnValue:
     application = _services().storage.get_application(_id(application_id, "applicationId"))
     if application is None:
         raise NotFound("Application was not found")
@@ -105,7 +106,7 @@ def get_application(application_id: str):
 
 
 @blueprint.patch("/applications/<application_id>")
-def patch_application(application_id: str):
+def patch_application(application_id: str) -> ResponseReturnValue:
     application_id = _id(application_id, "applicationId")
     if _services().storage.get_application(application_id) is None:
         raise NotFound("Application was not found")
@@ -114,33 +115,33 @@ def patch_application(application_id: str):
 
 
 @blueprint.put(NOTEBOOK + "/behaviour")
-def put_behaviour(application_id: str, notebook_id: str):
+def put_behaviour(application_id: str, notebook_id: str) -> ResponseReturnValue:
     notebook_id = _notebook_id(application_id, notebook_id)
     behaviour = _services().behaviours.set(notebook_id, _body(behaviours.SCHEMA))
     return jsonify(behaviour.to_json())
 
 
 @blueprint.get(NOTEBOOK + "/behaviour")
-def get_behaviour(application_id: str, notebook_id: str):
+def get_behaviour(application_id: str, notebook_id: str) -> ResponseReturnValue:
     notebook_id = _notebook_id(application_id, notebook_id)
     return jsonify(_services().behaviours.get(notebook_id).to_json())
 
 
 @blueprint.delete(NOTEBOOK + "/behaviour")
-def delete_behaviour(application_id: str, notebook_id: str):
+def delete_behaviour(application_id: str, notebook_id: str) -> ResponseReturnValue:
     notebook_id = _notebook_id(application_id, notebook_id)
     _services().behaviours.clear(notebook_id)
     return jsonify(behaviours.REAL.to_json())
 
 
 @blueprint.get(NOTEBOOK + "/stats")
-def stats(application_id: str, notebook_id: str):
+def stats(application_id: str, notebook_id: str) -> ResponseReturnValue:
     _id(application_id, "applicationId")
     return jsonify(_services().stats.of(_id(notebook_id, "notebookId")))
 
 
 @blueprint.get("/applications/<application_id>/exports/<job_id>")
-def export_job(application_id: str, job_id: str):
+def export_job(application_id: str, job_id: str) -> ResponseReturnValue:
     services = _services()
     job = services.storage.get_export(job_id)
     if job is None or job.application_id != _id(application_id, "applicationId"):

@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from flask import Blueprint, current_app, request, send_file
+from flask.typing import ResponseReturnValue
 
 from sandbox.errors import NotFound
 from sandbox.layout import DataLayout
@@ -56,7 +57,7 @@ blueprint = Blueprint("downloads", __name__)
 
 
 @blueprint.get(PREFIX + "<path:relative>")
-def download(relative: str):
+def download(relative: str) -> ResponseReturnValue:
     signer: UrlSigner = current_app.extensions["sandbox"].signer
     layout: DataLayout = current_app.extensions["sandbox"].layout
     if not signer.valid(relative, request.args.get("signature", "")):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, request
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ class ScriptedServerError(ApiError):
     type = "InternalServerError"
 
 
-def error_response(error: ApiError):
+def error_response(error: ApiError) -> Response:
     response = jsonify({"type": error.type, "message": error.message})
     response.status_code = error.status
     return response
@@ -67,11 +68,11 @@ def register(app: Flask) -> None:
     """Every failure, including routing and size errors raised by werkzeug, becomes JSON."""
 
     @app.errorhandler(ApiError)
-    def api_error(error: ApiError):
+    def api_error(error: ApiError) -> ResponseReturnValue:
         return error_response(error)
 
     @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException):
+    def http_error(error: HTTPException) -> ResponseReturnValue:
         if error.code == 405:
             response = error_response(MethodNotAllowed(f"{request.method} is not allowed"))
             response.headers["Allow"] = ", ".join(error.valid_methods or ())
@@ -89,6 +90,6 @@ def register(app: Flask) -> None:
         return error_response(ApiError("Internal server error"))
 
     @app.errorhandler(Exception)
-    def unexpected(error: Exception):
+    def unexpected(error: Exception) -> ResponseReturnValue:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(ApiError("Internal server error"))

@@ -62,7 +62,7 @@ class Exporter:
                 "createdAt": clock.iso(clock.now()),
             },
         )
-        self._storage.save_export(job)
+        self._storage.insert_export(job)
         self._pool.submit(self._build, job.id)
         return job.id
 
@@ -92,9 +92,7 @@ class Exporter:
         if job is None:
             return
         notebook = self._storage.get_notebook(job.application_id, job.notebook_id)
-        self._storage.save_export(
-            ExportRow(job.id, job.notebook_id, job.application_id, "inProgress", job.doc)
-        )
+        self._storage.update_export(job.id, "inProgress", job.doc)
         try:
             if notebook is None:
                 raise LookupError("The notebook was deleted")
@@ -104,8 +102,10 @@ class Exporter:
             log.warning("input data export %s failed: %s", job.id, exc)
             outcome, status = {"error": f"{type(exc).__name__}: {exc}"}, "errored"
         doc = {**job.doc, **outcome, "completedAt": clock.iso(clock.now())}
+        if not self._storage.update_export(job.id, status, doc):
+            shutil.rmtree(self._layout.notebook_exports(job.notebook_id), ignore_errors=True)
+            return
         finished = ExportRow(job.id, job.notebook_id, job.application_id, status, doc)
-        self._storage.save_export(finished)
         if job.doc.get("callbackUrl"):
             body = self.record(finished, self._base_url)
             body["success"] = status == "completed"
@@ -114,7 +114,7 @@ class Exporter:
     def _zip_inputs(self, job: ExportRow, notebook: dict[str, Any]) -> str:
         from sandbox.inputs import materialize_inputs  # the engine's; loaded on first export
 
-        work = self._layout.export_work_dir(job.id)
+        work = self._layout.export_work_dir(job.notebook_id, job.id)
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         try:
@@ -126,7 +126,7 @@ class Exporter:
                 self._layout.application_files(job.application_id),
                 self._layout.application_fixtures(job.application_id),
             )
-            target = self._layout.export_zip(job.id)
+            target = self._layout.export_zip(job.notebook_id, job.id)
             with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
                 for path in sorted(p for p in work.rglob("*") if p.is_file()):
                     archive.write(path, path.relative_to(work).as_posix())

@@ -15,7 +15,7 @@ class DataLayout:
     - `applications/<applicationId>/files/`: Application Files (`applicationFile` inputs)
     - `applications/<applicationId>/fixtures/`: sample data for dataTable/device/event inputs
     - `executions/<executionId>/`: a run's working folder (inputs, outputs, result.*)
-    - `exports/<jobId>.zip`: input data exports
+    - `exports/<notebookId>/<jobId>.zip`: input data exports
     """
 
     root: Path
@@ -36,11 +36,14 @@ class DataLayout:
     def execution_dir(self, execution_id: str) -> Path:
         return self.root / "executions" / execution_id
 
-    def export_zip(self, job_id: str) -> Path:
-        return self.root / "exports" / f"{job_id}.zip"
+    def notebook_exports(self, notebook_id: str) -> Path:
+        return self.root / "exports" / notebook_id
 
-    def export_work_dir(self, job_id: str) -> Path:
-        return self.root / "exports" / job_id
+    def export_zip(self, notebook_id: str, job_id: str) -> Path:
+        return self.notebook_exports(notebook_id) / f"{job_id}.zip"
+
+    def export_work_dir(self, notebook_id: str, job_id: str) -> Path:
+        return self.notebook_exports(notebook_id) / job_id
 
     def url_key(self) -> bytes:
         """The key that signs download URLs, created once so URLs survive restarts."""

@@ -27,7 +27,6 @@ NOTEBOOK_FIELDS = (
 )
 
 TERMINAL_STATUSES = frozenset({"completed", "errored", "timeout", "canceled"})
-ERROR_STATUSES = frozenset({"errored", "timeout"})
 
 
 def notebook_record(

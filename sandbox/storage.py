@@ -325,12 +325,11 @@ class Storage:
 
     # input data exports
 
-    def save_export(self, export: ExportRow) -> None:
+    def insert_export(self, export: ExportRow) -> None:
         with self._lock:
             self._db.execute(
                 "INSERT INTO exports (id, notebook_id, application_id, status, doc)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET status = excluded.status,"
-                " doc = excluded.doc",
+                " VALUES (?, ?, ?, ?, ?)",
                 [
                     export.id,
                     export.notebook_id,
@@ -339,6 +338,14 @@ class Storage:
                     _dump(export.doc),
                 ],
             )
+
+    def update_export(self, job_id: str, status: str, doc: dict[str, Any]) -> bool:
+        """False when the job is gone (its notebook was deleted)."""
+        with self._lock:
+            cursor = self._db.execute(
+                "UPDATE exports SET status = ?, doc = ? WHERE id = ?", [status, _dump(doc), job_id]
+            )
+            return cursor.rowcount == 1
 
     def get_export(self, job_id: str) -> ExportRow | None:
         rows = self._query("SELECT * FROM exports WHERE id = ?", [job_id])

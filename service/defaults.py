@@ -51,7 +51,6 @@ SANDBOX_SAMPLE_POINTS = 48  # rows per device in generated time-series inputs
 # Pipelines, actions and alerts
 PIPELINES_RELOAD_INTERVAL = 2.0  # seconds between checks of the pipeline file for changes
 ACTION_LEASE = 120.0  # seconds a worker may hold an action before it is presumed dead
-ACTION_MAX_RECOVERIES = 5  # take-overs of a dead worker's action before giving up on it
 ACTION_RECOVERY_LOOKBACK = 300.0  # seconds before a claim that the search for its execution covers
 ACTION_RECOVERY_LOGS_LIMIT = 1000  # executions read from /logs when looking for a lost execute
 ACTION_TTL_DAYS = RETENTION_DAYS  # how long action records (claims and outcomes) are kept
@@ -65,6 +64,10 @@ CHANNEL_MAX_ATTEMPTS = 4  # attempts of one notification before a transient fail
 CHANNEL_MAX_ELAPSED = 60.0  # seconds after which no further attempt is started
 CHANNEL_BACKOFF_BASE = 1.0  # seconds; doubled after every failed attempt
 CHANNEL_BACKOFF_MAX = 15.0  # seconds; cap for one wait, Retry-After included
+ACTION_MAX_ATTEMPTS = 6  # attempts of one action (transient failures, dead workers) before it fails
+ACTION_RETRY_BASE = 2.0  # seconds before the second attempt after a transient failure; doubles
+ACTION_RETRY_MAX = 300.0  # seconds; cap of that wait
+ACTION_UNKNOWN_WAIT = 10.0  # seconds before an execute whose outcome is unknown is looked up
 
 # Event pipeline: ingress, syncs, reconciler, web
 CALLBACK_TOKEN_TTL = 7 * 24 * 3600  # seconds a signed callback URL stays valid

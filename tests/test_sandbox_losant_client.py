@@ -1,10 +1,12 @@
-"""Losant's official Python client (`losant-rest`) works unchanged against the sandbox."""
+"""Losant's official Python client (`losant-rest`) works unchanged against the sandbox, and so
+does nbrelay's own."""
 
 from __future__ import annotations
 
 import pytest
 from losant_rest import LosantError
 
+from service.losant import LosantClient
 from tests.support.sandbox import EMPTY_NOTEBOOK, SandboxApp, SandboxProcess
 
 
@@ -68,3 +70,23 @@ def test_every_notebook_route_of_the_official_client(
     with pytest.raises(LosantError) as missing:
         client.notebook.get(applicationId=app, notebookId=notebook_id)
     assert missing.value.status == 404
+
+
+def test_nbrelays_own_client_reads_the_sandbox(
+    sandbox: SandboxProcess, sandbox_app: SandboxApp
+) -> None:
+    client = LosantClient(sandbox.url, sandbox.token)
+    notebook = client.create_notebook(sandbox_app.id, {"name": "own client"})
+    sandbox_app.set_behaviour(notebook.id, status="errored", durationSeconds=0)
+    execution_id = client.execute(
+        sandbox_app.id, notebook.id, template_context={"nbrelay": {"run": "r1"}}
+    )
+    sandbox_app.wait_for_status(notebook.id, execution_id)
+    (execution,) = client.logs(sandbox_app.id, notebook.id, limit=5)
+    assert (execution.id, execution.status, execution.is_terminal) == (
+        execution_id,
+        "errored",
+        True,
+    )
+    assert execution.execution_errors[0].name == "ScriptedError"
+    assert client.find_notebook(sandbox_app.id, "own client").id == notebook.id

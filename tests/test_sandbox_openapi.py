@@ -11,6 +11,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -23,7 +24,7 @@ from tests.support.sandbox import SandboxApp, SandboxProcess
 
 PUBLISHED = Path(__file__).parent / "data" / "losant_schemas"
 PATTERN_MAPS = ("inputInfo", "outputInfo")
-EXAMPLES_PER_OPERATION = 25
+EXAMPLES_PER_OPERATION = 40
 
 
 def _dereferenced(node: Any) -> Any:
@@ -104,9 +105,14 @@ def test_fuzzing_finds_no_server_error_and_no_undocumented_response(
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) == 12
     for operation in operations:
-        pinned = [
-            operation.as_strategy(path_parameters=_existing(operation.path, sandbox_app, nb))
-            for nb in notebooks
+        # Valid and invalid requests, against random ids and against real notebooks.
+        strategies = [
+            operation.as_strategy(mode, path_parameters=path_parameters)
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+            for path_parameters in (
+                None,
+                *(_existing(operation.path, sandbox_app, nb) for nb in notebooks),
+            )
         ]
 
         @settings(
@@ -115,7 +121,7 @@ def test_fuzzing_finds_no_server_error_and_no_undocumented_response(
             database=None,
             suppress_health_check=list(HealthCheck),
         )
-        @given(case=st.one_of(operation.as_strategy(), *pinned))
+        @given(case=st.one_of(*strategies))
         def exercise(case: schemathesis.Case) -> None:
             case.call_and_validate(base_url=sandbox.url, headers=headers, checks=checks)
 

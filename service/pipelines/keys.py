@@ -50,6 +50,16 @@ def notebook_history(notebook_id: str) -> str:
     return f"{PREFIX}:notebook-history:{notebook_id}"
 
 
+def notebook_history_seen(notebook_id: str) -> str:
+    """Sorted set of the executions already counted in a notebook's history."""
+    return f"{PREFIX}:notebook-history-seen:{notebook_id}"
+
+
 def pipeline_file() -> str:
     """The pipeline file in force (hash: text, digest, source, loaded_at)."""
     return f"{PREFIX}:pipelines:current"
+
+
+def active_runs() -> str:
+    """Sorted set of the runs that still have a step to finish, by start time."""
+    return f"{PREFIX}:runs:active"

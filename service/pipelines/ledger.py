@@ -62,6 +62,7 @@ class ActionRecord:
     outcome: dict[str, Any] | None = None
     error: str | None = None
     updated_at: float | None = None
+    progress: dict[str, Any] | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> str:
@@ -168,6 +169,32 @@ class Ledger:
             result[0] = Lease(record, token)
 
         self.redis.transaction(attempt, keys.action(key))
+        return result[0]
+
+    def record_failure(self, key: str, kind: str, spec: dict[str, Any], error: str) -> bool:
+        """Open `key` as already failed: an action that could not even be prepared (its template
+        failed), kept so that it can be seen, and so that it is not prepared again."""
+        now = self.clock()
+        record = ActionRecord(
+            key, kind, spec, ActionState.FAILED, now, now, error=error, updated_at=now
+        )
+        return bool(self.redis.set(keys.action(key), record.to_json(), nx=True, ex=self.ttl))
+
+    def checkpoint(self, lease: Lease, progress: dict[str, Any]) -> bool:
+        """Keep what an attempt learnt before acting (a patch's notebook as it was), so that an
+        attempt after a crash still knows it."""
+        result = [False]
+
+        def attempt(pipe: redis_lib.client.Pipeline) -> None:
+            raw = pipe.get(keys.action(lease.key))
+            record = ActionRecord.from_json(raw) if raw else None
+            result[0] = record is not None and record.token == lease.token
+            if result[0]:
+                record.progress = progress
+                pipe.multi()
+                pipe.set(keys.action(lease.key), record.to_json(), keepttl=True)
+
+        self.redis.transaction(attempt, keys.action(lease.key))
         return result[0]
 
     def complete(self, lease: Lease, outcome: dict[str, Any]) -> bool:

@@ -63,17 +63,22 @@ class PipelineFileInvalid(UsageProblem):
         return [problem.format(self.filename) for problem in self.problems]
 
 
-def losant_resolver(client: LosantClient, application_id: str) -> NotebookResolver:
-    """A resolver that looks references up in one Losant application. Errors other than "no
-    such notebook" (a bad token, Losant down) are not problems of the file: they propagate."""
+def losant_resolver(
+    client: LosantClient, application_id: str, found: dict[str, str] | None = None
+) -> NotebookResolver:
+    """A resolver that looks references up in one Losant application, noting the id of each
+    notebook found in `found`. Errors other than "no such notebook" (a bad token, Losant down)
+    are not problems of the file: they propagate."""
 
     def resolve(reference: str) -> str | None:
         try:
-            client.find_notebook(application_id, reference)
+            notebook = client.find_notebook(application_id, reference)
         except NotFound:
             return f"unknown notebook '{reference}'"
         except AmbiguousNotebook as exc:
             return f"ambiguous notebook '{reference}': {exc.message}"
+        if found is not None:
+            found[reference] = notebook.id
         return None
 
     return resolve
