@@ -68,6 +68,9 @@ ACTION_MAX_ATTEMPTS = 6  # attempts of one action (transient failures, dead work
 ACTION_RETRY_BASE = 2.0  # seconds before the second attempt after a transient failure; doubles
 ACTION_RETRY_MAX = 300.0  # seconds; cap of that wait
 ACTION_UNKNOWN_WAIT = 10.0  # seconds before an execute whose outcome is unknown is looked up
+MISSING_CALLBACK_GRACE = (
+    120.0  # seconds after an execution ended before its callback counts as missing
+)
 
 # Event pipeline: ingress, syncs, reconciler, web
 CALLBACK_TOKEN_TTL = 7 * 24 * 3600  # seconds a signed callback URL stays valid

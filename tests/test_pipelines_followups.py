@@ -3,10 +3,13 @@ a real Redis and real receivers."""
 
 from __future__ import annotations
 
+import logging
 import textwrap
 
 import pytest
 
+from service import defaults
+from service.alerts.messages import FailureClass
 from service.pipelines.ledger import ActionState
 from service.pipelines.runs import RunStatus, StepState
 from tests.support.followups import Harness
@@ -264,3 +267,39 @@ def test_alerts_are_grouped_and_resolved_and_permanent_failures_recorded(harness
         assert len(h.followups.failed_deliveries()) == 2
     finally:
         broken.stop()
+
+
+def test_missing_callback_alert(harness, monkeypatch, caplog):
+    monkeypatch.setattr(defaults, "MISSING_CALLBACK_GRACE", 0.0)
+    h = harness(
+        """\
+        channels:
+          audit: {kind: log}
+        alerts: {group_wait: 0s}
+        rules:
+          silent:
+            notebook: ETL
+            statuses: [missing_callback]
+            actions: [{notify: [audit]}]
+        """
+    )
+    etl = h.notebook("ETL")
+    h.followups.registry.refresh()
+    execution_id = h.app.execute(etl)
+    h.seen.add(execution_id)  # handed to on_terminal below, with what the store knows of it
+    h.app.wait_for_status(etl, execution_id, ["completed"])
+    record = h.client.logs(h.app.id, etl, limit=1)[0]
+    record = record.model_dump(mode="json", by_alias=True, exclude_none=True)
+    started_by_us = {"requested_by": "cli", "callbacks": "0"}
+    with caplog.at_level(logging.WARNING, logger="nbrelay.alerts"):
+        h.followups.on_terminal(record, etl, started_by_us)
+        h.run_until(lambda: "sent no completion callback" in caplog.text, "the alert")
+    alert = h.followups.alerts.get(etl, FailureClass.MISSING_CALLBACK)
+    assert alert.state.value == "firing"  # the execution that missed it does not resolve it
+    second = h.app.execute(etl)
+    h.seen.add(second)
+    h.app.wait_for_status(etl, second, ["completed"])
+    record = h.client.logs(h.app.id, etl, limit=1)[0]
+    record = record.model_dump(mode="json", by_alias=True, exclude_none=True)
+    h.followups.on_terminal(record, etl, {"requested_by": "cli", "callbacks": "1"})
+    assert h.followups.alerts.get(etl, FailureClass.MISSING_CALLBACK).state.value == "resolved"

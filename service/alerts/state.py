@@ -164,10 +164,15 @@ class Alerts:
 
         return self._change(identity, change)
 
-    def completed(self, notebook_id: str, execution: dict[str, Any]) -> list[Due]:
-        """The notebook completed: resolve each of its open alerts; the resolved messages owed."""
+    def completed(
+        self, notebook_id: str, execution: dict[str, Any], keep: tuple[FailureClass, ...] = ()
+    ) -> list[Due]:
+        """The notebook completed: resolve each of its open alerts (but those in `keep`); the
+        resolved messages owed."""
         owed = []
         for failure_class in FailureClass:
+            if failure_class in keep:
+                continue
             identity = alert_id(notebook_id, failure_class)
             if not self.redis.exists(keys.alert(identity)):
                 continue

@@ -7,6 +7,7 @@ import sys
 import click
 
 from service import __version__
+from service.cli.alerts import alerts
 from service.cli.config import config
 from service.cli.dead_letters import dead_letters
 from service.cli.executions import executions, run, show
@@ -23,6 +24,7 @@ def cli() -> None:
     """Self-hosted event service for Losant Notebooks."""
 
 
+cli.add_command(alerts)
 cli.add_command(config)
 cli.add_command(pipelines)
 cli.add_command(sandbox)

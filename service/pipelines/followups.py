@@ -54,6 +54,7 @@ from service.pipelines.templates import TemplateError, evaluate, render
 log = logging.getLogger(__name__)
 
 FAILED_DELIVERIES_KEPT = 200
+FAILURES = ("errored", "timeout", "canceled")
 PERMANENT = (ActionFailed, NotFound, BadRequest, AmbiguousNotebook, UsageProblem, TemplateError)
 
 
@@ -137,22 +138,41 @@ class Followups:
         self.history.record(notebook_id, execution_id, status, finished or "", self.clock())
         loaded = self._loaded()
         marker = _marker(execution)
-        rules = self._matching_rules(loaded, notebook_id, status, execution) if loaded else []
         pipeline = marker if marker.get("run") and marker.get("step") else None
+        missed = self._missed_callback(execution, meta or {})
+        triggers = [status] + (["missing_callback"] if missed else [])
+        rules = {
+            trigger: self._matching_rules(loaded, notebook_id, trigger, execution) if loaded else []
+            for trigger in triggers
+        }
         if pipeline is not None:
-            fallback = next((rule.retry for _, rule in rules if rule.retry), None)
+            fallback = next((rule.retry for _, rule in rules[status] if rule.retry), None)
             self._step_ended(pipeline, execution, fallback)
-        for name, rule in rules:
-            for index, action in enumerate(rule.actions):
-                key = f"rule:{name}:{index}:{execution_id}:{status}"
-                try:
-                    self._rule_action(loaded, name, action, key, execution, notebook_id, pipeline)
-                except TemplateError as exc:
-                    log.warning("rule %s: %s", name, exc, extra={"rule": name, "action": key})
-                    self.ledger.record_failure(key, _kind(action), {"rule": name}, str(exc))
+        for trigger, matching in rules.items():
+            for name, rule in matching:
+                for index, action in enumerate(rule.actions):
+                    key = f"rule:{name}:{index}:{execution_id}:{trigger}"
+                    try:
+                        self._rule_action(
+                            loaded, name, action, key, trigger, execution, notebook_id, pipeline
+                        )
+                    except TemplateError as exc:
+                        log.warning("rule %s: %s", name, exc, extra={"rule": name, "action": key})
+                        self.ledger.record_failure(key, _kind(action), {"rule": name}, str(exc))
         if status == "completed":
-            for due in self.alerts.completed(notebook_id, execution):
+            keep = (FailureClass.MISSING_CALLBACK,) if missed else ()
+            for due in self.alerts.completed(notebook_id, execution, keep=keep):
                 self._notify(due)
+
+    def _missed_callback(self, execution: dict[str, Any], meta: Mapping[str, str]) -> bool:
+        """Whether nbrelay started this execution and no callback came for it, although it
+        ended more than MISSING_CALLBACK_GRACE seconds ago."""
+        if not meta.get("requested_by") or int(meta.get("callbacks") or 0) > 0:
+            return False
+        ended = execution_facts(execution)["finished_at"]
+        return (
+            ended is not None and self.clock() - ended.timestamp() > defaults.MISSING_CALLBACK_GRACE
+        )
 
     def _matching_rules(
         self, loaded: Loaded, notebook_id: str, status: str, execution: dict[str, Any]
@@ -187,13 +207,13 @@ class Followups:
         rule: str,
         action: Any,
         key: str,
+        trigger: str,
         execution: dict[str, Any],
         notebook_id: str,
         pipeline: dict[str, Any] | None,
     ) -> None:
         now = self.clock()
         variables = {**self._rule_variables(execution, notebook_id), "rule": rule}
-        status = str(execution.get("status"))
         if isinstance(action, ExecuteItem):
             spec = {
                 "notebook": loaded.file.notebook_reference(action.execute.notebook),
@@ -210,10 +230,10 @@ class Followups:
                 "inputs": render(action.patch.inputs, variables, "inputs"),
             }
             self._open(key, "patch", spec, None, now)
-        elif isinstance(action, RetryItem) and pipeline is None:
+        elif isinstance(action, RetryItem) and pipeline is None and trigger in FAILURES:
             self._retry(rule, action, execution, notebook_id, now)
         elif isinstance(action, NotifyItem):
-            failure = FailureClass(status) if status != "completed" else None
+            failure = FailureClass(trigger) if trigger != "completed" else None
             if failure is None:
                 self._notify_completed(key, action.notify, execution, notebook_id)
             else:
@@ -272,7 +292,9 @@ class Followups:
         event = Event.RESOLVED if due.number is None else Event.FIRING
         execution = alert.resolved_by if event is Event.RESOLVED else alert.last_execution
         # A resolved message says how long the episode lasted; a firing one, the current streak.
-        streak = alert.failures if event is Event.RESOLVED else history.consecutive_failures
+        streak = alert.failures
+        if event is Event.FIRING:
+            streak = max(streak, history.consecutive_failures)
         for channel in due.channels:
             key = due.action_key(channel)
             message = AlertMessage(

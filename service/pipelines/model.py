@@ -24,7 +24,7 @@ NAME = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
 Name = Annotated[str, Field(pattern=NAME)]
 NotebookReference = Annotated[str, Field(min_length=1, max_length=1024)]
 Template = Annotated[str, Field(max_length=32767)]
-Status = Literal["completed", "errored", "timeout", "canceled"]
+Status = Literal["completed", "errored", "timeout", "canceled", "missing_callback"]
 
 
 def _listify(value: Any) -> Any:
