@@ -71,3 +71,39 @@ ACTION_UNKNOWN_WAIT = 10.0  # seconds before an execute whose outcome is unknown
 MISSING_CALLBACK_GRACE = (
     120.0  # seconds after an execution ended before its callback counts as missing
 )
+
+# Event pipeline: ingress, syncs, reconciler, web
+CALLBACK_TOKEN_TTL = 7 * 24 * 3600  # seconds a signed callback URL stays valid
+CALLBACK_TOKEN_MAX_LENGTH = 300  # characters; the callbackUrl as a whole must stay under 1024
+MAX_BODY_BYTES = 256 * 1024  # largest callback or relay body accepted (413 above)
+EVENT_BODY_KEEP = 16 * 1024  # bytes of a body kept in the event stream
+EVENT_STREAM_MAXLEN = 100_000  # entries kept in the raw event stream (approximate cap)
+TRANSITION_STREAM_MAXLEN = 100_000  # entries kept in the stream of terminal transitions
+WEBHOOK_TOLERANCE = 300  # seconds a Standard Webhooks timestamp may differ from our clock
+SYNC_LEASE = 30.0  # seconds a sync holds its notebook before it is presumed dead
+SYNC_JOB_TIMEOUT = 600  # seconds RQ lets one sync job run
+SYNC_RETRY_INTERVALS = (10, 30, 120, 600)  # seconds between attempts of a failing sync
+SYNC_MAX_ROUNDS = 5  # re-reads inside one job before it yields to other notebooks
+SYNC_MIN_SPACING = 1.0  # seconds between two reads of one notebook (a burst of hints shares one)
+SYNC_FIRST_LIMIT = 10  # executions asked for by the first /logs request of a sync
+SYNC_LIMIT_GROWTH = 4  # factor by which `limit` grows while /logs keeps returning full pages
+SYNC_MAX_LIMIT = 1000  # Losant's largest `limit`
+SYNC_FIRST_LOOKBACK = 24 * 3600  # seconds of history read when a notebook is synced first
+SYNC_SINCE_MARGIN = 60  # seconds subtracted from the cursor against clock skew
+POLL_INTERVAL = 60.0  # seconds between polls of watched notebooks
+RECONCILE_INTERVAL = 15.0  # seconds between reconciler passes; first check of a started run
+PENDING_CHECK_MAX = 600.0  # seconds; cap of the doubling interval between checks of a run
+OVERDUE_SLACK = 300  # seconds past maxAllowedRunMinutes before a run counts as overdue
+ASSUMED_MAX_RUN_MINUTES = 60  # for runs whose record has not been read yet
+SCHEDULER_LEADER_TTL = 3  # reconciler intervals a scheduler leads without renewing
+API_PAGE_SIZE = 50  # executions per page of GET /api/executions
+API_MAX_PAGE_SIZE = 500
+DASHBOARD_ROWS = 50
+WAIT_POLL_INTERVAL = 0.5  # seconds between looks at the store while `nbrelay run --wait` waits
+SHUTDOWN_TIMEOUT = 30.0  # seconds `nbrelay up` gives a child to stop before killing it
+UP_START_TIMEOUT = 60.0  # seconds `nbrelay up` waits for a child to become ready
+WEB_WORKERS = 2  # gunicorn worker processes (WEB_CONCURRENCY overrides)
+WEB_THREADS = 4  # threads per gunicorn worker
+WEB_TIMEOUT = 30  # seconds
+WEB_GRACEFUL_TIMEOUT = 25  # seconds in-flight requests get to finish on shutdown
+UP_WORKERS = 2  # worker processes started by `nbrelay up`

@@ -1,0 +1,317 @@
+"""The OpenAPI 3.1 description of nbrelay's own HTTP endpoints (served at /api/openapi.json)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service import __version__
+from service.store import STATUSES
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def _json(description: str, schema: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+    }
+
+
+_ACCEPTED = _json("Recorded; a sync of the notebook is queued", "Accepted")
+_UNAUTHORIZED = _error("Missing or wrong bearer token")
+_UNAVAILABLE = _error("Redis (or, when starting a run, Losant) is unavailable")
+_BEARER = [{"bearer": []}]
+
+PATHS: dict[str, Any] = {
+    "/callbacks/{token}": {
+        "post": {
+            "summary": "Receive a Losant callback",
+            "description": "Target of the signed callbackUrl of every run nbrelay starts. Any "
+            "body is accepted as a hint; the token says which notebook to sync.",
+            "security": [],
+            "parameters": [
+                {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "requestBody": {"required": False, "content": {"*/*": {"schema": {}}}},
+            "responses": {
+                "202": _ACCEPTED,
+                "404": _error("Unknown, forged or expired token (nothing is recorded)"),
+                "413": _error("Body larger than the limit"),
+                "503": _UNAVAILABLE,
+            },
+        }
+    },
+    "/hooks/losant": {
+        "post": {
+            "summary": "Relay for Losant workflows",
+            "description": "A Notebook Trigger payload `{data: {success, notebook, execution}}` "
+            "or a bare execution record. Authenticated with the ingest token as a bearer token "
+            "or as the secret of a Standard Webhooks signature.",
+            "security": [{"ingest": []}, {"standardWebhooks": []}],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            },
+            "responses": {
+                "202": _ACCEPTED,
+                "400": _error("The body names no notebook"),
+                "401": _UNAUTHORIZED,
+                "413": _error("Body larger than the limit"),
+                "415": _error("Not a JSON body"),
+                "503": _UNAVAILABLE,
+            },
+        }
+    },
+    "/api/executions": {
+        "get": {
+            "summary": "List stored executions, newest first",
+            "security": _BEARER,
+            "parameters": [
+                {"name": "notebook", "in": "query", "schema": {"type": "string"}},
+                {
+                    "name": "status",
+                    "in": "query",
+                    "description": "One status or several, comma-separated",
+                    "schema": {"type": "string"},
+                },
+                {
+                    "name": "since",
+                    "in": "query",
+                    "description": "Queued at or after (ms since epoch or ISO 8601)",
+                    "schema": {"type": "string"},
+                },
+                {
+                    "name": "until",
+                    "in": "query",
+                    "description": "Queued at or before (ms since epoch or ISO 8601)",
+                    "schema": {"type": "string"},
+                },
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                {
+                    "name": "cursor",
+                    "in": "query",
+                    "description": "`nextCursor` of the previous page",
+                    "schema": {"type": "string"},
+                },
+            ],
+            "responses": {
+                "200": _json("One page of executions", "ExecutionPage"),
+                "400": _error("Malformed filter or cursor"),
+                "401": _UNAUTHORIZED,
+                "503": _UNAVAILABLE,
+            },
+        }
+    },
+    "/api/executions/{executionId}": {
+        "get": {
+            "summary": "One stored execution: Losant's record and nbrelay's metadata",
+            "security": _BEARER,
+            "parameters": [
+                {
+                    "name": "executionId",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+            ],
+            "responses": {
+                "200": _json("The execution", "Execution"),
+                "401": _UNAUTHORIZED,
+                "404": _error("Not stored"),
+                "503": _UNAVAILABLE,
+            },
+        }
+    },
+    "/api/notebooks/{notebook}/executions": {
+        "post": {
+            "summary": "Start an execution (like `nbrelay run`)",
+            "security": _BEARER,
+            "parameters": [
+                {
+                    "name": "notebook",
+                    "in": "path",
+                    "required": True,
+                    "description": "Notebook id or name",
+                    "schema": {"type": "string"},
+                }
+            ],
+            "requestBody": {
+                "required": False,
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/RunRequest"}}
+                },
+            },
+            "responses": {
+                "201": _json("Queued by Losant and recorded", "Started"),
+                "400": _error("Malformed request, or Losant rejected it"),
+                "401": _UNAUTHORIZED,
+                "404": _error("No such notebook"),
+                "415": _error("Not a JSON body"),
+                "429": _error("Losant is rate limiting"),
+                "503": _UNAVAILABLE,
+            },
+        }
+    },
+    "/api/openapi.json": {
+        "get": {
+            "summary": "This document",
+            "security": _BEARER,
+            "responses": {"200": {"description": "OpenAPI document"}, "401": _UNAUTHORIZED},
+        }
+    },
+    "/healthz": {
+        "get": {
+            "summary": "Liveness",
+            "security": [],
+            "responses": {"200": {"description": "The process answers"}},
+        }
+    },
+    "/readyz": {
+        "get": {
+            "summary": "Readiness: Redis is reachable",
+            "security": [],
+            "responses": {"200": {"description": "Ready"}, "503": _error("Redis unreachable")},
+        }
+    },
+    "/metrics": {
+        "get": {
+            "summary": "Prometheus metrics",
+            "security": [],
+            "responses": {"200": {"description": "Prometheus text format"}},
+        }
+    },
+    "/": {
+        "get": {
+            "summary": "Dashboard of recent executions (HTML)",
+            "security": [],
+            "responses": {"200": {"description": "HTML page"}},
+        }
+    },
+    "/executions/{executionId}": {
+        "get": {
+            "summary": "Dashboard page of one execution (HTML)",
+            "security": [],
+            "parameters": [
+                {
+                    "name": "executionId",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+            ],
+            "responses": {"200": {"description": "HTML page"}, "404": _error("Not stored")},
+        }
+    },
+}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["type", "message"],
+        "properties": {"type": {"type": "string"}, "message": {"type": "string"}},
+    },
+    "Accepted": {
+        "type": "object",
+        "properties": {"accepted": {"type": "boolean"}, "duplicate": {"type": "boolean"}},
+    },
+    "Execution": {
+        "type": "object",
+        "required": ["id", "applicationId", "notebookId", "status", "losant", "nbrelay"],
+        "properties": {
+            "id": {"type": "string"},
+            "applicationId": {"type": "string"},
+            "notebookId": {"type": "string"},
+            "status": {"type": ["string", "null"], "enum": [*STATUSES, None]},
+            "losant": {
+                "type": ["object", "null"],
+                "description": "Losant's notebookExecutionLogs entry, as the API returned it",
+            },
+            "nbrelay": {
+                "type": "object",
+                "properties": {
+                    "requestedBy": {"type": ["string", "null"]},
+                    "requestedAt": {"type": ["string", "null"]},
+                    "requestContext": {"type": ["object", "null"]},
+                    "relativeTo": {"type": ["string", "null"]},
+                    "callbacksReceived": {"type": "integer"},
+                    "lastCallbackAt": {"type": ["string", "null"]},
+                    "firstSeenAt": {"type": ["string", "null"]},
+                    "updatedAt": {"type": ["string", "null"]},
+                    "terminalAt": {"type": ["string", "null"]},
+                    "overdueAt": {"type": ["string", "null"]},
+                    "pipeline": {
+                        "type": ["object", "null"],
+                        "properties": {
+                            "run": {"type": "string"},
+                            "step": {"type": "string"},
+                            "attempt": {"type": "integer"},
+                        },
+                    },
+                },
+            },
+        },
+    },
+    "ExecutionPage": {
+        "type": "object",
+        "properties": {
+            "items": {"type": "array", "items": {"$ref": "#/components/schemas/Execution"}},
+            "nextCursor": {"type": ["string", "null"]},
+        },
+    },
+    "RunRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "context": {"type": "object", "description": "The run's templateContext"},
+            "relativeTo": {
+                "type": ["integer", "string"],
+                "description": "Query Time: ms since epoch or ISO 8601",
+            },
+            "requestedBy": {"type": "string", "maxLength": 200},
+        },
+    },
+    "Started": {
+        "type": "object",
+        "properties": {
+            "executionId": {"type": "string"},
+            "applicationId": {"type": "string"},
+            "notebookId": {"type": "string"},
+            "notebookName": {"type": "string"},
+            "requestedAt": {"type": "string"},
+        },
+    },
+}
+
+
+def document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "nbrelay", "version": __version__},
+        "paths": PATHS,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "NBRELAY_API_TOKEN",
+                },
+                "ingest": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "NBRELAY_INGEST_TOKEN",
+                },
+                "standardWebhooks": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "webhook-signature",
+                    "description": "Standard Webhooks signature made with NBRELAY_INGEST_TOKEN",
+                },
+            },
+        },
+    }
