@@ -78,6 +78,9 @@ class Settings:
     sync_retry_intervals: tuple[int, ...] = field(
         default=defaults.SYNC_RETRY_INTERVALS, metadata={"env": "NBRELAY_SYNC_RETRY_INTERVALS"}
     )
+    action_lease: float = field(
+        default=defaults.ACTION_LEASE, metadata={"env": "NBRELAY_ACTION_LEASE"}
+    )
 
     @classmethod
     def from_env(
@@ -246,4 +249,5 @@ _PARSERS = [
     ),
     ("sync_lease", "NBRELAY_SYNC_LEASE", _positive_number("NBRELAY_SYNC_LEASE")),
     ("sync_retry_intervals", "NBRELAY_SYNC_RETRY_INTERVALS", _intervals),
+    ("action_lease", "NBRELAY_ACTION_LEASE", _positive_number("NBRELAY_ACTION_LEASE")),
 ]

@@ -20,6 +20,7 @@ from service.syncstate import SyncState
 
 if TYPE_CHECKING:
     from service.losant import LosantClient
+    from service.pipelines.followups import Followups
 
 REDIS_SOCKET_TIMEOUT = 10.0  # seconds; a Redis that does not answer is an outage, not a wait
 REDIS_CONNECT_TIMEOUT = 3.0
@@ -57,6 +58,13 @@ class Context:
             lease_seconds=self.settings.sync_lease,
             ttl=self.settings.retention_days * 24 * 3600,
         )
+
+    @cached_property
+    def followups(self) -> Followups:
+        """Pipelines, rules, actions and alerts (built on first use)."""
+        from service.pipelines.wiring import build
+
+        return build(self)
 
     @property
     def losant(self) -> LosantClient:

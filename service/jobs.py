@@ -27,7 +27,9 @@ if TYPE_CHECKING:
     from service.context import Context
 
 SYNC_QUEUE = "nbrelay-sync"
-QUEUES: tuple[str, ...] = (SYNC_QUEUE,)  # every queue `nbrelay worker` listens to by default
+ACTIONS_QUEUE = "nbrelay-actions"  # follow-up actions: execute, retry, patch
+ALERTS_QUEUE = "nbrelay-alerts"  # notifications, apart so a slow channel never delays a step
+QUEUES: tuple[str, ...] = (SYNC_QUEUE, ACTIONS_QUEUE, ALERTS_QUEUE)  # what `nbrelay worker` serves
 SYNC_FUNCTION = "workers.sync.sync"
 RESULT_TTL = 3600  # seconds a finished job's result is kept
 

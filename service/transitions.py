@@ -38,3 +38,4 @@ def on_terminal(record: ExecutionRecord, ctx: Context | None = None) -> None:
         },
     )
     metrics.TRANSITIONS.labels(record.status or "unknown").inc()
+    ctx.followups.on_terminal(record.losant or {}, record.notebook_id, record.meta)

@@ -152,6 +152,7 @@ class Scheduler:
         check_pending(self.ctx, moment)
         recover(self.ctx, moment)
         self.poll_watched(moment)
+        self.ctx.followups.tick()
         if moment >= self._next_trim:
             self.ctx.store.trim(moment)
             self._next_trim = moment + TRIM_INTERVAL

@@ -21,6 +21,27 @@ def alerts() -> None:
     """Alerts and their channels."""
 
 
+@alerts.command("list")
+def list_alerts() -> None:
+    """Print every alert's state, and the notifications that failed for good."""
+    from service.context import Context
+
+    ctx = Context.from_settings(Settings.from_env())
+    try:
+        followups = ctx.followups
+        for alert in followups.alerts.all():
+            name = alert.notebook_name or alert.notebook_id
+            click.echo(
+                f"{alert.state.value:8} {name} {alert.failure_class.value}: "
+                f"{alert.failures} failure(s), {alert.notifications} message(s) in episode "
+                f"{alert.episode}, channels {', '.join(alert.channels) or '-'}"
+            )
+        for failure in followups.failed_deliveries():
+            click.echo(f"failed   {failure['channel']}: {failure['error']}")
+    finally:
+        ctx.close()
+
+
 @alerts.command("test")
 @click.argument("channel")
 @click.option(

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import click
 
+from service import defaults
 from service.config import Settings
+from service.errors import NbrelayError, UsageProblem
 from service.losant import LosantClient
+from service.pipelines.runs import Run, RunNotFound, RunStatus
 from service.pipelines.validation import (
     PipelineFileInvalid,
     load_file,
@@ -53,3 +58,92 @@ def validate(ctx: click.Context, file: Path, offline: bool) -> None:
             client.close()
     checked = "notebooks checked in Losant" if resolver else "notebooks not checked"
     click.echo(f"{file.name}: valid: {summary(pipeline_file)} ({checked})")
+
+
+def _parse_param(text: str) -> tuple[str, object]:
+    name, sep, raw = text.partition("=")
+    if not sep or not name:
+        raise UsageProblem(f"--param {text!r}: expected NAME=VALUE")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return name, value
+
+
+@pipelines.command("start")
+@click.argument("name")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A run parameter (repeatable); VALUE is read as JSON when it is JSON, else as text.",
+)
+@click.option("--wait", is_flag=True, help="Follow the run until it ends.")
+@click.option(
+    "--timeout", type=float, default=None, help="Give up waiting after this many seconds."
+)
+def start(name: str, params: tuple[str, ...], wait: bool, timeout: float | None) -> None:
+    """Start a run of pipeline NAME and print its id."""
+    from service.context import Context
+
+    ctx = Context.from_settings(Settings.from_env())
+    try:
+        followups = ctx.followups
+        try:
+            run = followups.start_run(name, dict(map(_parse_param, params)), "cli")
+        except RunNotFound as exc:
+            raise UsageProblem(str(exc)) from None
+        click.echo(run.id)
+        if wait:
+            final = _follow(followups, run.id, timeout)
+            if final.status is not RunStatus.COMPLETED:
+                raise NbrelayError(f"run {run.id} of {name} {final.status.value}")
+    finally:
+        ctx.close()
+
+
+@pipelines.command("show")
+@click.argument("run_id")
+def show(run_id: str) -> None:
+    """Print a run's status and the state of each of its steps."""
+    from service.context import Context
+
+    ctx = Context.from_settings(Settings.from_env())
+    try:
+        try:
+            run = ctx.followups.runs.get(run_id)
+        except RunNotFound as exc:
+            raise UsageProblem(str(exc)) from None
+        _print_run(run)
+    finally:
+        ctx.close()
+
+
+def _follow(followups, run_id: str, timeout: float | None) -> Run:
+    started = time.monotonic()
+    seen: dict[str, str] = {}
+    while True:
+        run = followups.runs.get(run_id)
+        for key, step in run.steps.items():
+            if seen.get(key) != step.state.value:
+                seen[key] = step.state.value
+                reason = f" ({step.reason})" if step.reason else ""
+                click.echo(f"{key}: {step.state.value}{reason}")
+        if run.finished_at:
+            click.echo(f"run {run.id}: {run.status.value}")
+            return run
+        if timeout is not None and time.monotonic() - started > timeout:
+            raise NbrelayError(f"run {run_id} is still running after {timeout:g}s")
+        time.sleep(defaults.WAIT_POLL_INTERVAL)
+
+
+def _print_run(run: Run) -> None:
+    click.echo(f"run {run.id} of {run.pipeline}: {run.status.value} (started {run.created_at})")
+    for key, step in run.steps.items():
+        executions = ", ".join(f"{e['id']} {e.get('status')}" for e in step.executions)
+        reason = f" ({step.reason})" if step.reason else ""
+        click.echo(
+            f"  {key}: {step.state.value}{reason}" + (f" [{executions}]" if executions else "")
+        )

@@ -13,7 +13,7 @@ from service.context import Context
 
 def create_app(settings: Settings | None = None, *, ctx: Context | None = None) -> Flask:
     """Build the app for `settings` (default: the environment), or around an existing Context."""
-    from service.web import api, callbacks, dashboard, errors, hooks, ops
+    from service.web import api, callbacks, dashboard, errors, hooks, ops, pipelines
 
     if ctx is None:
         ctx = Context.from_settings(settings or Settings.from_env())
@@ -22,6 +22,6 @@ def create_app(settings: Settings | None = None, *, ctx: Context | None = None) 
     app.json.sort_keys = False
     app.extensions["nbrelay"] = ctx
     errors.init_app(app)
-    for blueprint in (callbacks.bp, hooks.bp, api.bp, ops.bp, dashboard.bp):
+    for blueprint in (callbacks.bp, hooks.bp, api.bp, pipelines.bp, ops.bp, dashboard.bp):
         app.register_blueprint(blueprint)
     return app

@@ -288,6 +288,136 @@ SCHEMAS: dict[str, Any] = {
 }
 
 
+_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+
+PATHS.update(
+    {
+        "/api/pipelines": {
+            "get": {
+                "summary": "Pipelines of the pipeline file in force, with their recent runs",
+                "security": _BEARER,
+                "responses": {"200": _json("The pipelines", "Pipelines"), "401": _UNAUTHORIZED},
+            }
+        },
+        "/api/pipelines/{name}/runs": {
+            "post": {
+                "summary": "Start a run of a pipeline (like `nbrelay pipelines start`)",
+                "security": _BEARER,
+                "parameters": [_NAME],
+                "requestBody": {
+                    "required": False,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/PipelineRunRequest"}
+                        }
+                    },
+                },
+                "responses": {
+                    "201": _json("Started; its first steps are being queued", "PipelineRun"),
+                    "400": _error("Unknown or missing parameter, malformed body"),
+                    "401": _UNAUTHORIZED,
+                    "404": _error("No such pipeline"),
+                    "415": _error("Not a JSON body"),
+                    "503": _UNAVAILABLE,
+                },
+            },
+            "get": {
+                "summary": "The pipeline's most recent runs, newest first",
+                "security": _BEARER,
+                "parameters": [_NAME],
+                "responses": {"200": _json("Runs", "PipelineRuns"), "401": _UNAUTHORIZED},
+            },
+        },
+        "/api/runs/{run}": {
+            "get": {
+                "summary": "One pipeline run: each step's state, executions and timestamps",
+                "security": _BEARER,
+                "parameters": [
+                    {"name": "run", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": _json("The run", "PipelineRun"),
+                    "401": _UNAUTHORIZED,
+                    "404": _error("No such run"),
+                },
+            }
+        },
+        "/api/alerts": {
+            "get": {
+                "summary": "Alert states and notifications that failed for good",
+                "security": _BEARER,
+                "responses": {"200": _json("Alerts", "Alerts"), "401": _UNAUTHORIZED},
+            }
+        },
+    }
+)
+
+SCHEMAS.update(
+    {
+        "PipelineRunRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "params": {"type": "object", "description": "Run parameters"},
+                "requestedBy": {"type": "string", "maxLength": 200},
+            },
+        },
+        "PipelineRun": {
+            "type": "object",
+            "required": ["id", "pipeline", "status", "steps"],
+            "properties": {
+                "id": {"type": "string"},
+                "pipeline": {"type": "string"},
+                "status": {"enum": ["running", "completed", "failed"]},
+                "params": {"type": "object"},
+                "requestedBy": {"type": "string"},
+                "createdAt": {"type": "string", "format": "date-time"},
+                "finishedAt": {"type": ["string", "null"], "format": "date-time"},
+                "steps": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "object",
+                        "properties": {
+                            "state": {
+                                "enum": ["pending", "running", "completed", "failed", "skipped"]
+                            },
+                            "notebook": {"type": "string"},
+                            "attempt": {"type": "integer"},
+                            "context": {"type": ["object", "null"]},
+                            "startedAt": {"type": ["string", "null"]},
+                            "finishedAt": {"type": ["string", "null"]},
+                            "retryAt": {"type": ["string", "null"]},
+                            "reason": {"type": ["string", "null"]},
+                            "executions": {"type": "array", "items": {"type": "object"}},
+                        },
+                    },
+                },
+            },
+        },
+        "PipelineRuns": {
+            "type": "object",
+            "properties": {
+                "items": {"type": "array", "items": {"$ref": "#/components/schemas/PipelineRun"}}
+            },
+        },
+        "Pipelines": {
+            "type": "object",
+            "properties": {
+                "items": {"type": "array", "items": {"type": "object"}},
+                "file": {"type": ["object", "null"]},
+            },
+        },
+        "Alerts": {
+            "type": "object",
+            "properties": {
+                "items": {"type": "array", "items": {"type": "object"}},
+                "failedDeliveries": {"type": "array", "items": {"type": "object"}},
+            },
+        },
+    }
+)
+
+
 def document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
