@@ -185,6 +185,8 @@ class Up:
                 LOSANT_API_TOKEN=kept["SANDBOX_TOKEN"],
                 LOSANT_APPLICATION_ID=application_id,
             )
+            if not self.settings.pipelines_path:
+                env["NBRELAY_PIPELINES"] = str(DEMO_DIR / "pipelines.yaml")
         web_url = f"http://{opts.host}:{opts.port}"
         env.setdefault("NBRELAY_PUBLIC_URL", web_url)
         for name in ("NBRELAY_SECRET", "NBRELAY_API_TOKEN", "NBRELAY_INGEST_TOKEN"):
@@ -264,6 +266,7 @@ class Up:
                 f"{shlex.quote(context)} --wait"
             )
             lines.append(f"  (demo notebooks: {', '.join(e['name'] for e in demo)})")
+            lines.append(f"  {command} pipelines start demo --wait")
         else:
             lines.append(f"  {command} run <notebook id or name> --wait")
         lines += [f"  {command} executions", "", "Ctrl-C stops everything."]

@@ -96,6 +96,13 @@ def test_up_runs_everything_keeps_history_and_leaves_nothing_behind(tmp_path):
         ):
             assert record["losant"][field], field
         assert "report.md" in record["losant"]["outputInfo"] or record["losant"]["outputInfo"]
+        assert "pipelines start demo --wait" in banner
+        demo = subprocess.run(
+            [NBRELAY, "pipelines", "start", "demo", "--wait", "--timeout", "170"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+        assert demo.returncode == 0, demo.stdout + demo.stderr + first.text()
+        assert demo.stdout.splitlines()[-1].endswith(": completed")
     finally:
         assert first.stop(signal.SIGINT) == 0, first.text()
     assert "Traceback" not in first.text()
