@@ -19,6 +19,7 @@ import shutil
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,7 +34,6 @@ from service.config import DEPLOYMENT_REQUIRED, Settings
 from service.embedded_redis import EmbeddedRedis
 from service.errors import NbrelayError, UsageProblem
 from service.losant import LosantClient, NotFound
-from service.processes import wait_until
 from service.supervisor import Child, Supervisor, nbrelay_command
 
 log = logging.getLogger(__name__)
@@ -43,10 +43,8 @@ DEMO_APPLICATION_NAME = "nbrelay demo"
 GENERATED = ("NBRELAY_SECRET", "NBRELAY_API_TOKEN", "NBRELAY_INGEST_TOKEN", "SANDBOX_TOKEN")
 
 
-class Interrupted(NbrelayError):
+class Interrupted(Exception):
     """Ctrl-C or SIGTERM arrived while starting."""
-
-    exit_code = 0
 
 
 @dataclass(frozen=True)
@@ -140,23 +138,24 @@ class Up:
         self.stop_requested.set()
 
     def _await(self, condition: Callable[[], Any], what: str) -> None:
-        """Wait for `condition`, giving up when asked to stop or when a child died."""
-
-        def ready() -> Any:
+        """Wait for `condition`; give up at once when asked to stop or when a child died."""
+        deadline = time.monotonic() + defaults.UP_START_TIMEOUT
+        while True:
             if self.stop_requested.is_set():
                 raise Interrupted("stopped while starting")
             dead = self.supervisor.dead_child()
             if dead is not None:
                 raise NbrelayError(f"{dead.name} exited while starting (status {dead.exited()})")
-            return condition()
-
-        try:
-            wait_until(ready, defaults.UP_START_TIMEOUT, what, interval=0.1)
-        except TimeoutError as exc:
-            cause = exc.__cause__
-            if isinstance(cause, NbrelayError):
-                raise cause from None
-            raise NbrelayError(str(exc)) from None
+            try:
+                if condition():
+                    return
+            except Exception:  # noqa: BLE001 - not answering yet
+                pass
+            if time.monotonic() > deadline:
+                raise NbrelayError(
+                    f"timed out after {defaults.UP_START_TIMEOUT:g}s waiting for {what}"
+                )
+            self.stop_requested.wait(0.1)
 
     def run(self) -> int:
         signal.signal(signal.SIGINT, self._on_signal)
@@ -164,6 +163,9 @@ class Up:
         with folder_lock(self.data_dir / "up.lock"):
             try:
                 return self._run()
+            except Interrupted:
+                self.echo("stopping...")
+                return 0
             finally:
                 self.supervisor.stop()
                 if self.redis is not None:

@@ -53,6 +53,10 @@ def test_run_wait_follows_the_run_and_the_api_shows_losants_record(service_stack
     assert record["nbrelay"]["requestedBy"].startswith("cli:")
     assert record["nbrelay"]["callbacksReceived"] >= 1
     assert len(transitions_of(service_stack, execution_id)) == 1
+    listed = service_stack.run_cli("executions", "--notebook", "nightly-report")
+    assert listed.returncode == 0 and listed.stdout.split()[:2] == [execution_id, "completed"]
+    shown = service_stack.run_cli("show", execution_id)
+    assert shown.returncode == 0 and json.loads(shown.stdout) == record
 
     scripted(stack_app, "errored", name="broken-report")
     failed = service_stack.run_cli("run", "broken-report", "--wait")
