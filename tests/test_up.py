@@ -100,10 +100,12 @@ def test_up_runs_everything_keeps_history_and_leaves_nothing_behind(tmp_path):
         assert first.stop(signal.SIGINT) == 0, first.text()
     assert "Traceback" not in first.text()
 
+    (tmp_path / ".env").write_text("NBRELAY_INGEST_TOKEN=from-dotenv-0123456789\n")
     second = UpProcess(tmp_path)
     try:
         second.wait_until_up()
-        assert second.env()["NBRELAY_API_TOKEN"] == env["NBRELAY_API_TOKEN"]
+        assert second.env()["NBRELAY_API_TOKEN"] == env["NBRELAY_API_TOKEN"]  # kept
+        assert second.env()["NBRELAY_INGEST_TOKEN"] == "from-dotenv-0123456789"  # yours wins
         url = f"http://127.0.0.1:{second.port}/api/executions/{execution_id}"
         assert requests.get(url, headers=api, timeout=10).json()["status"] == "completed"
     finally:
