@@ -8,6 +8,7 @@ their arguments only.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -32,6 +33,7 @@ class Context:
     redis: redis_lib.Redis  # decodes responses: for nbrelay's own keys
     rq_redis: redis_lib.Redis  # raw bytes: what RQ requires
     _losant: LosantClient | None = field(default=None, repr=False)
+    _losant_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Context:
@@ -69,11 +71,12 @@ class Context:
     @property
     def losant(self) -> LosantClient:
         """The Losant client (built on first use: the web app needs it only to start runs)."""
-        if self._losant is None:
-            from service.losant_metrics import instrumented_client
+        with self._losant_lock:
+            if self._losant is None:
+                from service.losant_metrics import instrumented_client
 
-            self._losant = instrumented_client(self.settings)
-        return self._losant
+                self._losant = instrumented_client(self.settings)
+            return self._losant
 
     def close(self) -> None:
         if self._losant is not None:

@@ -99,6 +99,7 @@ SCHEDULER_LEADER_TTL = 3  # reconciler intervals a scheduler leads without renew
 API_PAGE_SIZE = 50  # executions per page of GET /api/executions
 API_MAX_PAGE_SIZE = 500
 DASHBOARD_ROWS = 50
+DASHBOARD_EVENTS = 20  # newest callbacks and relay requests shown on the dashboard
 WAIT_POLL_INTERVAL = 0.5  # seconds between looks at the store while `nbrelay run --wait` waits
 SHUTDOWN_TIMEOUT = 30.0  # seconds `nbrelay up` gives a child to stop before killing it
 UP_START_TIMEOUT = 60.0  # seconds `nbrelay up` waits for a child to become ready

@@ -19,6 +19,7 @@ import shutil
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,7 +34,6 @@ from service.config import DEPLOYMENT_REQUIRED, Settings
 from service.embedded_redis import EmbeddedRedis
 from service.errors import NbrelayError, UsageProblem
 from service.losant import LosantClient, NotFound
-from service.processes import wait_until
 from service.supervisor import Child, Supervisor, nbrelay_command
 
 log = logging.getLogger(__name__)
@@ -43,10 +43,8 @@ DEMO_APPLICATION_NAME = "nbrelay demo"
 GENERATED = ("NBRELAY_SECRET", "NBRELAY_API_TOKEN", "NBRELAY_INGEST_TOKEN", "SANDBOX_TOKEN")
 
 
-class Interrupted(NbrelayError):
+class Interrupted(Exception):
     """Ctrl-C or SIGTERM arrived while starting."""
-
-    exit_code = 0
 
 
 @dataclass(frozen=True)
@@ -116,9 +114,19 @@ def seed_demo(sandbox_url: str, token: str, state_path: Path) -> tuple[str, list
     return application_id, description["notebooks"]
 
 
-def write_env_file(path: Path, env: dict[str, str]) -> None:
-    names = [*DEPLOYMENT_REQUIRED, "LOSANT_API_URL", "NBRELAY_INGEST_TOKEN"]
-    lines = [f"{name}={shlex.quote(env[name])}" for name in names if env.get(name)]
+def write_env_file(path: Path, settings: Settings) -> None:
+    """The settings the `nbrelay` commands need to work with this instance (mode 0600)."""
+    values = {
+        "NBRELAY_REDIS_URL": settings.redis_url,
+        "LOSANT_API_URL": settings.losant_api_url,
+        "LOSANT_API_TOKEN": settings.losant_api_token,
+        "LOSANT_APPLICATION_ID": settings.losant_application_id,
+        "NBRELAY_PUBLIC_URL": settings.public_url,
+        "NBRELAY_SECRET": ",".join(settings.secrets),
+        "NBRELAY_API_TOKEN": settings.api_token,
+        "NBRELAY_INGEST_TOKEN": settings.ingest_token,
+    }
+    lines = [f"{name}={shlex.quote(value)}" for name, value in values.items() if value]
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         handle.write("\n".join(lines) + "\n")
@@ -140,23 +148,24 @@ class Up:
         self.stop_requested.set()
 
     def _await(self, condition: Callable[[], Any], what: str) -> None:
-        """Wait for `condition`, giving up when asked to stop or when a child died."""
-
-        def ready() -> Any:
+        """Wait for `condition`; give up at once when asked to stop or when a child died."""
+        deadline = time.monotonic() + defaults.UP_START_TIMEOUT
+        while True:
             if self.stop_requested.is_set():
                 raise Interrupted("stopped while starting")
             dead = self.supervisor.dead_child()
             if dead is not None:
                 raise NbrelayError(f"{dead.name} exited while starting (status {dead.exited()})")
-            return condition()
-
-        try:
-            wait_until(ready, defaults.UP_START_TIMEOUT, what, interval=0.1)
-        except TimeoutError as exc:
-            cause = exc.__cause__
-            if isinstance(cause, NbrelayError):
-                raise cause from None
-            raise NbrelayError(str(exc)) from None
+            try:
+                if condition():
+                    return
+            except Exception:  # noqa: BLE001 - not answering yet
+                pass
+            if time.monotonic() > deadline:
+                raise NbrelayError(
+                    f"timed out after {defaults.UP_START_TIMEOUT:g}s waiting for {what}"
+                )
+            self.stop_requested.wait(0.1)
 
     def run(self) -> int:
         signal.signal(signal.SIGINT, self._on_signal)
@@ -164,6 +173,9 @@ class Up:
         with folder_lock(self.data_dir / "up.lock"):
             try:
                 return self._run()
+            except Interrupted:
+                self.echo("stopping...")
+                return 0
             finally:
                 self.supervisor.stop()
                 if self.redis is not None:
@@ -188,15 +200,22 @@ class Up:
             if not self.settings.pipelines_path:
                 env["NBRELAY_PIPELINES"] = str(DEMO_DIR / "pipelines.yaml")
         web_url = f"http://{opts.host}:{opts.port}"
-        env.setdefault("NBRELAY_PUBLIC_URL", web_url)
-        for name in ("NBRELAY_SECRET", "NBRELAY_API_TOKEN", "NBRELAY_INGEST_TOKEN"):
-            if not env.get(name):
+        configured = self.settings  # the environment and .env: what the user set wins
+        if not configured.public_url:
+            env["NBRELAY_PUBLIC_URL"] = web_url
+        for name, value in (
+            ("NBRELAY_SECRET", configured.secrets),
+            ("NBRELAY_API_TOKEN", configured.api_token),
+            ("NBRELAY_INGEST_TOKEN", configured.ingest_token),
+        ):
+            if not value:
                 env[name] = kept[name]
         metrics_dir = self.data_dir / "metrics"
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True)
         env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
-        Settings.from_env(env, dotenv_path=None).require(*DEPLOYMENT_REQUIRED)
+        # The children read .env too, so they see exactly these settings.
+        effective = Settings.from_env(env).require(*DEPLOYMENT_REQUIRED)
 
         web = self.supervisor.start(
             Child(
@@ -210,8 +229,8 @@ class Up:
         self._await(
             lambda: requests.get(f"{web_url}/readyz", timeout=1).ok, f"{web.name} at {web_url}"
         )
-        write_env_file(self.data_dir / "env", env)
-        self._banner(web_url, sandbox_url, env, demo)
+        write_env_file(self.data_dir / "env", effective)
+        self._banner(web_url, sandbox_url, effective, demo)
 
         while not self.stop_requested.wait(0.5):
             dead = self.supervisor.dead_child()
@@ -238,7 +257,7 @@ class Up:
         return url, application_id, demo
 
     def _banner(
-        self, web_url: str, sandbox_url: str | None, env: dict[str, str], demo: list[dict]
+        self, web_url: str, sandbox_url: str | None, settings: Settings, demo: list[dict]
     ) -> None:
         command = _command_name()
         lines = [
@@ -246,15 +265,15 @@ class Up:
             f"  dashboard   {web_url}/",
             f"  API         {web_url}/api/executions  (bearer token: NBRELAY_API_TOKEN in "
             f"{self.data_dir / 'env'})",
-            f"  callbacks   {env['NBRELAY_PUBLIC_URL']}/callbacks/<token>",
+            f"  callbacks   {settings.public_url}/callbacks/<token>",
             f"  metrics     {web_url}/metrics",
-            f"  Redis       {env['NBRELAY_REDIS_URL']}"
+            f"  Redis       {settings.redis_url}"
             + (f"  (data in {self.data_dir / 'redis'})" if self.redis else ""),
         ]
         if sandbox_url:
             lines.append(
                 f"  sandbox     {sandbox_url}  (Losant API; demo application "
-                f"{env['LOSANT_APPLICATION_ID']})"
+                f"{settings.losant_application_id})"
             )
         lines += ["", "Try it from another terminal in this folder:"]
         lines.append(f"  set -a; . {shlex.quote(str(self.data_dir / 'env'))}; set +a")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
@@ -53,6 +55,10 @@ def test_run_wait_follows_the_run_and_the_api_shows_losants_record(service_stack
     assert record["nbrelay"]["requestedBy"].startswith("cli:")
     assert record["nbrelay"]["callbacksReceived"] >= 1
     assert len(transitions_of(service_stack, execution_id)) == 1
+    listed = service_stack.run_cli("executions", "--notebook", "nightly-report")
+    assert listed.returncode == 0 and listed.stdout.split()[:2] == [execution_id, "completed"]
+    shown = service_stack.run_cli("show", execution_id)
+    assert shown.returncode == 0 and json.loads(shown.stdout) == record
 
     scripted(stack_app, "errored", name="broken-report")
     failed = service_stack.run_cli("run", "broken-report", "--wait")
@@ -263,3 +269,18 @@ def test_server_errors_are_retried_then_dead_lettered_and_replayed(stack_factory
     stack.wait_for_status(runs[broken["id"]], "completed", timeout=20)
     assert dead_letters() == ""
     ctx.close()
+
+
+def test_metrics_survive_a_gunicorn_worker_restart(stack_factory):
+    from tests.support.processes import descendants
+
+    stack = stack_factory(workers=0, scheduler=False, env={"PROMETHEUS_MULTIPROC_DIR": ""})
+    forged = f"{stack.url}/callbacks/not-a-token"
+    for _ in range(4):
+        assert requests.post(forged, json={}, timeout=10).status_code == 404
+    line = 'nbrelay_callbacks_rejected_total{reason="malformed",source="callback"} 4.0'
+    assert line in requests.get(f"{stack.url}/metrics", timeout=10).text
+    workers = descendants(stack.web.pid)
+    os.kill(min(workers), signal.SIGTERM)
+    wait_until(lambda: len(descendants(stack.web.pid) - workers) == 1, 20, "a new gunicorn worker")
+    assert line in requests.get(f"{stack.url}/metrics", timeout=10).text

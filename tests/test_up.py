@@ -26,9 +26,9 @@ def clean_environment() -> dict[str, str]:
 
 
 class UpProcess:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, port: int | None = None) -> None:
         self.folder = folder
-        self.port, self.sandbox_port = free_port(), free_port()
+        self.port, self.sandbox_port = port or free_port(), free_port()
         self.output = folder / f"up-{self.port}.out"
         with open(self.output, "wb") as out:
             self.process = subprocess.Popen(
@@ -107,10 +107,12 @@ def test_up_runs_everything_keeps_history_and_leaves_nothing_behind(tmp_path):
         assert first.stop(signal.SIGINT) == 0, first.text()
     assert "Traceback" not in first.text()
 
+    (tmp_path / ".env").write_text("NBRELAY_INGEST_TOKEN=from-dotenv-0123456789\n")
     second = UpProcess(tmp_path)
     try:
         second.wait_until_up()
-        assert second.env()["NBRELAY_API_TOKEN"] == env["NBRELAY_API_TOKEN"]
+        assert second.env()["NBRELAY_API_TOKEN"] == env["NBRELAY_API_TOKEN"]  # kept
+        assert second.env()["NBRELAY_INGEST_TOKEN"] == "from-dotenv-0123456789"  # yours wins
         url = f"http://127.0.0.1:{second.port}/api/executions/{execution_id}"
         assert requests.get(url, headers=api, timeout=10).json()["status"] == "completed"
     finally:
@@ -130,3 +132,29 @@ def test_a_second_up_in_the_same_folder_is_refused(tmp_path):
         )  # fmt: skip
     assert result.returncode == 2
     assert result.stderr.startswith("nbrelay: error: another `nbrelay up` is running in")
+
+
+def test_ctrl_c_while_starting_stops_what_was_started(tmp_path):
+    up = UpProcess(tmp_path)
+    wait_until(lambda: descendants(up.process.pid), 30, "a first child")
+    up.children = descendants(up.process.pid)
+    assert up.stop(signal.SIGINT) == 0, up.text()
+    assert "Traceback" not in up.text()
+
+
+def test_a_child_that_dies_stops_everything_with_one_line(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        up = UpProcess(tmp_path, port=taken.getsockname()[1])
+        wait_until(lambda: descendants(up.process.pid), 30, "a first child")
+        up.children = descendants(up.process.pid)
+        code = up.process.wait(120)
+    assert code == 1, up.text()
+    assert (
+        up.text().rstrip().splitlines()[-1]
+        == "nbrelay: error: web exited while starting (status 1)"
+    )
+    wait_until(lambda: not any(alive(pid) for pid in up.children), 10, "every child to exit")

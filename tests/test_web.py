@@ -304,11 +304,15 @@ def test_api_lists_filters_and_pages(api, stored):
 
 
 def test_dashboard_shows_executions_and_no_secrets(client, stored):
+    token = tokens.sign(SECRET, APP, NB)
+    body = {"execution": {"id": stored[0]["id"], "status": "completed"}}
+    assert client.post(f"/callbacks/{token}", json=body).status_code == 202
     page = client.get("/").get_data(as_text=True)
+    assert "Recent callbacks" in page and "callback" in page
     assert stored[0]["id"] in page and "errored" in page
     detail = client.get(f"/executions/{stored[1]['id']}").get_data(as_text=True)
     assert "2026-01-02T10:00:00.000Z" in detail
-    for secret in (SECRET, OLD_SECRET, API_TOKEN, INGEST, "losant-token"):
+    for secret in (SECRET, OLD_SECRET, API_TOKEN, INGEST, "losant-token", token):
         assert secret not in page + detail
     assert client.get(f"/executions/{EXECUTION}").status_code == 404
 
@@ -329,3 +333,53 @@ def test_openapi_describes_every_route(app, api):
             assert (path, method) in documented, (path, method)
     statuses = served["components"]["schemas"]["Execution"]["properties"]["status"]["enum"]
     assert set(STATUSES) <= set(statuses)
+
+
+# Losant's answers to starting a run, mapped to ours
+
+
+def test_losant_errors_when_starting_a_run(redis, redis_server, http_server):
+    from tests.support.http_server import Reply
+    from tests.support.losant import NOTEBOOK, NOTEBOOK_ID
+
+    app = create_app(make_settings(redis_server.url, LOSANT_API_URL=http_server.url))
+    headers = {"Authorization": f"Bearer {API_TOKEN}"}
+    path = f"/api/notebooks/{NOTEBOOK_ID}/executions"
+    client = app.test_client()
+
+    http_server.reply(
+        Reply(200, NOTEBOOK),
+        Reply(429, {"type": "RateLimited", "message": "slow down"}, {"Retry-After": "30"}),
+    )
+    limited = client.post(path, json={}, headers=headers)
+    assert_error(limited, 429, "RateLimited")
+    assert limited.headers["Retry-After"] == "30"
+
+    http_server.reply(Reply(200, NOTEBOOK), Reply(500, {"type": "Error", "message": "oops"}))
+    unknown = assert_error(client.post(path, json={}, headers=headers), 503, "Unavailable")
+    assert "may or may not" in unknown["message"]
+
+    empty = {"items": [], "count": 0, "totalCount": 0, "perPage": 100, "page": 0}
+    http_server.reply(
+        Reply(404, {"type": "NotFound", "message": "Notebook was not found"}), Reply(200, empty)
+    )
+    assert_error(client.post(path, json={}, headers=headers), 404, "NotFound")
+    assert list(redis.scan_iter("nbrelay:execution:*")) == []
+
+    http_server.reply(Reply(200, NOTEBOOK), Reply(200, {"success": True, "executionId": EXECUTION}))
+    started = client.post(
+        path, json={"context": {"day": "mon"}, "requestedBy": "ana"}, headers=headers
+    )
+    assert started.status_code == 201
+    sent = http_server.requests[-1].json()
+    assert json.loads(sent["templateContext"]) == {"day": "mon"}
+    assert sent["callbackUrl"].startswith("https://relay.example.com/callbacks/")
+    token = sent["callbackUrl"].rsplit("/", 1)[1]
+    assert tokens.verify(token, [SECRET]).notebook_id == NOTEBOOK_ID
+    stored = api_get(client, f"/api/executions/{EXECUTION}")
+    assert stored["nbrelay"]["requestedBy"] == "api:ana"
+    assert stored["status"] is None and stored["losant"] is None
+
+
+def api_get(client, path: str) -> dict:
+    return client.get(path, headers={"Authorization": f"Bearer {API_TOKEN}"}).get_json()

@@ -59,12 +59,19 @@ def web(host: str, port: int) -> None:
     settings = deployment_settings()
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         directory = tempfile.mkdtemp(prefix="nbrelay-metrics-")
-        atexit.register(shutil.rmtree, directory, ignore_errors=True)
+        atexit.register(_remove_when_exiting, directory, os.getpid())
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
     configure_logging("web", settings)
     from service.web.server import WebServer
 
     WebServer(settings, host, port).run()
+
+
+def _remove_when_exiting(directory: str, owner: int) -> None:
+    """Remove the metrics directory when gunicorn's master exits. Its forked workers inherit
+    this handler and run it when they exit, but must leave the directory to the others."""
+    if os.getpid() == owner:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @click.command("worker")

@@ -45,6 +45,7 @@ def index():
         dirty=dirty,
         oldest_dirty=oldest_dirty,
         pending=ctx.store.pending_count(),
+        events=ctx.store.events(defaults.DASHBOARD_EVENTS),
     )
 
 
