@@ -79,6 +79,17 @@ RECONCILER_ACTIONS = Counter(
     "What the reconciler did: checks of started runs, polls, recoveries, overdue runs",
     ["action"],
 )
+ACTIONS = Counter(
+    "nbrelay_actions_total",
+    "Follow-up actions (execute, retry, patch, notify), by outcome: done, failed for good, "
+    "postponed after a transient failure, skipped (already done or held by another worker)",
+    ["kind", "outcome"],
+)
+NOTIFICATIONS = Counter(
+    "nbrelay_notifications_total",
+    "Alert messages by channel kind, event (firing, resolved, completed) and outcome",
+    ["channel", "event", "outcome"],
+)
 
 
 def multiprocess_dir() -> str | None:
@@ -143,6 +154,16 @@ class RedisStateCollector(Collector):
             "nbrelay_pending_executions",
             "Executions started through nbrelay that are not known to be terminal",
             value=store.pending_count(),
+        )
+        followups = self.ctx.followups
+        alerts = GaugeMetricFamily("nbrelay_alerts", "Alerts by state", labels=["state"])
+        for state, count in followups.alerts.count_by_state().items():
+            alerts.add_metric([state], count)
+        yield alerts
+        yield GaugeMetricFamily(
+            "nbrelay_pipeline_runs_active",
+            "Pipeline runs with a step still to finish",
+            value=len(followups.runs.active()),
         )
 
 

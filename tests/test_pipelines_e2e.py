@@ -86,6 +86,12 @@ def test_pipelines_run_with_retries_and_failure_policies(stack_factory, sandbox_
             steps:
               first: {notebook: Broken, on_failure: skip}
               second: {notebook: E, after: first}
+        rules:
+          after-d:
+            notebook: D
+            statuses: completed
+            actions:
+              - patch: {notebook: E, set: {description: "fed by {{ execution.id }}"}}
         """,
     )
     listed = stack.get("/api/pipelines").json()
@@ -120,6 +126,38 @@ def test_pipelines_run_with_retries_and_failure_policies(stack_factory, sandbox_
     assert run["steps"]["d"]["startedAt"] >= max(run["steps"][s]["finishedAt"] for s in "bc")
     for name in "ABCD":
         assert sandbox_app.stats(ids[name])["requests"]["execute"] == 1
+
+    # The rule on D patched E; the patch can be seen and undone.
+    d_execution = run["steps"]["d"]["executions"][0]["id"]
+    (patch,) = wait_until(
+        lambda: [a for a in stack.get("/api/actions?kind=patch").json()["items"] if a["outcome"]],
+        20,
+        "the patch",
+    )
+    assert patch["key"] == f"rule:after-d:0:{d_execution}:completed"
+    assert patch["outcome"]["after"] == {"description": f"fed by {d_execution}"}
+    before = patch["outcome"]["before"]["description"]
+    assert (
+        sandbox_app.sandbox.call("GET", f"/applications/{sandbox_app.id}/notebooks/{ids['E']}")[
+            "description"
+        ]
+        == f"fed by {d_execution}"
+    )
+    listed = stack.run_cli("actions", "list", "--kind", "patch")
+    assert listed.returncode == 0 and f"done     patch    {patch['key']}" in listed.stdout
+    undone = stack.run_cli("actions", "undo", patch["key"])
+    assert undone.returncode == 0 and undone.stdout.strip() == f"undo:{patch['key']}"
+    wait_until(
+        lambda: stack.get(f"/api/actions/undo:{patch['key']}").json()["state"] == "done",
+        20,
+        "the undo",
+    )
+    notebook = sandbox_app.sandbox.call(
+        "GET", f"/applications/{sandbox_app.id}/notebooks/{ids['E']}"
+    )
+    assert notebook.get("description") == (before or "")  # a field it lacked is set back empty
+    assert stack.post(f"/api/actions/{listed.stdout.split()[2]}/undo").status_code == 202
+    assert stack.post("/api/actions/nope/undo").status_code == 404
 
     wait_until(
         lambda: stack.get(f"/api/runs/{retried['id']}").json()["steps"]["flaky"]["attempt"] == 2,
@@ -300,6 +338,9 @@ def test_alerts_reach_every_channel_once_and_resolve(
         assert failure["channel"] == "revoked" and failure["attempts"] == 1
         assert failure["error"].startswith("slack: HTTP 404") and "secret" not in failure["error"]
         assert "secret" not in json.dumps(alerts)
+        channels = stack.get("/api/pipelines").json()["channels"]
+        assert channels["hook"] == {"kind": "webhook", "host": webhook.url.removeprefix("http://")}
+        assert "secret" not in json.dumps(channels)
 
         sandbox_app.set_behaviour(etl, status="completed", durationSeconds=0.2)
         fixed = stack.post(f"/api/notebooks/{etl}/executions", json={}).json()["executionId"]

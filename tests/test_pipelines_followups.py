@@ -10,6 +10,7 @@ import pytest
 
 from service import defaults
 from service.alerts.messages import FailureClass
+from service.errors import UsageProblem
 from service.pipelines.ledger import ActionState
 from service.pipelines.runs import RunStatus, StepState
 from tests.support.followups import Harness
@@ -228,6 +229,16 @@ def test_rule_retry_execute_and_patch(harness):
         ],
     }
     assert patch.outcome["before"]["imageVersion"] == "v2"
+
+    undo = h.followups.undo_patch(patch.key)
+    assert h.followups.undo_patch(patch.key) == undo  # asked twice, done once
+    h.drain()
+    restored = h.client.get_notebook(h.app.id, report)
+    assert (restored.description, restored.image_version) == ("old", "v2")
+    assert [i["start"] for i in restored.model_dump(by_alias=True)["inputs"]] == [-86400000]
+    assert h.followups.ledger.get(undo).outcome["before"]["description"] == f"fed by {done}"
+    with pytest.raises(UsageProblem, match="not a patch that was applied"):
+        h.followups.undo_patch(f"rule:after-etl:0:{done}:completed")
 
 
 def test_alerts_are_grouped_and_resolved_and_permanent_failures_recorded(harness, http_server):

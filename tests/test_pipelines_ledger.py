@@ -134,12 +134,6 @@ def test_dispatch_forgets_finished_actions(ledger, clock):
     assert ledger.dispatch_due() == []
 
 
-def test_public_view_has_no_token(ledger):
-    ledger.open("k", "execute", {})
-    ledger.acquire("k")
-    assert "token" not in ledger.get("k").public()
-
-
 def test_recent_actions_newest_first(ledger, clock):
     for index, kind in enumerate(["execute", "patch", "notify", "patch"]):
         clock.now += 1

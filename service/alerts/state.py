@@ -115,6 +115,12 @@ class Alerts:
         raws = self.redis.mget([keys.alert(i) for i in ids]) if ids else []
         return [Alert.from_json(raw) for raw in raws if raw]
 
+    def count_by_state(self) -> dict[str, int]:
+        counts = dict.fromkeys((state.value for state in AlertState), 0)
+        for alert in self.all():
+            counts[alert.state.value] += 1
+        return counts
+
     def failed(
         self,
         notebook_id: str,

@@ -7,6 +7,7 @@ import sys
 import click
 
 from service import __version__
+from service.cli.actions import actions
 from service.cli.alerts import alerts
 from service.cli.config import config
 from service.cli.dead_letters import dead_letters
@@ -24,6 +25,7 @@ def cli() -> None:
     """Self-hosted event service for Losant Notebooks."""
 
 
+cli.add_command(actions)
 cli.add_command(alerts)
 cli.add_command(config)
 cli.add_command(pipelines)

@@ -11,6 +11,7 @@ import click
 from service.alerts.messages import AlertMessage, Event
 from service.channels import build_channel
 from service.channels.delivery import ONCE, deliver
+from service.cli.session import followups
 from service.config import Settings
 from service.errors import NbrelayError, UsageProblem
 from service.pipelines.validation import load_file
@@ -24,22 +25,16 @@ def alerts() -> None:
 @alerts.command("list")
 def list_alerts() -> None:
     """Print every alert's state, and the notifications that failed for good."""
-    from service.context import Context
-
-    ctx = Context.from_settings(Settings.from_env())
-    try:
-        followups = ctx.followups
-        for alert in followups.alerts.all():
+    with followups() as session:
+        for alert in session.alerts.all():
             name = alert.notebook_name or alert.notebook_id
             click.echo(
                 f"{alert.state.value:8} {name} {alert.failure_class.value}: "
                 f"{alert.failures} failure(s), {alert.notifications} message(s) in episode "
                 f"{alert.episode}, channels {', '.join(alert.channels) or '-'}"
             )
-        for failure in followups.failed_deliveries():
+        for failure in session.failed_deliveries():
             click.echo(f"failed   {failure['channel']}: {failure['error']}")
-    finally:
-        ctx.close()
 
 
 @alerts.command("test")

@@ -9,9 +9,11 @@ from pathlib import Path
 import click
 
 from service import defaults
+from service.cli.session import followups
 from service.config import Settings
 from service.errors import NbrelayError, UsageProblem
 from service.losant import LosantClient
+from service.pipelines.followups import Followups
 from service.pipelines.runs import Run, RunNotFound, RunStatus
 from service.pipelines.validation import (
     PipelineFileInvalid,
@@ -86,46 +88,35 @@ def _parse_param(text: str) -> tuple[str, object]:
 )
 def start(name: str, params: tuple[str, ...], wait: bool, timeout: float | None) -> None:
     """Start a run of pipeline NAME and print its id."""
-    from service.context import Context
-
-    ctx = Context.from_settings(Settings.from_env())
-    try:
-        followups = ctx.followups
+    with followups() as session:
         try:
-            run = followups.start_run(name, dict(map(_parse_param, params)), "cli")
+            run = session.start_run(name, dict(map(_parse_param, params)), "cli")
         except RunNotFound as exc:
             raise UsageProblem(str(exc)) from None
         click.echo(run.id)
         if wait:
-            final = _follow(followups, run.id, timeout)
+            final = _follow(session, run.id, timeout)
             if final.status is not RunStatus.COMPLETED:
                 raise NbrelayError(f"run {run.id} of {name} {final.status.value}")
-    finally:
-        ctx.close()
 
 
 @pipelines.command("show")
 @click.argument("run_id")
 def show(run_id: str) -> None:
     """Print a run's status and the state of each of its steps."""
-    from service.context import Context
-
-    ctx = Context.from_settings(Settings.from_env())
-    try:
+    with followups() as session:
         try:
-            run = ctx.followups.runs.get(run_id)
+            run = session.runs.get(run_id)
         except RunNotFound as exc:
             raise UsageProblem(str(exc)) from None
         _print_run(run)
-    finally:
-        ctx.close()
 
 
-def _follow(followups, run_id: str, timeout: float | None) -> Run:
+def _follow(session: Followups, run_id: str, timeout: float | None) -> Run:
     started = time.monotonic()
     seen: dict[str, str] = {}
     while True:
-        run = followups.runs.get(run_id)
+        run = session.runs.get(run_id)
         for key, step in run.steps.items():
             if seen.get(key) != step.state.value:
                 seen[key] = step.state.value

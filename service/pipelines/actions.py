@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from service import defaults
+from service import defaults, metrics
 from service.alerts.messages import AlertMessage
 from service.channels import build_channel
 from service.channels.delivery import RetryPolicy, deliver
@@ -102,7 +102,7 @@ class Performer:
         if before is None:
             before = {k: current[k] for k in PATCHABLE if k in current}
             self.ledger.checkpoint(lease, {"before": before})
-        changes = dict(spec.get("set") or {})
+        changes = dict(spec.get("set") or {})  # an undo sets `inputs` back whole, through `set`
         if spec.get("inputs"):
             changes["inputs"] = _patched_inputs(before.get("inputs") or [], spec["inputs"])
         after = client.patch_notebook(self.application_id, notebook.id, changes)
@@ -122,6 +122,8 @@ class Performer:
         channel = build_channel(spec["channel"], config)
         message = AlertMessage.from_dict(spec["message"])
         result = deliver(channel, message, self.channel_policy)
+        outcome = "delivered" if result.delivered else "failed"
+        metrics.NOTIFICATIONS.labels(channel.kind, message.event.value, outcome).inc()
         if not result.delivered:
             self.record_delivery_failure(
                 {

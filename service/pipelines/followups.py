@@ -20,7 +20,7 @@ from typing import Any
 
 import redis as redis_lib
 
-from service import defaults
+from service import defaults, metrics
 from service.alerts.history import NotebookHistory
 from service.alerts.messages import AlertMessage, Event, FailureClass, execution_facts
 from service.alerts.state import Alerts, Due
@@ -34,7 +34,7 @@ from service.losant import (
 )
 from service.pipelines import keys
 from service.pipelines.actions import ActionFailed, Performer, message_id
-from service.pipelines.ledger import ActionRecord, Ledger
+from service.pipelines.ledger import ActionNotFound, ActionRecord, ActionState, Ledger
 from service.pipelines.model import ExecuteItem, NotifyItem, PatchItem, RetryItem, Rule
 from service.pipelines.registry import Loaded, PipelineRegistry
 from service.pipelines.runs import (
@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 
 FAILED_DELIVERIES_KEPT = 200
 FAILURES = ("errored", "timeout", "canceled")
+UNSET = {"description": "", "inputs": []}  # what an absent notebook field is set back to
 PERMANENT = (ActionFailed, NotFound, BadRequest, AmbiguousNotebook, UsageProblem, TemplateError)
 
 
@@ -328,6 +329,24 @@ class Followups:
             spec = {"channel": channel, "message": message.to_dict()}
             self._open(channel_key, "notify", spec, None, self.clock())
 
+    def undo_patch(self, key: str) -> str:
+        """Open an action that sets back what the patch `key` changed; returns its key."""
+        record = self.ledger.get(key)
+        if record is None:
+            raise ActionNotFound(f"no action {key}")
+        if record.kind != "patch" or record.state is not ActionState.DONE or not record.outcome:
+            raise UsageProblem(f"action {key} is not a patch that was applied")
+        undo = f"undo:{key}"
+        # Losant cannot unset a field: one the notebook did not have is set back to empty.
+        before = {
+            field: UNSET.get(field) if value is None else value
+            for field, value in record.outcome["before"].items()
+            if value is not None or field in UNSET
+        }
+        spec = {"notebook": record.outcome["notebook_id"], "set": before}
+        self._open(undo, "patch", spec, None, self.clock())
+        return undo
+
     def record_delivery_failure(self, failure: dict[str, Any]) -> None:
         pipe = self.redis.pipeline()
         pipe.lpush(keys.deliveries_failed(), json.dumps(failure))
@@ -342,6 +361,12 @@ class Followups:
 
     def perform(self, key: str) -> str:
         """Perform the action `key` if it is due and nobody else holds it; returns what happened."""
+        record = self.ledger.get(key)
+        outcome = self._perform(key)
+        metrics.ACTIONS.labels(record.kind if record else "unknown", outcome).inc()
+        return outcome
+
+    def _perform(self, key: str) -> str:
         lease = self.ledger.acquire(key)
         if lease is None:
             return "skipped"

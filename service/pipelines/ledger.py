@@ -22,6 +22,7 @@ from typing import Any
 import redis as redis_lib
 
 from service import defaults
+from service.errors import NbrelayError
 from service.pipelines import keys
 
 _OPEN = """
@@ -41,6 +42,10 @@ for _, member in ipairs(items) do
 end
 return items
 """
+
+
+class ActionNotFound(NbrelayError):
+    """No action with that key is recorded (never opened, or past its retention)."""
 
 
 class ActionState(StrEnum):
@@ -75,12 +80,6 @@ class ActionRecord:
         data = json.loads(raw)
         data["state"] = ActionState(data["state"])
         return cls(**data)
-
-    def public(self) -> dict[str, Any]:
-        """The record without its lease token (for the API and the CLI)."""
-        data = asdict(self)
-        data.pop("token")
-        return data
 
 
 @dataclass(frozen=True)

@@ -289,6 +289,7 @@ SCHEMAS: dict[str, Any] = {
 
 
 _NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+_KEY = {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}
 
 PATHS.update(
     {
@@ -339,6 +340,50 @@ PATHS.update(
                     "200": _json("The run", "PipelineRun"),
                     "401": _UNAUTHORIZED,
                     "404": _error("No such run"),
+                },
+            }
+        },
+        "/api/actions": {
+            "get": {
+                "summary": "Recent follow-up actions (claims and outcomes), newest first",
+                "security": _BEARER,
+                "parameters": [
+                    {
+                        "name": "kind",
+                        "in": "query",
+                        "schema": {"enum": ["execute", "retry", "patch", "notify"]},
+                    }
+                ],
+                "responses": {
+                    "200": _json("Actions", "Actions"),
+                    "400": _error("Unknown kind"),
+                    "401": _UNAUTHORIZED,
+                },
+            }
+        },
+        "/api/actions/{key}": {
+            "get": {
+                "summary": "One action: its spec, state, attempts and outcome (a patch's "
+                "values before and after)",
+                "security": _BEARER,
+                "parameters": [_KEY],
+                "responses": {
+                    "200": _json("The action", "Action"),
+                    "401": _UNAUTHORIZED,
+                    "404": _error("No such action"),
+                },
+            }
+        },
+        "/api/actions/{key}/undo": {
+            "post": {
+                "summary": "Set back what a patch changed, as a new action `undo:<key>`",
+                "security": _BEARER,
+                "parameters": [_KEY],
+                "responses": {
+                    "202": _json("The undo action, queued", "Action"),
+                    "401": _UNAUTHORIZED,
+                    "404": _error("No such action"),
+                    "409": _error("Not a patch that was applied"),
                 },
             }
         },
@@ -405,6 +450,29 @@ SCHEMAS.update(
             "properties": {
                 "items": {"type": "array", "items": {"type": "object"}},
                 "file": {"type": ["object", "null"]},
+            },
+        },
+        "Action": {
+            "type": "object",
+            "required": ["key", "kind", "state"],
+            "properties": {
+                "key": {"type": "string"},
+                "kind": {"enum": ["execute", "retry", "patch", "notify"]},
+                "state": {"enum": ["pending", "running", "done", "failed"]},
+                "spec": {"type": "object"},
+                "attempts": {"type": "integer"},
+                "outcome": {"type": ["object", "null"]},
+                "error": {"type": ["string", "null"]},
+                "createdAt": {"type": "string"},
+                "dueAt": {"type": "string"},
+                "updatedAt": {"type": ["string", "null"]},
+                "history": {"type": "array", "items": {"type": "object"}},
+            },
+        },
+        "Actions": {
+            "type": "object",
+            "properties": {
+                "items": {"type": "array", "items": {"$ref": "#/components/schemas/Action"}}
             },
         },
         "Alerts": {

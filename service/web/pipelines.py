@@ -7,7 +7,9 @@ from typing import Any
 from flask import Blueprint, jsonify, request, url_for
 
 from service.alerts.state import Alert
+from service.channels import build_channel
 from service.errors import UsageProblem
+from service.pipelines.ledger import ActionNotFound, ActionRecord
 from service.pipelines.runs import Run, RunNotFound, iso
 from service.web.auth import require_api_token
 from service.web.errors import ApiError
@@ -51,7 +53,11 @@ def list_pipelines():
                 ],
             }
         )
-    return jsonify({"items": items, "file": {"digest": loaded.digest}})
+    channels = {
+        name: build_channel(name, config).describe()
+        for name, config in loaded.file.channels.items()
+    }
+    return jsonify({"items": items, "channels": channels, "file": {"digest": loaded.digest}})
 
 
 @bp.post("/pipelines/<name>/runs")
@@ -171,3 +177,52 @@ def alert_json(alert: Alert) -> dict[str, Any]:
 
 def _iso(moment: float | None) -> str | None:
     return iso(moment) if moment is not None else None
+
+
+@bp.get("/actions")
+def list_actions():
+    """Recent follow-up actions, newest first; query `kind` (execute, retry, patch, notify)."""
+    kind = request.args.get("kind") or None
+    if kind is not None and kind not in ("execute", "retry", "patch", "notify"):
+        raise ApiError(400, "kind must be execute, retry, patch or notify")
+    records = get_context().followups.ledger.recent(100, kind)
+    return jsonify({"items": [action_json(r) for r in records]})
+
+
+@bp.get("/actions/<path:key>")
+def get_action(key: str):
+    record = get_context().followups.ledger.get(key)
+    if record is None:
+        raise ApiError(404, f"no action {key}")
+    return jsonify(action_json(record))
+
+
+@bp.post("/actions/<path:key>/undo")
+def undo_action(key: str):
+    """Set back what a patch changed (as a new action, `undo:<key>`)."""
+    followups = get_context().followups
+    try:
+        undo = followups.undo_patch(key)
+    except ActionNotFound as exc:
+        raise ApiError(404, str(exc)) from None
+    except UsageProblem as exc:
+        raise ApiError(409, str(exc)) from None
+    record = followups.ledger.get(undo)
+    location = url_for("pipelines.get_action", key=undo)
+    return jsonify(action_json(record)), 202, {"Location": location}
+
+
+def action_json(record: ActionRecord) -> dict[str, Any]:
+    return {
+        "key": record.key,
+        "kind": record.kind,
+        "state": record.state.value,
+        "spec": record.spec,
+        "attempts": record.attempts,
+        "outcome": record.outcome,
+        "error": record.error,
+        "createdAt": _iso(record.created_at),
+        "dueAt": _iso(record.due_at),
+        "updatedAt": _iso(record.updated_at),
+        "history": [{**h, "at": _iso(h["at"])} for h in record.history],
+    }
