@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -13,7 +14,6 @@ from service.cli.session import followups
 from service.config import Settings
 from service.errors import NbrelayError, UsageProblem
 from service.losant import LosantClient
-from service.pipelines.followups import Followups
 from service.pipelines.runs import Run, RunNotFound, RunStatus
 from service.pipelines.validation import (
     PipelineFileInvalid,
@@ -21,6 +21,9 @@ from service.pipelines.validation import (
     losant_resolver,
     summary,
 )
+
+if TYPE_CHECKING:
+    from service.pipelines.followups import Followups
 
 
 @click.group()

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from service.config import Settings
-from service.pipelines.followups import Followups
+
+if TYPE_CHECKING:  # imported by the commands that need it: it brings in the metrics
+    from service.pipelines.followups import Followups
 
 
 @contextmanager
