@@ -83,14 +83,6 @@ class AlertMessage:
         return cls(**values)
 
 
-def failure_class_of(status: str) -> FailureClass | None:
-    """The failure class of a terminal Losant status (None for `completed`)."""
-    try:
-        return FailureClass(status)
-    except ValueError:
-        return None
-
-
 def execution_facts(execution: dict[str, Any]) -> dict[str, Any]:
     """The message fields taken from one Losant execution record (camelCase, as `/logs` gives)."""
     outputs = execution.get("outputInfo") or {}

@@ -3,18 +3,22 @@ message comes from this nbrelay, is unchanged and is fresh."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
-import time
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from service import defaults
+from service import defaults, webhooks
 from service.alerts.messages import AlertMessage, webhook_payload
-from service.channels import http, signing
+from service.channels import http
 from service.channels.base import Channel
 from service.channels.secrets import Secret
+
+MIN_KEY_BYTES = 24  # the Standard Webhooks range for a secret's key
+MAX_KEY_BYTES = 64
 
 
 class WebhookConfig(BaseModel):
@@ -36,7 +40,15 @@ class WebhookConfig(BaseModel):
     @field_validator("secret")
     @classmethod
     def _whsec(cls, value):
-        signing.secret_key(value.get_secret_value())
+        secret = value.get_secret_value()
+        if not secret.startswith(webhooks.SECRET_PREFIX):
+            raise ValueError(f"must start with {webhooks.SECRET_PREFIX}")
+        try:
+            key = base64.b64decode(secret.removeprefix(webhooks.SECRET_PREFIX), validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError(f"must be {webhooks.SECRET_PREFIX} followed by base64") from None
+        if not MIN_KEY_BYTES <= len(key) <= MAX_KEY_BYTES:
+            raise ValueError(f"must hold {MIN_KEY_BYTES} to {MAX_KEY_BYTES} bytes of key")
         return value
 
 
@@ -49,13 +61,9 @@ class WebhookChannel(Channel):
 
     def notify(self, message: AlertMessage) -> None:
         body = json.dumps(webhook_payload(message), separators=(",", ":")).encode()
-        timestamp = int(time.time())
-        signature = signing.sign(self.config.secret.get_secret_value(), message.id, timestamp, body)
         headers = {
             "Content-Type": "application/json",
-            "webhook-id": message.id,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": signature,
+            **webhooks.headers(self.config.secret.get_secret_value(), message.id, body),
         }
         http.post("webhook", self.config.url, body, headers, self.config.timeout)
 
