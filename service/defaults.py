@@ -108,3 +108,4 @@ WEB_THREADS = 4  # threads per gunicorn worker
 WEB_TIMEOUT = 30  # seconds
 WEB_GRACEFUL_TIMEOUT = 25  # seconds in-flight requests get to finish on shutdown
 UP_WORKERS = 2  # worker processes started by `nbrelay up`
+ALERT_REPAIR_WINDOW = 3600.0  # seconds back the scheduler checks that sent alerts' messages exist

@@ -314,3 +314,40 @@ def test_missing_callback_alert(harness, monkeypatch, caplog):
     record = record.model_dump(mode="json", by_alias=True, exclude_none=True)
     h.followups.on_terminal(record, etl, {"requested_by": "cli", "callbacks": "1"})
     assert h.followups.alerts.get(etl, FailureClass.MISSING_CALLBACK).state.value == "resolved"
+
+
+def test_the_scheduler_repairs_what_a_dead_process_left_half_done(harness, http_server):
+    h = harness(
+        f"""\
+        channels:
+          slack: {{kind: slack, url: "{http_server.url}/services/T/B/x"}}
+        alerts: {{group_wait: 0s}}
+        rules:
+          failed: {{notebook: B, statuses: [errored], actions: [{{notify: [slack]}}]}}
+        pipelines:
+          p:
+            steps:
+              a: {{notebook: A}}
+              b: {{notebook: B, after: a}}
+        """
+    )
+    h.notebook("A")
+    b = h.notebook("B", status="errored")
+    h.followups.registry.refresh()
+    h.held.append("run:")
+    run = h.followups.start_run("p", {}, "test")
+    # A worker fails a's action for good and dies before telling the run.
+    (_, key), *_ = h.queue
+    h.queue.clear()
+    h.followups.ledger.fail(h.followups.ledger.acquire(key), "notebook went away")
+    h.held.clear()
+    final = h.run_until(lambda: (r := h.followups.runs.get(run.id)).finished_at and r, "repair")
+    assert final.steps["a"].reason == "notebook went away"
+    assert final.steps["b"].state is StepState.SKIPPED
+
+    # An alert moved to firing by a scheduler that died before opening its messages.
+    h.app.execute(b)
+    h.run_until(lambda: h.followups.alerts.get(b, FailureClass.ERRORED), "the alert")
+    (due,) = h.followups.alerts.fire_due()  # the state moves on; no message is opened
+    assert due.number == 1 and http_server.requests == []
+    h.run_until(lambda: len(http_server.requests) == 1, "the repaired message")

@@ -23,7 +23,7 @@ import redis as redis_lib
 from service import defaults, metrics
 from service.alerts.history import NotebookHistory
 from service.alerts.messages import AlertMessage, Event, FailureClass, execution_facts
-from service.alerts.state import Alerts, Due
+from service.alerts.state import Alerts, AlertState, Due
 from service.errors import UsageProblem
 from service.losant import (
     AmbiguousNotebook,
@@ -425,8 +425,8 @@ class Followups:
     # -- the scheduler's part -------------------------------------------------------------------
 
     def tick(self) -> None:
-        """Reload the pipeline file if it changed, dispatch due actions, send due alerts, and
-        make sure every active run has its next executions opened."""
+        """Reload the pipeline file if it changed, dispatch due actions, send due alerts; then
+        repair what a process that died between two writes left half done."""
         self.registry.refresh()
         for key in self.ledger.dispatch_due():
             record = self.ledger.get(key)
@@ -436,9 +436,39 @@ class Followups:
             self._notify(due)
         for run_id in self.runs.active():
             try:
-                self._launch(self.runs.get(run_id))
+                self._reconcile_run(self.runs.get(run_id))
             except RunNotFound:
                 self.redis.zrem(keys.active_runs(), run_id)
+        self._reconcile_alerts()
+
+    def _reconcile_run(self, run: Run) -> None:
+        """Open the actions the run waits for; hand it the outcome of those already finished
+        (their worker may have died before it could)."""
+        for launch in launches(run):
+            record = self.ledger.get(launch.action_key)
+            if record is None:
+                self._launch(run)
+                return
+            if record.state is ActionState.DONE:
+                self._after(record, record.outcome, None)
+            elif record.state is ActionState.FAILED:
+                self._after(record, None, record.error)
+
+    def _reconcile_alerts(self) -> None:
+        """Open the notifications an alert's state says were sent, if they were never opened
+        (looking back ALERT_REPAIR_WINDOW seconds)."""
+        since = self.clock() - defaults.ALERT_REPAIR_WINDOW
+        for alert in self.alerts.all():
+            changed = max(alert.last_notified_at or 0, alert.resolved_at or 0)
+            if alert.state is AlertState.PENDING or not alert.notifications or changed < since:
+                continue
+            due = Due(alert, alert.notifications, tuple(alert.channels))
+            if alert.state is AlertState.RESOLVED:
+                if not alert.send_resolved or alert.resolved_by is None:
+                    continue
+                due = Due(alert, None, tuple(alert.channels))
+            if any(self.ledger.get(due.action_key(c)) is None for c in due.channels):
+                self._notify(due)
 
     def _loaded(self) -> Loaded | None:
         return self.registry.current()
