@@ -49,14 +49,14 @@ SANDBOX_CONTEXT_MAX_BYTES = 32 * 1024  # templateContext limit, as Losant docume
 SANDBOX_SAMPLE_POINTS = 48  # rows per device in generated time-series inputs
 
 # Pipelines, actions and alerts
-PIPELINES_RELOAD_INTERVAL = 2.0  # seconds between checks of the pipeline file for changes
+PIPELINES_RECHECK_INTERVAL = 30.0  # seconds before a changed file whose notebooks Losant could
+# not check (Losant down) is checked again
 ACTION_LEASE = 120.0  # seconds a worker may hold an action before it is presumed dead
 ACTION_RECOVERY_LOOKBACK = 300.0  # seconds before a claim that the search for its execution covers
 ACTION_RECOVERY_LOGS_LIMIT = 1000  # executions read from /logs when looking for a lost execute
 ACTION_TTL_DAYS = RETENTION_DAYS  # how long action records (claims and outcomes) are kept
 ALERT_GROUP_WAIT = 30.0  # seconds an alert waits for more failures before it is first sent
 ALERT_REPEAT_INTERVAL = 4 * 3600.0  # seconds before a still-firing alert is sent again
-FOLLOWUPS_TICK_INTERVAL = 1.0  # seconds between passes over due actions and alerts
 
 # Channels
 CHANNEL_TIMEOUT = 10.0  # seconds for one delivery attempt (HTTP request or SMTP session)

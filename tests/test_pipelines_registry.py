@@ -9,6 +9,7 @@ import pytest
 
 from service.losant import LosantClient
 from service.pipelines.registry import PipelineRegistry
+from service.processes import free_port
 
 GOOD = """\
 notebooks:
@@ -74,3 +75,22 @@ def test_notebooks_are_checked_and_resolved(redis, tmp_path, sandbox_app, losant
     assert loaded.notebook_id("Report") == report["id"]
     assert loaded.notebook_id(etl["id"]) == etl["id"]
     assert loaded.notebook_id("Unknown") is None
+    assert loaded.notebook_name(report["id"]) == "Report"
+    assert loaded.notebook_name(etl["id"]) == "Nightly ETL"
+    assert loaded.notebook_name("0" * 24) is None
+
+
+def test_a_file_losant_cannot_check_is_tried_again_later(redis, tmp_path, caplog):
+    path = tmp_path / "pipelines.yaml"
+    path.write_text(GOOD % "Report")
+    down = LosantClient(f"http://127.0.0.1:{free_port()}", "token", max_retries=0)
+    registry = PipelineRegistry(redis, path, losant=lambda: (down, "0" * 24))
+    try:
+        with caplog.at_level(logging.WARNING, logger="service.pipelines.registry"):
+            registry.refresh()
+            registry.refresh()
+    finally:
+        down.close()
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "cannot be checked now" in warnings[0]
+    assert registry.current() is None

@@ -49,6 +49,13 @@ class Loaded:
         target = self.file.notebook_reference(reference)
         return self.notebook_ids.get(target) or (target if OBJECT_ID.match(target) else None)
 
+    def notebook_name(self, notebook_id: str) -> str | None:
+        """The name the file knows a notebook by, when it names it rather than giving its id."""
+        return next(
+            (ref for ref, nb in self.notebook_ids.items() if nb == notebook_id and ref != nb),
+            None,
+        )
+
 
 class PipelineRegistry:
     def __init__(
@@ -66,6 +73,9 @@ class PipelineRegistry:
         self.losant = losant
         self.clock = clock
         self._cache: Loaded | None = None
+        self._unchecked: tuple[str, float] | None = (
+            None  # a version Losant could not check: when to try again
+        )
 
     def refresh(self) -> None:
         """Publish the file on disk if it changed and is valid; log what happened."""
@@ -86,6 +96,10 @@ class PipelineRegistry:
         if published[0] == digest:
             self.redis.hset(keys.pipeline_file(), "stamp", stamp)
             return
+        if self.redis.exists(self._marker(f"rejected:{digest}")):
+            return  # this version was found invalid before: said once, not checked again
+        if self._unchecked and self._unchecked[0] == digest and self.clock() < self._unchecked[1]:
+            return
         ids: dict[str, str] = {}
         try:
             loaded = load_text(text, self.path.name, resolver=self._resolver(ids))
@@ -99,11 +113,13 @@ class PipelineRegistry:
             )
             return
         except LosantError as exc:
+            self._unchecked = (digest, self.clock() + defaults.PIPELINES_RECHECK_INTERVAL)
             log.warning(
                 "pipeline file %s changed; its notebooks cannot be checked now (%s); "
-                "trying again on the next tick",
+                "trying again in %gs",
                 self.path,
                 exc,
+                defaults.PIPELINES_RECHECK_INTERVAL,
             )
             return
         self.redis.hset(
@@ -148,10 +164,14 @@ class PipelineRegistry:
         target = self.losant() if self.losant else None
         return losant_resolver(target[0], target[1], ids) if target else None
 
+    @staticmethod
+    def _marker(name: str) -> str:
+        return f"{keys.pipeline_file()}:{name}"
+
     def _once(self, marker: str, value: str, message: str, *args: Any) -> None:
         """Log an error once per distinct problem, however many processes meet it."""
         if self.redis.set(
-            f"{keys.pipeline_file()}:{marker}",
+            self._marker(marker),
             value,
             nx=True,
             ex=int(defaults.RETENTION_DAYS * 86400),

@@ -64,7 +64,9 @@ def build(ctx: Context) -> Followups:
 
     def notebook_name(notebook_id: str) -> str | None:
         ref = store_keys.notebook_ref(application_id, notebook_id)
-        return ctx.store.notebook_names().get(ref)
+        known = ctx.store.notebook_names().get(ref)
+        loaded = None if known else registry.current()
+        return known or (loaded.notebook_name(notebook_id) if loaded else None)
 
     def performer(followups: Followups) -> Performer:
         return Performer(
