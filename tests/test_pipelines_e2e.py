@@ -17,6 +17,7 @@ import requests
 from service.pipelines import keys
 from service.processes import wait_until
 from tests.support.http_server import Reply, ScriptedServer
+from tests.support.slow_proxy import SlowProxy
 from tests.support.smtp_server import SmtpSink
 
 STACK_ENV = {"NBRELAY_ACTION_LEASE": "2"}
@@ -206,45 +207,61 @@ def test_each_step_runs_once_despite_redelivery_and_a_killed_worker(
 ):
     a = scripted(sandbox_app, "A", dropCallbacks=1)
     others = {name: scripted(sandbox_app, name, duplicateCallbacks=1) for name in "BCD"}
-    stack = pipeline_stack(
-        stack_factory,
-        tmp_path,
-        """\
-        pipelines:
-          diamond:
-            steps:
-              a: {notebook: A}
-              b: {notebook: B, after: a, context: {a: "{{ steps.a.id }}"}}
-              c: {notebook: C, after: a, context: {a: "{{ steps.a.id }}"}}
-              d: {notebook: D, after: [b, c]}
-        """,
-    )
-    run = stack.post("/api/pipelines/diamond/runs", json={}).json()
-    (execution,) = wait_until(lambda: sandbox_app.logs(a), 20, "A's execution")
-    sandbox_app.wait_for_status(a, execution["id"])
-    url = stack.callback_url(a, run=run["id"], step="a")
-    body = {"success": True, "execution": {"id": execution["id"]}}
-
-    def callback(_: int) -> int:
-        return requests.post(url, json=body, timeout=10).status_code
-
-    ctx = stack.context()
+    # Losant (the sandbox) behind a proxy that answers B's execute 5 s late: the execution is
+    # queued at once, and the worker that asked is still waiting when it is killed.
+    proxy = SlowProxy(sandbox_app.sandbox.url).start()
+    proxy.hold("POST", rf"/notebooks/{others['B']}/execute", 5.0)
     try:
+        stack = pipeline_stack(
+            stack_factory,
+            tmp_path,
+            """\
+            pipelines:
+              diamond:
+                steps:
+                  a: {notebook: A}
+                  b: {notebook: B, after: a, context: {a: "{{ steps.a.id }}"}}
+                  c: {notebook: C, after: a, context: {a: "{{ steps.a.id }}"}}
+                  d: {notebook: D, after: [b, c]}
+            """,
+            env={"LOSANT_API_URL": proxy.url},
+        )
+        run = stack.post("/api/pipelines/diamond/runs", json={}).json()
+        (execution,) = wait_until(lambda: sandbox_app.logs(a), 20, "A's execution")
+        sandbox_app.wait_for_status(a, execution["id"])
+        url = stack.callback_url(a, run=run["id"], step="a")
+        body = {"success": True, "execution": {"id": execution["id"]}}
+
+        def callback(_: int) -> int:
+            return requests.post(url, json=body, timeout=10).status_code
+
         with ThreadPoolExecutor(8) as pool:
-            statuses = list(pool.map(callback, range(20)))
-        assert statuses == [202] * 20
-        # Kill the worker as soon as the follow-up of A has begun, then bring up another one.
-        wait_until(lambda: ctx.redis.exists(keys.action(f"run:{run['id']}:b:1")), 20, "b's action")
+            assert list(pool.map(callback, range(20))) == [202] * 20
+        # The worker is inside B's execute: Losant has queued the run, nbrelay has no answer.
+        wait_until(lambda: proxy.held, 20, "B's execute to reach Losant")
         stack.workers[0].kill()
         stack.start_worker()
+        final = wait_for_run(stack, run["id"], timeout=60)
     finally:
-        ctx.close()
-    final = wait_for_run(stack, run["id"], timeout=60)
+        proxy.stop()
     assert final["status"] == "completed", json.dumps(final)
     assert sandbox_app.stats(a)["requests"]["execute"] == 1
     for name, notebook_id in others.items():
         assert sandbox_app.stats(notebook_id)["requests"]["execute"] == 1, name
     assert [len(final["steps"][s]["executions"]) for s in "abcd"] == [1, 1, 1, 1]
+    # The action is taken over after its lease and finds B's execution in Losant's /logs.
+    action = wait_until(
+        lambda: (
+            (a := stack.get(f"/api/actions/run:{run['id']}:b:1").json())["state"] == "done" and a
+        ),
+        20,
+        "b's action to be recovered",
+    )
+    assert action["attempts"] == 2
+    assert action["outcome"] == {
+        "execution_id": final["steps"]["b"]["executions"][0]["id"],
+        "found_in_losant": True,
+    }
 
 
 def test_alerts_reach_every_channel_once_and_resolve(

@@ -15,6 +15,7 @@ from service.pipelines.ledger import ActionState
 from service.pipelines.runs import RunStatus, StepState
 from tests.support.followups import Harness
 from tests.support.http_server import Reply, ScriptedServer
+from tests.support.slow_proxy import SlowProxy
 
 DIAMOND = """\
 pipelines:
@@ -351,3 +352,30 @@ def test_the_scheduler_repairs_what_a_dead_process_left_half_done(harness, http_
     (due,) = h.followups.alerts.fire_due()  # the state moves on; no message is opened
     assert due.number == 1 and http_server.requests == []
     h.run_until(lambda: len(http_server.requests) == 1, "the repaired message")
+
+
+def test_an_execute_whose_outcome_is_unknown_is_looked_up_before_it_is_repeated(
+    harness, sandbox_app, monkeypatch
+):
+    monkeypatch.setattr(defaults, "ACTION_UNKNOWN_WAIT", 0.2)
+    monkeypatch.setattr(defaults, "ACTION_RETRY_BASE", 0.1)
+    proxy = SlowProxy(sandbox_app.sandbox.url).start()
+    try:
+        h = harness("pipelines:\n  p:\n    steps:\n      a: {notebook: A}\n", losant_url=proxy.url)
+        a = h.notebook("A")
+        proxy.fail_once("POST", rf"/notebooks/{a}/execute", 502)  # queued, but the answer is lost
+        h.followups.registry.refresh()
+        run = h.followups.start_run("p", {}, "test")
+        h.drain()
+        record = h.followups.ledger.get(f"run:{run.id}:a:1")
+        assert record.state is ActionState.PENDING and "may or may not" in record.error
+        final = h.run_until(lambda: (r := h.followups.runs.get(run.id)).finished_at and r, "run")
+        key = f"run:{run.id}:a:1"
+        done = h.run_until(
+            lambda: (r := h.followups.ledger.get(key)).state is ActionState.DONE and r, "lookup"
+        )
+    finally:
+        proxy.stop()
+    assert final.status is RunStatus.COMPLETED
+    assert h.app.stats(a)["requests"]["execute"] == 1
+    assert done.attempts == 2 and done.outcome["found_in_losant"] is True

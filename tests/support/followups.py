@@ -19,9 +19,17 @@ FAST_CHANNELS = RetryPolicy(max_attempts=3, max_elapsed=5, backoff_base=0.05, ba
 
 
 class Harness:
-    def __init__(self, redis, sandbox_app, path: Path, *, action_lease: float = 60.0) -> None:
+    def __init__(
+        self,
+        redis,
+        sandbox_app,
+        path: Path,
+        *,
+        action_lease: float = 60.0,
+        losant_url: str | None = None,
+    ) -> None:
         self.app = sandbox_app
-        self.client = LosantClient(sandbox_app.sandbox.url, sandbox_app.sandbox.token)
+        self.client = LosantClient(losant_url or sandbox_app.sandbox.url, sandbox_app.sandbox.token)
         self.queue: list[tuple[str, str]] = []
         self.seen: set[str] = set()
         self.notebooks: set[str] = set()
