@@ -30,8 +30,6 @@ from service.pipelines import keys
 from service.pipelines.model import Pipeline, Retry
 from service.pipelines.templates import TemplateError, evaluate, render
 
-TERMINAL = ("completed", "errored", "timeout", "canceled")
-
 
 class StepState(StrEnum):
     PENDING = "pending"
