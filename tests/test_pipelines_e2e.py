@@ -98,13 +98,19 @@ def test_pipelines_run_with_retries_and_failure_policies(stack_factory, sandbox_
     listed = stack.get("/api/pipelines").json()
     assert [p["name"] for p in listed["items"]] == ["diamond", "retried", "failing"]
 
-    retried = stack.post("/api/pipelines/retried/runs", json={}).json()
     failing = stack.post("/api/pipelines/failing/runs", json={"requestedBy": "e2e"}).json()
     bad = stack.post("/api/pipelines/diamond/runs", json={"params": {"dya": 1}})
     assert bad.status_code == 400 and bad.json()["message"] == (
         "unknown parameter 'dya' (declared: day)"
     )
     assert stack.post("/api/pipelines/nope/runs", json={}).status_code == 404
+    unknown = stack.run_cli("pipelines", "start", "nope")
+    assert (unknown.returncode, unknown.stderr) == (2, "nbrelay: error: no pipeline named 'nope'\n")
+    missing = stack.run_cli("pipelines", "start", "diamond")
+    assert (missing.returncode, missing.stderr) == (
+        2,
+        "nbrelay: error: parameter 'day' is required\n",
+    )
 
     result = stack.run_cli("pipelines", "start", "diamond", "--param", "day=2024-05-01", "--wait")
     assert result.returncode == 0, result.stderr + stack.logs()
@@ -160,6 +166,8 @@ def test_pipelines_run_with_retries_and_failure_policies(stack_factory, sandbox_
     assert stack.post(f"/api/actions/{listed.stdout.split()[2]}/undo").status_code == 202
     assert stack.post("/api/actions/nope/undo").status_code == 404
 
+    # The first attempt errors; the second is due 3 s later, by when Flaky will complete.
+    retried = stack.post("/api/pipelines/retried/runs", json={}).json()
     wait_until(
         lambda: stack.get(f"/api/runs/{retried['id']}").json()["steps"]["flaky"]["attempt"] == 2,
         20,
@@ -287,7 +295,7 @@ def test_alerts_reach_every_channel_once_and_resolve(
                 security: none
                 from: nbrelay@example.com
                 to: [oncall@example.com]
-            alerts: {{group_wait: 2s, repeat_interval: 1h}}
+            alerts: {{group_wait: 3s, repeat_interval: 1h}}
             rules:
               etl-failed:
                 notebook: ETL

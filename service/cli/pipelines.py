@@ -91,9 +91,10 @@ def _parse_param(text: str) -> tuple[str, object]:
 )
 def start(name: str, params: tuple[str, ...], wait: bool, timeout: float | None) -> None:
     """Start a run of pipeline NAME and print its id."""
+    values = dict(map(_parse_param, params))
     with followups() as session:
         try:
-            run = session.start_run(name, dict(map(_parse_param, params)), "cli")
+            run = session.start_run(name, values, "cli")
         except RunNotFound as exc:
             raise UsageProblem(str(exc)) from None
         click.echo(run.id)
