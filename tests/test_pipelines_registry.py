@@ -94,3 +94,12 @@ def test_a_file_losant_cannot_check_is_tried_again_later(redis, tmp_path, caplog
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1 and "cannot be checked now" in warnings[0]
     assert registry.current() is None
+
+
+def test_unsetting_the_file_withdraws_it(redis, tmp_path):
+    path = tmp_path / "pipelines.yaml"
+    path.write_text(GOOD % "Report")
+    PipelineRegistry(redis, path).refresh()
+    assert PipelineRegistry(redis, None).current() is not None
+    PipelineRegistry(redis, None).refresh()  # the scheduler, restarted without NBRELAY_PIPELINES
+    assert PipelineRegistry(redis, None).current() is None

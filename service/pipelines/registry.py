@@ -78,8 +78,11 @@ class PipelineRegistry:
         )
 
     def refresh(self) -> None:
-        """Publish the file on disk if it changed and is valid; log what happened."""
+        """Publish the file on disk if it changed and is valid; log what happened. Without a
+        file (NBRELAY_PIPELINES unset) the version in force is withdrawn."""
         if self.path is None:
+            if self.redis.delete(keys.pipeline_file()):
+                log.info("no pipeline file is configured: pipelines and rules are off")
             return
         try:
             stat = self.path.stat()
