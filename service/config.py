@@ -67,6 +67,20 @@ class Settings:
     retention_days: int = field(
         default=defaults.RETENTION_DAYS, metadata={"env": "NBRELAY_RETENTION_DAYS"}
     )
+    watch: tuple[str, ...] = field(default=(), metadata={"env": "NBRELAY_WATCH"})
+    poll_interval: float = field(
+        default=defaults.POLL_INTERVAL, metadata={"env": "NBRELAY_POLL_INTERVAL"}
+    )
+    reconcile_interval: float = field(
+        default=defaults.RECONCILE_INTERVAL, metadata={"env": "NBRELAY_RECONCILE_INTERVAL"}
+    )
+    sync_lease: float = field(default=defaults.SYNC_LEASE, metadata={"env": "NBRELAY_SYNC_LEASE"})
+    sync_retry_intervals: tuple[int, ...] = field(
+        default=defaults.SYNC_RETRY_INTERVALS, metadata={"env": "NBRELAY_SYNC_RETRY_INTERVALS"}
+    )
+    action_lease: float = field(
+        default=defaults.ACTION_LEASE, metadata={"env": "NBRELAY_ACTION_LEASE"}
+    )
 
     @classmethod
     def from_env(
@@ -104,6 +118,8 @@ class Settings:
             value = getattr(self, f.name)
             if f.metadata.get("secret"):
                 shown[f.metadata["env"]] = "(set)" if value else "(not set)"
+            elif isinstance(value, tuple):
+                shown[f.metadata["env"]] = ",".join(map(str, value)) or "(not set)"
             else:
                 shown[f.metadata["env"]] = "(not set)" if value is None else str(value)
         return shown
@@ -179,6 +195,40 @@ def _positive_int(variable: str):
     return parse
 
 
+def _positive_number(variable: str):
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise ConfigError(
+                variable, f"must be a number of seconds, got {raw.strip()!r}"
+            ) from None
+        if not value > 0 or value == float("inf"):
+            raise ConfigError(variable, f"must be a positive number of seconds, got {raw.strip()}")
+        return value
+
+    return parse
+
+
+def _notebook_list(raw: str) -> tuple[str, ...]:
+    values = tuple(v.strip() for v in raw.split(","))
+    if any(not v for v in values):
+        raise ConfigError("NBRELAY_WATCH", "has an empty entry in its comma-separated list")
+    return tuple(dict.fromkeys(values))
+
+
+def _intervals(raw: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v.strip()) for v in raw.split(","))
+    except ValueError:
+        raise ConfigError(
+            "NBRELAY_SYNC_RETRY_INTERVALS", "must be comma-separated whole numbers of seconds"
+        ) from None
+    if any(v < 0 for v in values):
+        raise ConfigError("NBRELAY_SYNC_RETRY_INTERVALS", "intervals must not be negative")
+    return values
+
+
 _PARSERS = [
     ("redis_url", "NBRELAY_REDIS_URL", _url("NBRELAY_REDIS_URL", ("redis", "rediss", "unix"))),
     ("losant_api_url", "LOSANT_API_URL", _url("LOSANT_API_URL", ("http", "https"))),
@@ -190,4 +240,14 @@ _PARSERS = [
     ("ingest_token", "NBRELAY_INGEST_TOKEN", _secret("NBRELAY_INGEST_TOKEN")),
     ("pipelines_path", "NBRELAY_PIPELINES", _existing_file),
     ("retention_days", "NBRELAY_RETENTION_DAYS", _positive_int("NBRELAY_RETENTION_DAYS")),
+    ("watch", "NBRELAY_WATCH", _notebook_list),
+    ("poll_interval", "NBRELAY_POLL_INTERVAL", _positive_number("NBRELAY_POLL_INTERVAL")),
+    (
+        "reconcile_interval",
+        "NBRELAY_RECONCILE_INTERVAL",
+        _positive_number("NBRELAY_RECONCILE_INTERVAL"),
+    ),
+    ("sync_lease", "NBRELAY_SYNC_LEASE", _positive_number("NBRELAY_SYNC_LEASE")),
+    ("sync_retry_intervals", "NBRELAY_SYNC_RETRY_INTERVALS", _intervals),
+    ("action_lease", "NBRELAY_ACTION_LEASE", _positive_number("NBRELAY_ACTION_LEASE")),
 ]

@@ -22,7 +22,90 @@ PORT = 8080
 # Sandbox
 SANDBOX_HOST = "127.0.0.1"
 SANDBOX_PORT = 8081
+SANDBOX_DATA_DIR = ".nbrelay/sandbox"
+SANDBOX_MAX_RUN_MINUTES = 30.0  # maxAllowedRunMinutes of applications that set none
+SANDBOX_PARALLEL_RUNS = 2  # runs in progress per application; the rest stay queued
+SANDBOX_JSON_BODY_LIMIT = 1024 * 1024  # bytes; larger JSON bodies get 413
+SANDBOX_UPLOAD_LIMIT = 16 * 1024 * 1024  # bytes; larger .ipynb uploads get 413
+SANDBOX_CALLBACK_WORKERS = 4
+SANDBOX_CALLBACK_TIMEOUT = 5.0  # seconds per attempt
+SANDBOX_CALLBACK_ATTEMPTS = 4
+SANDBOX_CALLBACK_BACKOFF = 0.5  # seconds; doubled after every failed attempt
+SANDBOX_POLL_INTERVAL = 0.1  # seconds between looks at running kernels
+SANDBOX_STOP_TIMEOUT = 10.0  # seconds to wait for kernels to die on shutdown
 
 # Embedded Redis (used by `nbrelay up` and by the test suite)
 EMBEDDED_REDIS_START_TIMEOUT = 10.0  # seconds
 DATA_DIR = ".nbrelay"
+
+# Sandbox execution engine (sandbox/engine.py, runner.py, inputs.py)
+SANDBOX_KERNEL_NAME = "python3"  # ipykernel's kernel of the interpreter that runs the sandbox
+SANDBOX_KERNEL_START_TIMEOUT = 60.0  # seconds for a fresh kernel to answer
+SANDBOX_RUN_OVERHEAD = 120.0  # seconds beyond maxAllowedRunMinutes for inputs, kernel start and
+# artefacts, after which the engine kills a runner that has not finished by itself
+SANDBOX_INPUT_CONNECT_TIMEOUT = 5.0  # seconds; externalUrl inputs
+SANDBOX_INPUT_READ_TIMEOUT = 30.0  # seconds; externalUrl inputs
+SANDBOX_CONTEXT_MAX_BYTES = 32 * 1024  # templateContext limit, as Losant documents it
+SANDBOX_SAMPLE_POINTS = 48  # rows per device in generated time-series inputs
+
+# Pipelines, actions and alerts
+PIPELINES_RECHECK_INTERVAL = 30.0  # seconds before a changed file whose notebooks Losant could
+# not check (Losant down) is checked again
+ACTION_LEASE = 120.0  # seconds a worker may hold an action before it is presumed dead
+ACTION_RECOVERY_LOOKBACK = 300.0  # seconds before a claim that the search for its execution covers
+ACTION_RECOVERY_LOGS_LIMIT = 1000  # executions read from /logs when looking for a lost execute
+ACTION_TTL_DAYS = RETENTION_DAYS  # how long action records (claims and outcomes) are kept
+ALERT_GROUP_WAIT = 30.0  # seconds an alert waits for more failures before it is first sent
+ALERT_REPEAT_INTERVAL = 4 * 3600.0  # seconds before a still-firing alert is sent again
+
+# Channels
+CHANNEL_TIMEOUT = 10.0  # seconds for one delivery attempt (HTTP request or SMTP session)
+CHANNEL_MAX_ATTEMPTS = 4  # attempts of one notification before a transient failure is final
+CHANNEL_MAX_ELAPSED = 60.0  # seconds after which no further attempt is started
+CHANNEL_BACKOFF_BASE = 1.0  # seconds; doubled after every failed attempt
+CHANNEL_BACKOFF_MAX = 15.0  # seconds; cap for one wait, Retry-After included
+ACTION_MAX_ATTEMPTS = 6  # attempts of one action (transient failures, dead workers) before it fails
+ACTION_RETRY_BASE = 2.0  # seconds before the second attempt after a transient failure; doubles
+ACTION_RETRY_MAX = 300.0  # seconds; cap of that wait
+ACTION_UNKNOWN_WAIT = 10.0  # seconds before an execute whose outcome is unknown is looked up
+MISSING_CALLBACK_GRACE = (
+    120.0  # seconds after an execution ended before its callback counts as missing
+)
+
+# Event pipeline: ingress, syncs, reconciler, web
+CALLBACK_TOKEN_TTL = 7 * 24 * 3600  # seconds a signed callback URL stays valid
+CALLBACK_TOKEN_MAX_LENGTH = 300  # characters; the callbackUrl as a whole must stay under 1024
+MAX_BODY_BYTES = 256 * 1024  # largest callback or relay body accepted (413 above)
+EVENT_BODY_KEEP = 16 * 1024  # bytes of a body kept in the event stream
+EVENT_STREAM_MAXLEN = 100_000  # entries kept in the raw event stream (approximate cap)
+TRANSITION_STREAM_MAXLEN = 100_000  # entries kept in the stream of terminal transitions
+WEBHOOK_TOLERANCE = 300  # seconds a Standard Webhooks timestamp may differ from our clock
+SYNC_LEASE = 30.0  # seconds a sync holds its notebook before it is presumed dead
+SYNC_JOB_TIMEOUT = 600  # seconds RQ lets one sync job run
+SYNC_RETRY_INTERVALS = (10, 30, 120, 600)  # seconds between attempts of a failing sync
+SYNC_MAX_ROUNDS = 5  # re-reads inside one job before it yields to other notebooks
+SYNC_MIN_SPACING = 1.0  # seconds between two reads of one notebook (a burst of hints shares one)
+SYNC_FIRST_LIMIT = 10  # executions asked for by the first /logs request of a sync
+SYNC_LIMIT_GROWTH = 4  # factor by which `limit` grows while /logs keeps returning full pages
+SYNC_MAX_LIMIT = 1000  # Losant's largest `limit`
+SYNC_FIRST_LOOKBACK = 24 * 3600  # seconds of history read when a notebook is synced first
+SYNC_SINCE_MARGIN = 60  # seconds subtracted from the cursor against clock skew
+POLL_INTERVAL = 60.0  # seconds between polls of watched notebooks
+RECONCILE_INTERVAL = 15.0  # seconds between reconciler passes; first check of a started run
+PENDING_CHECK_MAX = 600.0  # seconds; cap of the doubling interval between checks of a run
+OVERDUE_SLACK = 300  # seconds past maxAllowedRunMinutes before a run counts as overdue
+ASSUMED_MAX_RUN_MINUTES = 60  # for runs whose record has not been read yet
+SCHEDULER_LEADER_TTL = 3  # reconciler intervals a scheduler leads without renewing
+API_PAGE_SIZE = 50  # executions per page of GET /api/executions
+API_MAX_PAGE_SIZE = 500
+DASHBOARD_ROWS = 50
+DASHBOARD_EVENTS = 20  # newest callbacks and relay requests shown on the dashboard
+WAIT_POLL_INTERVAL = 0.5  # seconds between looks at the store while `nbrelay run --wait` waits
+SHUTDOWN_TIMEOUT = 30.0  # seconds `nbrelay up` gives a child to stop before killing it
+UP_START_TIMEOUT = 60.0  # seconds `nbrelay up` waits for a child to become ready
+WEB_WORKERS = 2  # gunicorn worker processes (WEB_CONCURRENCY overrides)
+WEB_THREADS = 4  # threads per gunicorn worker
+WEB_TIMEOUT = 30  # seconds
+WEB_GRACEFUL_TIMEOUT = 25  # seconds in-flight requests get to finish on shutdown
+UP_WORKERS = 2  # worker processes started by `nbrelay up`
+ALERT_REPAIR_WINDOW = 3600.0  # seconds back the scheduler checks that sent alerts' messages exist

@@ -64,8 +64,14 @@ class EmbeddedRedis:
             "--maxmemory-policy", "noeviction",
             "--logfile", "redis.log",
         ]  # fmt: skip
+        # A session of its own: Ctrl-C in a terminal reaches only the owner, which stops Redis
+        # last, after everything that writes to it.
         self.process = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
         )
         client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
         try:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 import redis as redis_lib
 
 from service.embedded_redis import EmbeddedRedis
 from tests.support.http_server import ScriptedServer
+from tests.support.sandbox import SandboxApp, SandboxProcess
+from tests.support.stack import ServiceStack
 
 
 @pytest.fixture(scope="session")
@@ -34,3 +38,70 @@ def http_server() -> Iterator[ScriptedServer]:
     server = ScriptedServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxProcess]:
+    """A `nbrelay sandbox` process of the suite's own (free port, temp data, known token).
+    Up to 8 runs per application are in progress at once; more stay queued."""
+    process = SandboxProcess(
+        tmp_path_factory.mktemp("sandbox") / "data", options=["--parallel", "8"]
+    ).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def sandbox_app(sandbox: SandboxProcess, request: pytest.FixtureRequest) -> SandboxApp:
+    """A fresh application in the sandbox: its id (a str) with the sandbox helpers bound."""
+    return SandboxApp(sandbox.create_application(request.node.name[:200]), sandbox)
+
+
+@pytest.fixture(scope="session")
+def service_stack(
+    tmp_path_factory: pytest.TempPathFactory, sandbox: SandboxProcess
+) -> Iterator[ServiceStack]:
+    """nbrelay web (gunicorn, 2 workers) + 1 worker + scheduler as real processes, shared by
+    the session, on a Redis of their own and an application of their own in the sandbox.
+    Tests that change settings, kill processes or leave dead letters build their own stack
+    with `stack_factory`."""
+    base = tmp_path_factory.mktemp("stack")
+    server = EmbeddedRedis(base / "redis", appendonly=False).start()
+    application_id = sandbox.create_application("service-stack")
+    stack = ServiceStack(
+        server.url, sandbox.url, sandbox.token, application_id, base / "logs"
+    ).start()
+    yield stack
+    stack.stop()
+    server.stop()
+
+
+@pytest.fixture
+def stack_app(service_stack: ServiceStack, sandbox: SandboxProcess) -> SandboxApp:
+    """The shared stack's sandbox application (create a notebook of your own in it)."""
+    return SandboxApp(service_stack.application_id, sandbox)
+
+
+@pytest.fixture
+def stack_factory(
+    tmp_path: Path, sandbox_app: SandboxApp, redis_server: EmbeddedRedis, redis: redis_lib.Redis
+) -> Iterator[Callable[..., ServiceStack]]:
+    """Builds stacks on the test's private (emptied) Redis and `sandbox_app`; stops them after
+    the test. Keyword arguments go to ServiceStack (workers, scheduler, env)."""
+    stacks: list[ServiceStack] = []
+
+    def build(**options: Any) -> ServiceStack:
+        stack = ServiceStack(
+            redis_server.url,
+            sandbox_app.sandbox.url,
+            sandbox_app.sandbox.token,
+            sandbox_app.id,
+            tmp_path / f"stack-{len(stacks)}",
+            **options,
+        )
+        stacks.append(stack)
+        return stack.start()
+
+    yield build
+    for stack in stacks:
+        stack.stop()

@@ -30,6 +30,21 @@ def test_valid_environment_is_parsed_and_typed():
     assert settings.require(*DEPLOYMENT_REQUIRED) is settings
 
 
+def test_event_pipeline_settings_are_parsed():
+    settings = Settings.from_env(
+        {
+            "NBRELAY_WATCH": "report, 5c782b8d4f3a8e51c1db42e4,report",
+            "NBRELAY_POLL_INTERVAL": "0.5",
+            "NBRELAY_SYNC_RETRY_INTERVALS": "1, 5,30",
+        },
+        dotenv_path=None,
+    )
+    assert settings.watch == ("report", "5c782b8d4f3a8e51c1db42e4")
+    assert settings.poll_interval == 0.5
+    assert settings.sync_retry_intervals == (1, 5, 30)
+    assert settings.describe()["NBRELAY_WATCH"] == "report,5c782b8d4f3a8e51c1db42e4"
+
+
 def test_defaults_apply_when_nothing_is_set():
     settings = Settings.from_env({}, dotenv_path=None)
     assert settings.losant_api_url == "https://api.losant.com"
@@ -58,6 +73,13 @@ def test_secrets_never_appear_in_repr_or_description():
         ("NBRELAY_RETENTION_DAYS", "0", "at least 1"),
         ("NBRELAY_PIPELINES", "/nonexistent/pipelines.yaml", "file not found"),
         ("LOSANT_API_TOKEN", "has space", "white space"),
+        ("NBRELAY_WATCH", "report,,etl", "empty entry"),
+        ("NBRELAY_POLL_INTERVAL", "0", "positive number of seconds"),
+        ("NBRELAY_POLL_INTERVAL", "often", "number of seconds"),
+        ("NBRELAY_RECONCILE_INTERVAL", "-2", "positive number of seconds"),
+        ("NBRELAY_SYNC_LEASE", "inf", "positive number of seconds"),
+        ("NBRELAY_SYNC_RETRY_INTERVALS", "10,x", "whole numbers of seconds"),
+        ("NBRELAY_SYNC_RETRY_INTERVALS", "10,-1", "must not be negative"),
     ],
 )
 def test_malformed_value_names_the_variable(variable, value, problem):

@@ -7,7 +7,15 @@ import sys
 import click
 
 from service import __version__
+from service.cli.actions import actions
+from service.cli.alerts import alerts
 from service.cli.config import config
+from service.cli.dead_letters import dead_letters
+from service.cli.executions import executions, run, show
+from service.cli.pipelines import pipelines
+from service.cli.sandbox import sandbox
+from service.cli.serve import scheduler, web, worker
+from service.cli.up import up
 from service.errors import NbrelayError
 
 
@@ -17,7 +25,13 @@ def cli() -> None:
     """Self-hosted event service for Losant Notebooks."""
 
 
+cli.add_command(actions)
+cli.add_command(alerts)
 cli.add_command(config)
+cli.add_command(pipelines)
+cli.add_command(sandbox)
+for command in (up, web, worker, scheduler, run, executions, show, dead_letters):
+    cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> None:

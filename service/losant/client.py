@@ -11,7 +11,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, NoReturn, TypeVar
 from urllib.parse import quote, urlsplit
@@ -54,6 +54,9 @@ IPYNB_CONTENT_TYPE = "application/x-ipynb+json"
 _GLOB_CHARACTERS = re.compile(r"[*?\[\]\\]")
 
 Timestamp = int | float | datetime
+# Told about every call once it is over: method, path, HTTP status (None without an answer),
+# seconds taken (retries included). nbrelay's metrics plug in here.
+Observer = Callable[[str, str, int | None, float], None]
 
 
 def repeatable(method: str, path: str) -> bool:
@@ -106,12 +109,14 @@ class LosantClient:
         retry_deadline: float = defaults.LOSANT_RETRY_DEADLINE,
         accept_version: str = defaults.LOSANT_ACCEPT_VERSION,
         pool_size: int = defaults.LOSANT_POOL_SIZE,
+        observer: Observer | None = None,
     ) -> None:
         if not token:
             raise ValueError("a Losant API token is required")
         self.base_url = base_url.rstrip("/")
         self.read_timeout = read_timeout
         self._token = token
+        self._observer = observer
         self._session = requests.Session()
         self._session.auth = _BearerAuth(token)
         self._session.headers.update(
@@ -131,10 +136,10 @@ class LosantClient:
         self._session.mount("https://", adapter)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> LosantClient:
+    def from_settings(cls, settings: Settings, *, observer: Observer | None = None) -> LosantClient:
         """A client for the configured API; ConfigError when LOSANT_API_TOKEN is not set."""
         token = settings.require("LOSANT_API_TOKEN").losant_api_token or ""
-        return cls(settings.losant_api_url, token)
+        return cls(settings.losant_api_url, token, observer=observer)
 
     def __repr__(self) -> str:
         return f"LosantClient(base_url={self.base_url!r})"
@@ -372,7 +377,9 @@ class LosantClient:
                 files=files,
             )
         except requests.RequestException as exc:
+            self._observe(method, path, None, started)
             raise self._failure(exc, method, path) from exc
+        self._observe(method, path, response.status_code, started)
         log.debug(
             "Losant %s answered %d in %.0f ms",
             request,
@@ -395,6 +402,10 @@ class LosantClient:
         if body is None and response.content:
             self._invalid("the answer is not JSON", method, path)
         return body
+
+    def _observe(self, method: str, path: str, status: int | None, started: float) -> None:
+        if self._observer is not None:
+            self._observer(method, path, status, time.monotonic() - started)
 
     def _failure(self, exc: requests.RequestException, method: str, path: str) -> LosantError:
         """The LosantError for a request that got no answer."""

@@ -1,0 +1,135 @@
+"""Input data exports (`requestInputDataExport`): a zip of the inputs the next run would get.
+
+A job is queued (202 with its `jobId`), built on a worker thread with the same input
+materialisation a run uses, kept in the data folder for download, and announced to the job's
+`callbackUrl` with `{"success", "jobId", "applicationId", "notebookId", "status", "downloadUrl"}`
+(`error` instead of `downloadUrl` when it failed). `GET /_sandbox/applications/{a}/exports/{jobId}`
+shows the job.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+
+from sandbox import clock
+from sandbox.callbacks import CallbackSender
+from sandbox.downloads import UrlSigner
+from sandbox.ids import new_job_id
+from sandbox.layout import DataLayout
+from sandbox.storage import ExportRow, Storage
+
+log = logging.getLogger(__name__)
+
+
+class Exporter:
+    def __init__(
+        self,
+        storage: Storage,
+        layout: DataLayout,
+        signer: UrlSigner,
+        callbacks: CallbackSender,
+        base_url: str,
+    ) -> None:
+        self._storage = storage
+        self._layout = layout
+        self._signer = signer
+        self._callbacks = callbacks
+        self._base_url = base_url
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="export")
+
+    def request(
+        self,
+        notebook: dict[str, Any],
+        relative_to: datetime,
+        template_context: str | None,
+        callback_url: str | None,
+    ) -> str:
+        """Queue an export of `notebook`'s inputs; returns the job id."""
+        job = ExportRow(
+            new_job_id(),
+            notebook["id"],
+            notebook["applicationId"],
+            "queued",
+            {
+                "relativeTo": clock.iso(relative_to),
+                "templateContext": template_context,
+                "callbackUrl": callback_url,
+                "createdAt": clock.iso(clock.now()),
+            },
+        )
+        self._storage.insert_export(job)
+        self._pool.submit(self._build, job.id)
+        return job.id
+
+    def resume(self) -> None:
+        """Build again the jobs a previous process did not finish."""
+        for job in self._storage.exports_with_status(["queued", "inProgress"]):
+            self._pool.submit(self._build, job.id)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def record(self, job: ExportRow, base_url: str) -> dict[str, Any]:
+        """The job as `GET /_sandbox/.../exports/{jobId}` shows it."""
+        record = {
+            "jobId": job.id,
+            "applicationId": job.application_id,
+            "notebookId": job.notebook_id,
+            "status": job.status,
+            **{k: v for k, v in job.doc.items() if v is not None and k != "callbackUrl"},
+        }
+        if "downloadUrl" in record:
+            record["downloadUrl"] = base_url + record["downloadUrl"]
+        return record
+
+    def _build(self, job_id: str) -> None:
+        job = self._storage.get_export(job_id)
+        if job is None:
+            return
+        notebook = self._storage.get_notebook(job.application_id, job.notebook_id)
+        self._storage.update_export(job.id, "inProgress", job.doc)
+        try:
+            if notebook is None:
+                raise LookupError("The notebook was deleted")
+            outcome = {"downloadUrl": self._zip_inputs(job, notebook)}
+            status = "completed"
+        except Exception as exc:  # noqa: BLE001 - any failure is the job's error
+            log.warning("input data export %s failed: %s", job.id, exc)
+            outcome, status = {"error": f"{type(exc).__name__}: {exc}"}, "errored"
+        doc = {**job.doc, **outcome, "completedAt": clock.iso(clock.now())}
+        if not self._storage.update_export(job.id, status, doc):
+            shutil.rmtree(self._layout.notebook_exports(job.notebook_id), ignore_errors=True)
+            return
+        finished = ExportRow(job.id, job.notebook_id, job.application_id, status, doc)
+        if job.doc.get("callbackUrl"):
+            body = self.record(finished, self._base_url)
+            body["success"] = status == "completed"
+            self._callbacks.send(job.notebook_id, job.doc["callbackUrl"], body, copies=1)
+
+    def _zip_inputs(self, job: ExportRow, notebook: dict[str, Any]) -> str:
+        from sandbox.inputs import materialize_inputs  # the engine's; loaded on first export
+
+        work = self._layout.export_work_dir(job.notebook_id, job.id)
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        try:
+            materialize_inputs(
+                notebook.get("inputs", []),
+                work,
+                datetime.fromisoformat(job.doc["relativeTo"]),
+                job.doc.get("templateContext"),
+                self._layout.application_files(job.application_id),
+                self._layout.application_fixtures(job.application_id),
+            )
+            target = self._layout.export_zip(job.notebook_id, job.id)
+            with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+                for path in sorted(p for p in work.rglob("*") if p.is_file()):
+                    archive.write(path, path.relative_to(work).as_posix())
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return self._signer.path_for(self._layout.relative(target))

@@ -1,0 +1,277 @@
+"""Materialises a notebook's inputs into INPUT_DIR, as Losant does before a run starts.
+
+Each input becomes one file named by its (rendered) `fileName`:
+
+- `externalUrl`: fetched with an HTTP GET;
+- `applicationFile`: copied from the application's files folder (`filePath` may never leave it);
+- `dataTable`, `deviceData`, `deviceConnectionHistory`, `deviceMetadata`, `eventData`: copied from
+  a fixture file when one exists (see `fixture_candidates`), otherwise generated sample data
+  (`sandbox.sample_data`) spanning the input's time window.
+
+`context.json` holds the parsed templateContext. Templates (`{{ ... }}`) in `fileName`,
+`dataTableId`, `deviceIds` and `deviceTags[].key` are rendered in a sandboxed Jinja2 environment
+whose variables are the context's top-level keys and `context` (the whole context).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import jinja2
+import requests
+from jinja2.sandbox import SandboxedEnvironment
+
+from sandbox import sample_data
+from service import __version__, defaults
+from service.config import OBJECT_ID
+from service.errors import NbrelayError
+
+CONTEXT_FILE = "context.json"
+FILE_NAME = re.compile(r"^(?!\.{1,2}$)[0-9a-zA-Z_.-]{1,255}$")
+DATA_INPUT_TYPES = (
+    "dataTable",
+    "deviceData",
+    "deviceConnectionHistory",
+    "deviceMetadata",
+    "eventData",
+)
+REQUIRED = {
+    "deviceData": ("start", "end"),
+    "deviceConnectionHistory": ("start", "end"),
+    "deviceMetadata": (),
+    "dataTable": ("dataTableId",),
+    "eventData": (),
+    "externalUrl": ("sourceUrl",),
+    "applicationFile": ("filePath",),
+}
+
+
+class InputError(NbrelayError):
+    """An input could not be materialised; the run ends `errored` with this message."""
+
+    name = "InputError"
+
+
+@dataclass(frozen=True)
+class _Sources:
+    """Where input data comes from, besides the input's own configuration."""
+
+    relative_to: datetime
+    files_dir: Path
+    fixtures_dir: Path
+
+
+def materialize_inputs(
+    inputs: list[dict],
+    input_dir: Path,
+    relative_to: datetime,
+    template_context: str | None,
+    files_dir: Path,
+    fixtures_dir: Path,
+) -> dict[str, dict]:
+    """Write every input file and context.json into `input_dir`; return the inputInfo
+    (`{fileName: {"size": bytes}}`). Raises InputError on the first input that fails."""
+    context = parse_context(template_context)
+    input_dir.mkdir(parents=True, exist_ok=True)
+    (input_dir / CONTEXT_FILE).write_text(json.dumps(context))
+    render = _renderer(context)
+    sources = _Sources(_as_utc(relative_to), Path(files_dir), Path(fixtures_dir))
+    info: dict[str, dict] = {}
+    for position, raw in enumerate(inputs):
+        spec = _resolve(raw, render, position)
+        name = spec["fileName"]
+        if name in info or name == CONTEXT_FILE:
+            raise InputError(f"input file name {name!r} is used more than once")
+        target = input_dir / name
+        _MATERIALIZERS[spec["inputType"]](spec, target, sources)
+        info[name] = {"size": target.stat().st_size}
+    return info
+
+
+def parse_context(template_context: str | None) -> Any:
+    """The templateContext as JSON (`{}` when none), within Losant's 32 KB limit."""
+    if template_context is None or not template_context.strip():
+        return {}
+    size = len(template_context.encode())
+    if size > defaults.SANDBOX_CONTEXT_MAX_BYTES:
+        raise InputError(
+            f"templateContext is {size} bytes; the limit is {defaults.SANDBOX_CONTEXT_MAX_BYTES}"
+        )
+    try:
+        return json.loads(template_context)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"templateContext is not valid JSON: {exc}") from None
+
+
+def fixture_candidates(spec: dict[str, Any], fixtures_dir: Path) -> list[Path]:
+    """Fixture files that stand in for a data input, most specific first:
+    `<fixtures>/<inputType>/<fileName>`, for data tables `<fixtures>/dataTable/<dataTableId>.csv`,
+    then `<fixtures>/<fileName>`."""
+    input_type, name = spec["inputType"], spec["fileName"]
+    candidates = [fixtures_dir / input_type / name]
+    if input_type == "dataTable":
+        candidates.append(fixtures_dir / "dataTable" / f"{spec['dataTableId']}.csv")
+    candidates.append(fixtures_dir / name)
+    return candidates
+
+
+def time_window(spec: dict[str, Any], relative_to: datetime) -> tuple[datetime, datetime]:
+    """The input's window: `start` and `end` are millisecond offsets from the Query Time."""
+    for key in ("start", "end"):
+        if isinstance(spec[key], bool) or not isinstance(spec[key], int | float):
+            raise InputError(f"input {spec['fileName']!r}: {key} must be a number of milliseconds")
+    start = relative_to + timedelta(milliseconds=spec["start"])
+    end = relative_to + timedelta(milliseconds=spec["end"])
+    if start > end:
+        raise InputError(
+            f"input {spec['fileName']!r}: start ({spec['start']}) is after end ({spec['end']})"
+        )
+    return start, end
+
+
+def _resolve(raw: dict, render: Callable[[str, str], str], position: int) -> dict[str, Any]:
+    """A copy of the input with its templates rendered and its identifiers checked."""
+    if not isinstance(raw, dict) or raw.get("inputType") not in REQUIRED:
+        raise InputError(f"inputs[{position}] has no known inputType")
+    label = f"inputs[{position}] ({raw['inputType']})"
+    for key in ("fileName", *REQUIRED[raw["inputType"]]):
+        if raw.get(key) is None:
+            raise InputError(f"{label} has no {key}")
+    spec = dict(raw)
+    spec["fileName"] = render(str(raw["fileName"]), f"{label} fileName")
+    if not FILE_NAME.match(spec["fileName"]):
+        raise InputError(
+            f"{label} fileName {spec['fileName']!r} may only contain letters, digits, . _ and -"
+        )
+    if "dataTableId" in raw:
+        spec["dataTableId"] = _object_id(
+            render(str(raw["dataTableId"]), f"{label} dataTableId"), label
+        )
+    if raw.get("deviceIds"):
+        spec["deviceIds"] = [
+            _object_id(render(str(d), f"{label} deviceIds"), label) for d in raw["deviceIds"]
+        ]
+    if raw.get("deviceTags"):
+        spec["deviceTags"] = [
+            {**tag, "key": render(str(tag.get("key", "")), f"{label} deviceTags")}
+            for tag in raw["deviceTags"]
+        ]
+    return spec
+
+
+def _object_id(value: str, label: str) -> str:
+    if not OBJECT_ID.match(value):
+        raise InputError(f"{label}: {value!r} is not a 24-character hexadecimal id")
+    return value
+
+
+def _renderer(context: Any) -> Callable[[str, str], str]:
+    environment = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+    variables = dict(context) if isinstance(context, dict) else {}
+    variables["context"] = context
+
+    def render(text: str, what: str) -> str:
+        if "{{" not in text and "{%" not in text:
+            return text
+        try:
+            return environment.from_string(text).render(variables).strip()
+        except jinja2.TemplateError as exc:
+            raise InputError(f"{what}: template {text!r} cannot be rendered: {exc}") from None
+
+    return render
+
+
+def _external_url(spec: dict[str, Any], target: Path, sources: _Sources) -> None:
+    url = str(spec["sourceUrl"])
+    shown = _redacted(url)
+    prefix = f"externalUrl input {spec['fileName']!r}: GET {shown}"
+    try:
+        with requests.get(
+            url,
+            stream=True,
+            timeout=(defaults.SANDBOX_INPUT_CONNECT_TIMEOUT, defaults.SANDBOX_INPUT_READ_TIMEOUT),
+            headers={"User-Agent": f"nbrelay-sandbox/{__version__}"},
+        ) as response:
+            if response.status_code >= 400:
+                raise InputError(f"{prefix} answered HTTP {response.status_code}")
+            with target.open("wb") as out:
+                for chunk in response.iter_content(chunk_size=64 * 1024):
+                    out.write(chunk)
+    except requests.RequestException as exc:
+        raise InputError(f"{prefix} failed: {_describe(exc)}") from None
+
+
+def _application_file(spec: dict[str, Any], target: Path, sources: _Sources) -> None:
+    file_path = str(spec["filePath"])
+    label = f"applicationFile input {spec['fileName']!r}"
+    root = sources.files_dir.resolve()
+    try:
+        source = (root / file_path.lstrip("/")).resolve()
+    except (OSError, ValueError):
+        raise InputError(f"{label}: filePath {file_path!r} is not a valid path") from None
+    if source == root or not source.is_relative_to(root):
+        raise InputError(f"{label}: filePath {file_path!r} is outside the application's files")
+    if not source.is_file():
+        raise InputError(f"{label}: application file {file_path!r} does not exist")
+    shutil.copyfile(source, target)
+
+
+def _data_input(spec: dict[str, Any], target: Path, sources: _Sources) -> None:
+    for candidate in fixture_candidates(spec, sources.fixtures_dir):
+        if candidate.is_file():
+            shutil.copyfile(candidate, target)
+            return
+    rng = sample_data.rng_for(spec, sources.relative_to)
+    input_type = spec["inputType"]
+    if input_type == "deviceData":
+        content = sample_data.device_data(spec, *time_window(spec, sources.relative_to), rng)
+    elif input_type == "deviceConnectionHistory":
+        content = sample_data.connection_history(spec, *time_window(spec, sources.relative_to), rng)
+    elif input_type == "deviceMetadata":
+        content = sample_data.device_metadata(spec, sources.relative_to, rng)
+    elif input_type == "dataTable":
+        content = sample_data.data_table(spec, sources.relative_to, rng)
+    else:
+        content = sample_data.event_data(spec, sources.relative_to, rng)
+    target.write_bytes(content)
+
+
+_MATERIALIZERS: dict[str, Callable[[dict[str, Any], Path, _Sources], None]] = {
+    "externalUrl": _external_url,
+    "applicationFile": _application_file,
+    **{input_type: _data_input for input_type in DATA_INPUT_TYPES},
+}
+
+
+def _redacted(url: str) -> str:
+    """The URL without credentials, query or fragment, which may carry secrets."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return f"{parts.scheme}://{host}{parts.path}" if parts.scheme else "(invalid URL)"
+
+
+def _describe(exc: requests.RequestException) -> str:
+    """What went wrong, without echoing the URL (requests puts the full URL in its messages)."""
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    if isinstance(exc, (requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema)):
+        return "only http and https URLs are supported"
+    if isinstance(exc, requests.exceptions.InvalidURL):
+        return "the URL is not valid"
+    if isinstance(exc, requests.ConnectionError):
+        return "could not connect"
+    return type(exc).__name__
+
+
+def _as_utc(when: datetime) -> datetime:
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)

@@ -1,0 +1,117 @@
+"""The sandbox's parts wired together: storage, scheduler, callbacks, exports, behaviours.
+
+The Flask app reaches them as `current_app.extensions["sandbox"]`; `SandboxServer` starts and
+stops them around the HTTP server.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sandbox import clock
+from sandbox.behaviours import Behaviours, Stats
+from sandbox.callbacks import CallbackSender
+from sandbox.downloads import UrlSigner
+from sandbox.exports import Exporter
+from sandbox.layout import DataLayout
+from sandbox.records import execution_record, notebook_record
+from sandbox.scheduler import RunLimits, Scheduler
+from sandbox.storage import ExecutionRow, Storage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SandboxSettings:
+    data_dir: Path
+    token: str
+    base_url: str  # how callbacks' download links reach the sandbox
+    max_run_minutes: float
+    parallel_runs: int
+    json_body_limit: int
+    upload_limit: int
+    callback_workers: int
+    callback_timeout: float
+    callback_attempts: int
+    callback_backoff: float
+    poll_interval: float
+    stop_timeout: float
+
+    def __repr__(self) -> str:
+        return f"SandboxSettings(data_dir={self.data_dir!s}, base_url={self.base_url})"
+
+
+class Services:
+    def __init__(self, settings: SandboxSettings) -> None:
+        self.settings = settings
+        self.layout = DataLayout(settings.data_dir).create()
+        self.storage = Storage(self.layout.database)
+        self.signer = UrlSigner(self.layout.url_key())
+        self.behaviours = Behaviours()
+        self.stats = Stats()
+        self.callbacks = CallbackSender(
+            self.stats,
+            workers=settings.callback_workers,
+            timeout=settings.callback_timeout,
+            attempts=settings.callback_attempts,
+            backoff=settings.callback_backoff,
+        )
+        self.limits = RunLimits(settings.max_run_minutes, settings.parallel_runs)
+        self.scheduler = Scheduler(
+            self.storage,
+            self.layout,
+            self.signer,
+            self.limits,
+            self.announce,
+            settings.poll_interval,
+        )
+        self.exporter = Exporter(
+            self.storage, self.layout, self.signer, self.callbacks, settings.base_url
+        )
+
+    def start(self) -> None:
+        self.scheduler.recover()
+        self.exporter.resume()
+        self.scheduler.start()
+
+    def stop(self) -> None:
+        self.scheduler.stop(self.settings.stop_timeout)
+        self.exporter.close()
+        self.callbacks.close()
+        self.storage.close()
+
+    def notebook_records(self, docs: list[dict[str, Any]], base_url: str) -> list[dict[str, Any]]:
+        """Notebooks as the API returns them, with this month's usage in `stats`."""
+        usage = self.storage.usage_since(
+            [doc["id"] for doc in docs], clock.to_ms(clock.start_of_month(clock.now()))
+        )
+        return [
+            notebook_record(doc, usage.get(doc["id"]), base_url, self.layout, self.signer)
+            for doc in docs
+        ]
+
+    def announce(self, row: ExecutionRow) -> None:
+        """Send the callback of an execution that reached a terminal status, if it has one."""
+        if not row.callback_url:
+            return
+        notebook = self.storage.get_notebook(row.application_id, row.notebook_id)
+        if notebook is None:
+            self.storage.callback_done(row.id)
+            return
+        base_url = self.settings.base_url
+        body = {
+            "success": row.status == "completed",
+            "notebook": self.notebook_records([notebook], base_url)[0],
+            "execution": execution_record(row.doc, base_url),
+        }
+        copies = self.behaviours.get(row.notebook_id).callback_copies()
+        self.callbacks.send(
+            row.notebook_id,
+            row.callback_url,
+            body,
+            copies,
+            on_done=lambda: self.storage.callback_done(row.id),
+        )

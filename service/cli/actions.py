@@ -1,0 +1,63 @@
+"""`nbrelay actions`: the follow-up actions nbrelay claimed and what came of them."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from service.cli.session import followups
+from service.errors import UsageProblem
+from service.pipelines.ledger import ActionNotFound, ActionRecord
+
+
+@click.group()
+def actions() -> None:
+    """Follow-up actions: executions, retries, patches and notifications."""
+
+
+@actions.command("list")
+@click.option("--kind", type=click.Choice(["execute", "retry", "patch", "notify"]))
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+def list_actions(kind: str | None, limit: int) -> None:
+    """The most recent actions, newest first."""
+    with followups() as session:
+        for record in session.ledger.recent(limit, kind):
+            click.echo(_line(record))
+
+
+@actions.command("show")
+@click.argument("key")
+def show(key: str) -> None:
+    """One action as JSON: its spec, attempts and outcome (a patch's values before and after)."""
+    with followups() as session:
+        record = session.ledger.get(key)
+        if record is None:
+            raise UsageProblem(f"no action {key}")
+        data = {
+            "key": record.key,
+            "kind": record.kind,
+            "state": record.state.value,
+            "spec": record.spec,
+            "attempts": record.attempts,
+            "outcome": record.outcome,
+            "error": record.error,
+            "history": record.history,
+        }
+        click.echo(json.dumps(data, indent=2))
+
+
+@actions.command("undo")
+@click.argument("key")
+def undo(key: str) -> None:
+    """Set back what the patch KEY changed; prints the key of the undo action."""
+    with followups() as session:
+        try:
+            click.echo(session.undo_patch(key))
+        except ActionNotFound as exc:
+            raise UsageProblem(str(exc)) from None
+
+
+def _line(record: ActionRecord) -> str:
+    error = f" ({record.error})" if record.error else ""
+    return f"{record.state.value:8} {record.kind:8} {record.key}{error}"

@@ -1,0 +1,144 @@
+"""`nbrelay pipelines`: check a pipeline file; start and follow pipeline runs."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from service import defaults
+from service.cli.session import followups
+from service.config import Settings
+from service.errors import NbrelayError, UsageProblem
+from service.losant import LosantClient
+from service.pipelines.runs import Run, RunNotFound, RunStatus
+from service.pipelines.validation import (
+    PipelineFileInvalid,
+    load_file,
+    losant_resolver,
+    summary,
+)
+
+if TYPE_CHECKING:
+    from service.pipelines.followups import Followups
+
+
+@click.group()
+def pipelines() -> None:
+    """Check pipeline files and run pipelines."""
+
+
+@pipelines.command("validate")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Do not look notebook references up in Losant even when an API token is configured.",
+)
+@click.pass_context
+def validate(ctx: click.Context, file: Path, offline: bool) -> None:
+    """Check FILE and print every problem as FILE:LINE: PATH: MESSAGE (exit status 2).
+
+    With LOSANT_API_TOKEN and LOSANT_APPLICATION_ID set, every notebook reference must name an
+    existing notebook.
+    """
+    settings = Settings.from_env()
+    client = None
+    resolver = None
+    if not offline and settings.losant_api_token and settings.losant_application_id:
+        client = LosantClient.from_settings(settings)
+        resolver = losant_resolver(client, settings.losant_application_id)
+    try:
+        pipeline_file = load_file(file, resolver=resolver)
+    except PipelineFileInvalid as exc:
+        for line in exc.report():
+            click.echo(line)
+        click.echo(f"{file.name}: {len(exc.problems)} problem(s)", err=True)
+        ctx.exit(2)
+    finally:
+        if client is not None:
+            client.close()
+    checked = "notebooks checked in Losant" if resolver else "notebooks not checked"
+    click.echo(f"{file.name}: valid: {summary(pipeline_file)} ({checked})")
+
+
+def _parse_param(text: str) -> tuple[str, object]:
+    name, sep, raw = text.partition("=")
+    if not sep or not name:
+        raise UsageProblem(f"--param {text!r}: expected NAME=VALUE")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return name, value
+
+
+@pipelines.command("start")
+@click.argument("name")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A run parameter (repeatable); VALUE is read as JSON when it is JSON, else as text.",
+)
+@click.option("--wait", is_flag=True, help="Follow the run until it ends.")
+@click.option(
+    "--timeout", type=float, default=None, help="Give up waiting after this many seconds."
+)
+def start(name: str, params: tuple[str, ...], wait: bool, timeout: float | None) -> None:
+    """Start a run of pipeline NAME and print its id."""
+    values = dict(map(_parse_param, params))
+    with followups() as session:
+        try:
+            run = session.start_run(name, values, "cli")
+        except RunNotFound as exc:
+            raise UsageProblem(str(exc)) from None
+        click.echo(run.id)
+        if wait:
+            final = _follow(session, run.id, timeout)
+            if final.status is not RunStatus.COMPLETED:
+                raise NbrelayError(f"run {run.id} of {name} {final.status.value}")
+
+
+@pipelines.command("show")
+@click.argument("run_id")
+def show(run_id: str) -> None:
+    """Print a run's status and the state of each of its steps."""
+    with followups() as session:
+        try:
+            run = session.runs.get(run_id)
+        except RunNotFound as exc:
+            raise UsageProblem(str(exc)) from None
+        _print_run(run)
+
+
+def _follow(session: Followups, run_id: str, timeout: float | None) -> Run:
+    started = time.monotonic()
+    seen: dict[str, str] = {}
+    while True:
+        run = session.runs.get(run_id)
+        for key, step in run.steps.items():
+            if seen.get(key) != step.state.value:
+                seen[key] = step.state.value
+                reason = f" ({step.reason})" if step.reason else ""
+                click.echo(f"{key}: {step.state.value}{reason}")
+        if run.finished_at:
+            click.echo(f"run {run.id}: {run.status.value}")
+            return run
+        if timeout is not None and time.monotonic() - started > timeout:
+            raise NbrelayError(f"run {run_id} is still running after {timeout:g}s")
+        time.sleep(defaults.WAIT_POLL_INTERVAL)
+
+
+def _print_run(run: Run) -> None:
+    click.echo(f"run {run.id} of {run.pipeline}: {run.status.value} (started {run.created_at})")
+    for key, step in run.steps.items():
+        executions = ", ".join(f"{e['id']} {e.get('status')}" for e in step.executions)
+        reason = f" ({step.reason})" if step.reason else ""
+        click.echo(
+            f"  {key}: {step.state.value}{reason}" + (f" [{executions}]" if executions else "")
+        )

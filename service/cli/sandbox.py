@@ -1,0 +1,90 @@
+"""`nbrelay sandbox`: the local Losant Notebooks API."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from service import defaults
+
+
+@click.command("sandbox")
+@click.option("--host", default=defaults.SANDBOX_HOST, show_default=True, help="Address to bind.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=defaults.SANDBOX_PORT, show_default=True
+)
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=defaults.SANDBOX_DATA_DIR,
+    show_default=True,
+    help="Folder that keeps notebooks, files and executions across restarts.",
+)
+@click.option(
+    "--token",
+    envvar="NBRELAY_SANDBOX_TOKEN",
+    help="Bearer token the API requires [env NBRELAY_SANDBOX_TOKEN]; generated when not set.",
+)
+@click.option(
+    "--max-run-minutes",
+    type=click.FloatRange(min=0, min_open=True),
+    default=defaults.SANDBOX_MAX_RUN_MINUTES,
+    show_default=True,
+    help="maxAllowedRunMinutes of applications that set none (fractions allowed).",
+)
+@click.option(
+    "--parallel",
+    type=click.IntRange(min=1),
+    default=defaults.SANDBOX_PARALLEL_RUNS,
+    show_default=True,
+    help="Runs in progress per application; more stay queued.",
+)
+@click.option("--public-url", help="Base URL of download links in callbacks (default: own URL).")
+def sandbox(
+    host: str,
+    port: int,
+    data_dir: Path,
+    token: str | None,
+    max_run_minutes: float,
+    parallel: int,
+    public_url: str | None,
+) -> None:
+    """Run the local Losant Notebooks API (stops cleanly on Ctrl-C or SIGTERM)."""
+    from sandbox.server import SandboxServer
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if token is not None and (not token.strip() or any(c.isspace() for c in token)):
+        raise click.BadParameter(
+            "must be non-empty and contain no white space", param_hint="--token"
+        )
+    server = SandboxServer(
+        data_dir,
+        host=host,
+        port=port,
+        token=token,
+        max_run_minutes=max_run_minutes,
+        parallel_runs=parallel,
+        public_url=public_url,
+    )
+    signal.signal(signal.SIGTERM, _interrupt)
+    click.echo(f"nbrelay sandbox listening on {server.url} (data in {data_dir})")
+    if server.token_generated:
+        click.echo(f"generated API token: {server.token}")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    click.echo("nbrelay sandbox stopped")
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM stops like Ctrl-C; a second one must not cut the clean-up short."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt

@@ -1,0 +1,112 @@
+"""`nbrelay web`, `nbrelay worker`, `nbrelay scheduler`: the processes of a real deployment.
+
+Each validates the whole deployment configuration first and stops with one line (exit 2) when
+something is missing or wrong. Modules that create Prometheus metrics are imported only after
+`PROMETHEUS_MULTIPROC_DIR` is settled.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+
+import click
+
+from service import defaults
+from service.config import DEPLOYMENT_REQUIRED, Settings
+
+
+def deployment_settings() -> Settings:
+    return Settings.from_env().require(*DEPLOYMENT_REQUIRED)
+
+
+def configure_logging(process: str, settings: Settings) -> None:
+    from service import logs
+
+    logs.configure(
+        process,
+        secrets=(
+            *settings.secrets,
+            settings.api_token,
+            settings.ingest_token,
+            settings.losant_api_token,
+        ),
+    )
+
+
+def serve_metrics(port: int | None) -> None:
+    """Expose this process's metrics on `port` (workers and schedulers on other hosts)."""
+    if port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(port)
+
+
+metrics_port_option = click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    help="Also serve this process's Prometheus metrics on this port.",
+)
+
+
+@click.command("web")
+@click.option("--host", default=defaults.HOST, show_default=True, help="Address to bind.")
+@click.option("--port", type=click.IntRange(0, 65535), default=defaults.PORT, show_default=True)
+def web(host: str, port: int) -> None:
+    """Serve callbacks, the relay, the API, the dashboard and /metrics (gunicorn)."""
+    settings = deployment_settings()
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        directory = tempfile.mkdtemp(prefix="nbrelay-metrics-")
+        atexit.register(_remove_when_exiting, directory, os.getpid())
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    configure_logging("web", settings)
+    from service.web.server import WebServer
+
+    WebServer(settings, host, port).run()
+
+
+def _remove_when_exiting(directory: str, owner: int) -> None:
+    """Remove the metrics directory when gunicorn's master exits. Its forked workers inherit
+    this handler and run it when they exit, but must leave the directory to the others."""
+    if os.getpid() == owner:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@click.command("worker")
+@click.option(
+    "--queue",
+    "queues",
+    multiple=True,
+    help="Queue to work on (repeatable); default: every nbrelay queue.",
+)
+@click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+@metrics_port_option
+def worker(queues: tuple[str, ...], burst: bool, metrics_port: int | None) -> None:
+    """Run jobs: notebook syncs and the other queued work (stops after the current job on
+    SIGTERM)."""
+    settings = deployment_settings()
+    configure_logging("worker", settings)
+    serve_metrics(metrics_port)
+    from service import jobs
+    from workers.runtime import run_worker
+
+    unknown = [name for name in queues if name not in jobs.QUEUES]
+    if unknown:
+        raise click.BadParameter(
+            f"unknown queue {unknown[0]!r}; one of {', '.join(jobs.QUEUES)}", param_hint="--queue"
+        )
+    run_worker(settings, queues or jobs.QUEUES, burst=burst)
+
+
+@click.command("scheduler")
+@metrics_port_option
+def scheduler(metrics_port: int | None) -> None:
+    """Run the reconciler: check started runs, poll watched notebooks, restart dead syncs."""
+    settings = deployment_settings()
+    configure_logging("scheduler", settings)
+    serve_metrics(metrics_port)
+    from workers.runtime import run_scheduler
+
+    run_scheduler(settings)

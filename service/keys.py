@@ -1,0 +1,130 @@
+"""Every Redis key nbrelay writes, built in one place.
+
+Keys share the `nbrelay:` prefix (RQ keeps its own `rq:` keys). A notebook is named by its
+application and notebook ids together, because ids are only unique within a Losant application.
+"""
+
+from __future__ import annotations
+
+PREFIX = "nbrelay"
+
+
+def notebook_ref(application_id: str, notebook_id: str) -> str:
+    """The member that names a notebook in sets and sorted sets: `<application>:<notebook>`."""
+    return f"{application_id}:{notebook_id}"
+
+
+def split_notebook_ref(ref: str) -> tuple[str, str]:
+    application_id, _, notebook_id = ref.partition(":")
+    return application_id, notebook_id
+
+
+# executions
+
+
+def execution(execution_id: str) -> str:
+    """Hash: Losant's record of one execution (field `record`) and nbrelay's metadata beside it."""
+    return f"{PREFIX}:execution:{execution_id}"
+
+
+def executions_by_time() -> str:
+    """Sorted set: every execution id, scored by its queue time (ms since epoch)."""
+    return f"{PREFIX}:executions:by-time"
+
+
+def executions_by_notebook(application_id: str, notebook_id: str) -> str:
+    """Sorted set: one notebook's execution ids, scored by queue time."""
+    return f"{PREFIX}:executions:by-notebook:{application_id}:{notebook_id}"
+
+
+def executions_by_status(status: str) -> str:
+    """Sorted set: ids of executions whose last known status is `status`, scored by queue time."""
+    return f"{PREFIX}:executions:by-status:{status}"
+
+
+def notebooks() -> str:
+    """Sorted set: every notebook nbrelay has heard of (`notebook_ref`), scored by last activity."""
+    return f"{PREFIX}:notebooks"
+
+
+def notebook_names() -> str:
+    """Hash: notebook_ref -> the notebook's name, as last seen through the API."""
+    return f"{PREFIX}:notebook-names"
+
+
+# transitions
+
+
+def terminal_claim(execution_id: str) -> str:
+    """String set once (NX) when an execution is first seen terminal: the transition's claim."""
+    return f"{PREFIX}:transition:{execution_id}"
+
+
+def transition_outbox(application_id: str, notebook_id: str) -> str:
+    """Sorted set: claimed transitions of a notebook not yet handed to `on_terminal`."""
+    return f"{PREFIX}:transitions:outbox:{application_id}:{notebook_id}"
+
+
+def transitions() -> str:
+    """Stream: every terminal transition, in the order they were handled (capped)."""
+    return f"{PREFIX}:transitions"
+
+
+# ingress
+
+
+def events() -> str:
+    """Stream: the raw event of every accepted callback and relay request (capped)."""
+    return f"{PREFIX}:events"
+
+
+def webhook_seen(message_id: str) -> str:
+    """String: a Standard Webhooks message id already accepted (replays are ignored)."""
+    return f"{PREFIX}:webhook-seen:{message_id}"
+
+
+# syncs
+
+
+def sync_state(application_id: str, notebook_id: str) -> str:
+    """Hash: a notebook's sync bookkeeping (wanted generation, active job, fence, cursor...)."""
+    return f"{PREFIX}:sync:{application_id}:{notebook_id}"
+
+
+def sync_lease(application_id: str, notebook_id: str) -> str:
+    """String with a TTL: the fencing token of the sync that currently holds the notebook."""
+    return f"{PREFIX}:sync-lease:{application_id}:{notebook_id}"
+
+
+def dirty_notebooks() -> str:
+    """Sorted set: notebooks that need a sync (`notebook_ref`), scored by when they became dirty."""
+    return f"{PREFIX}:dirty"
+
+
+def pending_by_notebook(application_id: str, notebook_id: str) -> str:
+    """Sorted set: executions nbrelay started on a notebook that are not terminal yet,
+    scored by the time they were requested (ms)."""
+    return f"{PREFIX}:pending:{application_id}:{notebook_id}"
+
+
+def pending_checks() -> str:
+    """Sorted set: `<application>:<notebook>:<execution>` of every pending execution, scored by
+    when the reconciler should next look at it (s since epoch)."""
+    return f"{PREFIX}:pending-checks"
+
+
+def pending_member(application_id: str, notebook_id: str, execution_id: str) -> str:
+    return f"{application_id}:{notebook_id}:{execution_id}"
+
+
+def split_pending_member(member: str) -> tuple[str, str, str]:
+    application_id, notebook_id, execution_id = member.split(":", 2)
+    return application_id, notebook_id, execution_id
+
+
+# scheduler
+
+
+def scheduler_leader() -> str:
+    """String with a TTL: the id of the scheduler process that currently does the work."""
+    return f"{PREFIX}:scheduler-leader"

@@ -1,0 +1,121 @@
+"""The management API under /api: stored executions, starting runs, the OpenAPI document."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request, url_for
+
+from service import defaults
+from service.config import OBJECT_ID
+from service.errors import UsageProblem
+from service.executions import parse_context, parse_instant, start_execution
+from service.store import STATUSES, InvalidCursor
+from service.web import openapi
+from service.web.auth import require_api_token
+from service.web.errors import ApiError
+from service.web.resources import get_context
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+bp.before_request(require_api_token)
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, f"{name} must be a whole number") from None
+    if not low <= value <= high:
+        raise ApiError(400, f"{name} must be between {low} and {high}")
+    return value
+
+
+def _instant_arg(name: str) -> int | None:
+    raw = request.args.get(name)
+    if not raw:
+        return None
+    try:
+        return parse_instant(raw)
+    except ValueError as exc:
+        raise ApiError(400, f"{name}: {exc}") from None
+
+
+@bp.get("/executions")
+def list_executions():
+    """Stored executions, newest first; filters: notebook, status, since, until."""
+    ctx = get_context()
+    notebook = request.args.get("notebook") or None
+    if notebook is not None and not OBJECT_ID.match(notebook):
+        raise ApiError(400, "notebook must be a notebook id (24 hexadecimal characters)")
+    statuses = [s for s in (request.args.get("status") or "").split(",") if s]
+    unknown = [s for s in statuses if s not in STATUSES]
+    if unknown:
+        raise ApiError(400, f"unknown status {unknown[0]!r}; one of {', '.join(STATUSES)}")
+    try:
+        page = ctx.store.query(
+            application_id=ctx.settings.losant_application_id,
+            notebook_id=notebook,
+            statuses=statuses,
+            since_ms=_instant_arg("since"),
+            until_ms=_instant_arg("until"),
+            limit=_int_arg("limit", defaults.API_PAGE_SIZE, 1, defaults.API_MAX_PAGE_SIZE),
+            cursor=request.args.get("cursor") or None,
+        )
+    except InvalidCursor as exc:
+        raise ApiError(400, str(exc)) from None
+    return jsonify({"items": [r.as_json() for r in page.items], "nextCursor": page.next_cursor})
+
+
+@bp.get("/executions/<execution_id>")
+def get_execution(execution_id: str):
+    record = get_context().store.get(execution_id) if OBJECT_ID.match(execution_id) else None
+    if record is None:
+        raise ApiError(404, f"no execution {execution_id} is stored")
+    return jsonify(record.as_json())
+
+
+@bp.post("/notebooks/<notebook>/executions")
+def create_execution(notebook: str):
+    """Start a run of `notebook` (id or name), like `nbrelay run`."""
+    body = {}
+    if request.get_data(cache=True):
+        if not request.is_json:
+            raise ApiError(415, "the body must be application/json")
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise ApiError(400, "the body must be a JSON object")
+    unknown = set(body) - {"context", "relativeTo", "requestedBy"}
+    if unknown:
+        raise ApiError(400, f"unknown field {sorted(unknown)[0]!r}")
+    relative_to = body.get("relativeTo")
+    if isinstance(relative_to, str):
+        try:
+            relative_to = parse_instant(relative_to)
+        except ValueError as exc:
+            raise ApiError(400, f"relativeTo: {exc}") from None
+    elif relative_to is not None and (
+        isinstance(relative_to, bool) or not isinstance(relative_to, int)
+    ):
+        raise ApiError(400, "relativeTo must be milliseconds since epoch or an ISO 8601 date-time")
+    requested_by = body.get("requestedBy", "api")
+    if not isinstance(requested_by, str) or not requested_by or len(requested_by) > 200:
+        raise ApiError(400, "requestedBy must be a non-empty string of at most 200 characters")
+    ctx = get_context()
+    try:
+        started = start_execution(
+            ctx,
+            notebook,
+            requested_by=f"api:{requested_by}" if requested_by != "api" else "api",
+            context=parse_context(body.get("context")),
+            relative_to=relative_to,
+        )
+    except UsageProblem as exc:
+        raise ApiError(400, str(exc)) from None
+    location = url_for("api.get_execution", execution_id=started.execution_id)
+    return jsonify(started.as_json()), 201, {"Location": location}
+
+
+@bp.get("/openapi.json")
+def openapi_document():
+    return jsonify(openapi.document())

@@ -1,0 +1,33 @@
+"""Bearer tokens, compared in constant time."""
+
+from __future__ import annotations
+
+import hmac
+
+from flask import request
+
+from service.web.errors import ApiError
+from service.web.resources import get_context
+
+
+def bearer_token() -> str | None:
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    return value.strip() or None if scheme.lower() == "bearer" else None
+
+
+def token_matches(presented: str | None, expected: str | None) -> bool:
+    if not presented or not expected:
+        return False
+    return hmac.compare_digest(presented.encode(), expected.encode())
+
+
+def require_api_token() -> None:
+    """`before_request` of every /api blueprint: NBRELAY_API_TOKEN as a bearer token."""
+    expected = get_context().settings.api_token
+    if not token_matches(bearer_token(), expected):
+        message = (
+            "a valid bearer token (NBRELAY_API_TOKEN) is required"
+            if expected
+            else "the management API is disabled: NBRELAY_API_TOKEN is not set"
+        )
+        raise ApiError(401, message, headers={"WWW-Authenticate": 'Bearer realm="nbrelay"'})

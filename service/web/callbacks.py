@@ -1,0 +1,42 @@
+"""`POST /callbacks/<token>`: the target of every callbackUrl nbrelay hands to Losant."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from service import ingress, metrics, tokens
+from service.web.errors import ApiError
+from service.web.resources import get_context
+
+bp = Blueprint("callbacks", __name__)
+
+
+@bp.post("/callbacks/<token>")
+def receive(token: str):
+    """Any body is accepted as a hint; only the signed token says which notebook to sync.
+    A token that does not verify is answered like an unknown URL, and nothing is recorded."""
+    ctx = get_context()
+    try:
+        claims = tokens.verify(token, ctx.settings.secrets)
+    except tokens.InvalidToken as exc:
+        metrics.CALLBACKS_REJECTED.labels("callback", exc.reason).inc()
+        raise ApiError(404, "no such resource") from None
+    try:
+        body = request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        metrics.CALLBACKS_REJECTED.labels("callback", "too-large").inc()
+        raise
+    ingress.accept(
+        ctx,
+        "callback",
+        claims.application_id,
+        claims.notebook_id,
+        body,
+        request.content_type,
+        ingress.parse_hint(body),
+        run=claims.run,
+        step=claims.step,
+    )
+    metrics.CALLBACKS_RECEIVED.labels("callback").inc()
+    return jsonify({"accepted": True}), 202

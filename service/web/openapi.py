@@ -1,0 +1,515 @@
+"""The OpenAPI 3.1 description of nbrelay's own HTTP endpoints (served at /api/openapi.json)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service import __version__
+from service.store import STATUSES
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def _json(description: str, schema: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+    }
+
+
+_ACCEPTED = _json("Recorded; a sync of the notebook is queued", "Accepted")
+_UNAUTHORIZED = _error("Missing or wrong bearer token")
+_UNAVAILABLE = _error("Redis (or, when starting a run, Losant) is unavailable")
+_BEARER = [{"bearer": []}]
+
+PATHS: dict[str, Any] = {
+    "/callbacks/{token}": {
+        "post": {
+            "summary": "Receive a Losant callback",
+            "description": "Target of the signed callbackUrl of every run nbrelay starts. Any "
+            "body is accepted as a hint; the token says which notebook to sync.",
+            "security": [],
+            "parameters": [
+                {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "requestBody": {"required": False, "content": {"*/*": {"schema": {}}}},
+            "responses": {
+                "202": _ACCEPTED,
+                "404": _error("Unknown, forged or expired token (nothing is recorded)"),
+                "413": _error("Body larger than the limit"),
+                "503": _UNAVAILABLE,
+            },
+        }
+    },
+    "/hooks/losant": {
+        "post": {
+            "summary": "Relay for Losant workflows",
+            "description": "A Notebook Trigger payload `{data: {success, notebook, execution}}` "
+            "or a bare execution record. Authenticated with the ingest token as a bearer token "
+            "or as the secret of a Standard Webhooks signature.",
+            "security": [{"ingest": []}, {"standardWebhooks": []}],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            },
+            "responses": {
+                "202": _ACCEPTED,
+                "400": _error("The body names no notebook"),
+                "401": _UNAUTHORIZED,
+                "413": _error("Body larger than the limit"),
+                "415": _error("Not a JSON body"),
+                "503": _UNAVAILABLE,
+            },
+        }
+    },
+    "/api/executions": {
+        "get": {
+            "summary": "List stored executions, newest first",
+            "security": _BEARER,
+            "parameters": [
+                {"name": "notebook", "in": "query", "schema": {"type": "string"}},
+                {
+                    "name": "status",
+                    "in": "query",
+                    "description": "One status or several, comma-separated",
+                    "schema": {"type": "string"},
+                },
+                {
+                    "name": "since",
+                    "in": "query",
+                    "description": "Queued at or after (ms since epoch or ISO 8601)",
+                    "schema": {"type": "string"},
+                },
+                {
+                    "name": "until",
+                    "in": "query",
+                    "description": "Queued at or before (ms since epoch or ISO 8601)",
+                    "schema": {"type": "string"},
+                },
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                {
+                    "name": "cursor",
+                    "in": "query",
+                    "description": "`nextCursor` of the previous page",
+                    "schema": {"type": "string"},
+                },
+            ],
+            "responses": {
+                "200": _json("One page of executions", "ExecutionPage"),
+                "400": _error("Malformed filter or cursor"),
+                "401": _UNAUTHORIZED,
+                "503": _UNAVAILABLE,
+            },
+        }
+    },
+    "/api/executions/{executionId}": {
+        "get": {
+            "summary": "One stored execution: Losant's record and nbrelay's metadata",
+            "security": _BEARER,
+            "parameters": [
+                {
+                    "name": "executionId",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+            ],
+            "responses": {
+                "200": _json("The execution", "Execution"),
+                "401": _UNAUTHORIZED,
+                "404": _error("Not stored"),
+                "503": _UNAVAILABLE,
+            },
+        }
+    },
+    "/api/notebooks/{notebook}/executions": {
+        "post": {
+            "summary": "Start an execution (like `nbrelay run`)",
+            "security": _BEARER,
+            "parameters": [
+                {
+                    "name": "notebook",
+                    "in": "path",
+                    "required": True,
+                    "description": "Notebook id or name",
+                    "schema": {"type": "string"},
+                }
+            ],
+            "requestBody": {
+                "required": False,
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/RunRequest"}}
+                },
+            },
+            "responses": {
+                "201": _json("Queued by Losant and recorded", "Started"),
+                "400": _error("Malformed request, or Losant rejected it"),
+                "401": _UNAUTHORIZED,
+                "404": _error("No such notebook"),
+                "415": _error("Not a JSON body"),
+                "429": _error("Losant is rate limiting"),
+                "503": _UNAVAILABLE,
+            },
+        }
+    },
+    "/api/openapi.json": {
+        "get": {
+            "summary": "This document",
+            "security": _BEARER,
+            "responses": {"200": {"description": "OpenAPI document"}, "401": _UNAUTHORIZED},
+        }
+    },
+    "/healthz": {
+        "get": {
+            "summary": "Liveness",
+            "security": [],
+            "responses": {"200": {"description": "The process answers"}},
+        }
+    },
+    "/readyz": {
+        "get": {
+            "summary": "Readiness: Redis is reachable",
+            "security": [],
+            "responses": {"200": {"description": "Ready"}, "503": _error("Redis unreachable")},
+        }
+    },
+    "/metrics": {
+        "get": {
+            "summary": "Prometheus metrics",
+            "security": [],
+            "responses": {"200": {"description": "Prometheus text format"}},
+        }
+    },
+    "/": {
+        "get": {
+            "summary": "Dashboard of recent executions (HTML)",
+            "security": [],
+            "responses": {"200": {"description": "HTML page"}},
+        }
+    },
+    "/executions/{executionId}": {
+        "get": {
+            "summary": "Dashboard page of one execution (HTML)",
+            "security": [],
+            "parameters": [
+                {
+                    "name": "executionId",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+            ],
+            "responses": {"200": {"description": "HTML page"}, "404": _error("Not stored")},
+        }
+    },
+}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["type", "message"],
+        "properties": {"type": {"type": "string"}, "message": {"type": "string"}},
+    },
+    "Accepted": {
+        "type": "object",
+        "properties": {"accepted": {"type": "boolean"}, "duplicate": {"type": "boolean"}},
+    },
+    "Execution": {
+        "type": "object",
+        "required": ["id", "applicationId", "notebookId", "status", "losant", "nbrelay"],
+        "properties": {
+            "id": {"type": "string"},
+            "applicationId": {"type": "string"},
+            "notebookId": {"type": "string"},
+            "status": {"type": ["string", "null"], "enum": [*STATUSES, None]},
+            "losant": {
+                "type": ["object", "null"],
+                "description": "Losant's notebookExecutionLogs entry, as the API returned it",
+            },
+            "nbrelay": {
+                "type": "object",
+                "properties": {
+                    "requestedBy": {"type": ["string", "null"]},
+                    "requestedAt": {"type": ["string", "null"]},
+                    "requestContext": {"type": ["object", "null"]},
+                    "relativeTo": {"type": ["string", "null"]},
+                    "callbacksReceived": {"type": "integer"},
+                    "lastCallbackAt": {"type": ["string", "null"]},
+                    "firstSeenAt": {"type": ["string", "null"]},
+                    "updatedAt": {"type": ["string", "null"]},
+                    "terminalAt": {"type": ["string", "null"]},
+                    "overdueAt": {"type": ["string", "null"]},
+                    "pipeline": {
+                        "type": ["object", "null"],
+                        "properties": {
+                            "run": {"type": "string"},
+                            "step": {"type": "string"},
+                            "attempt": {"type": "integer"},
+                        },
+                    },
+                },
+            },
+        },
+    },
+    "ExecutionPage": {
+        "type": "object",
+        "properties": {
+            "items": {"type": "array", "items": {"$ref": "#/components/schemas/Execution"}},
+            "nextCursor": {"type": ["string", "null"]},
+        },
+    },
+    "RunRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "context": {"type": "object", "description": "The run's templateContext"},
+            "relativeTo": {
+                "type": ["integer", "string"],
+                "description": "Query Time: ms since epoch or ISO 8601",
+            },
+            "requestedBy": {"type": "string", "maxLength": 200},
+        },
+    },
+    "Started": {
+        "type": "object",
+        "properties": {
+            "executionId": {"type": "string"},
+            "applicationId": {"type": "string"},
+            "notebookId": {"type": "string"},
+            "notebookName": {"type": "string"},
+            "requestedAt": {"type": "string"},
+        },
+    },
+}
+
+
+_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+_KEY = {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}
+
+PATHS.update(
+    {
+        "/api/pipelines": {
+            "get": {
+                "summary": "Pipelines of the pipeline file in force, with their recent runs",
+                "security": _BEARER,
+                "responses": {"200": _json("The pipelines", "Pipelines"), "401": _UNAUTHORIZED},
+            }
+        },
+        "/api/pipelines/{name}/runs": {
+            "post": {
+                "summary": "Start a run of a pipeline (like `nbrelay pipelines start`)",
+                "security": _BEARER,
+                "parameters": [_NAME],
+                "requestBody": {
+                    "required": False,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/PipelineRunRequest"}
+                        }
+                    },
+                },
+                "responses": {
+                    "201": _json("Started; its first steps are being queued", "PipelineRun"),
+                    "400": _error("Unknown or missing parameter, malformed body"),
+                    "401": _UNAUTHORIZED,
+                    "404": _error("No such pipeline"),
+                    "415": _error("Not a JSON body"),
+                    "503": _UNAVAILABLE,
+                },
+            },
+            "get": {
+                "summary": "The pipeline's most recent runs, newest first",
+                "security": _BEARER,
+                "parameters": [_NAME],
+                "responses": {"200": _json("Runs", "PipelineRuns"), "401": _UNAUTHORIZED},
+            },
+        },
+        "/api/runs/{run}": {
+            "get": {
+                "summary": "One pipeline run: each step's state, executions and timestamps",
+                "security": _BEARER,
+                "parameters": [
+                    {"name": "run", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": _json("The run", "PipelineRun"),
+                    "401": _UNAUTHORIZED,
+                    "404": _error("No such run"),
+                },
+            }
+        },
+        "/api/actions": {
+            "get": {
+                "summary": "Recent follow-up actions (claims and outcomes), newest first",
+                "security": _BEARER,
+                "parameters": [
+                    {
+                        "name": "kind",
+                        "in": "query",
+                        "schema": {"enum": ["execute", "retry", "patch", "notify"]},
+                    }
+                ],
+                "responses": {
+                    "200": _json("Actions", "Actions"),
+                    "400": _error("Unknown kind"),
+                    "401": _UNAUTHORIZED,
+                },
+            }
+        },
+        "/api/actions/{key}": {
+            "get": {
+                "summary": "One action: its spec, state, attempts and outcome (a patch's "
+                "values before and after)",
+                "security": _BEARER,
+                "parameters": [_KEY],
+                "responses": {
+                    "200": _json("The action", "Action"),
+                    "401": _UNAUTHORIZED,
+                    "404": _error("No such action"),
+                },
+            }
+        },
+        "/api/actions/{key}/undo": {
+            "post": {
+                "summary": "Set back what a patch changed, as a new action `undo:<key>`",
+                "security": _BEARER,
+                "parameters": [_KEY],
+                "responses": {
+                    "202": _json("The undo action, queued", "Action"),
+                    "401": _UNAUTHORIZED,
+                    "404": _error("No such action"),
+                    "409": _error("Not a patch that was applied"),
+                },
+            }
+        },
+        "/api/alerts": {
+            "get": {
+                "summary": "Alert states and notifications that failed for good",
+                "security": _BEARER,
+                "responses": {"200": _json("Alerts", "Alerts"), "401": _UNAUTHORIZED},
+            }
+        },
+    }
+)
+
+SCHEMAS.update(
+    {
+        "PipelineRunRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "params": {"type": "object", "description": "Run parameters"},
+                "requestedBy": {"type": "string", "maxLength": 200},
+            },
+        },
+        "PipelineRun": {
+            "type": "object",
+            "required": ["id", "pipeline", "status", "steps"],
+            "properties": {
+                "id": {"type": "string"},
+                "pipeline": {"type": "string"},
+                "status": {"enum": ["running", "completed", "failed"]},
+                "params": {"type": "object"},
+                "requestedBy": {"type": "string"},
+                "createdAt": {"type": "string", "format": "date-time"},
+                "finishedAt": {"type": ["string", "null"], "format": "date-time"},
+                "steps": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "object",
+                        "properties": {
+                            "state": {
+                                "enum": ["pending", "running", "completed", "failed", "skipped"]
+                            },
+                            "notebook": {"type": "string"},
+                            "attempt": {"type": "integer"},
+                            "context": {"type": ["object", "null"]},
+                            "startedAt": {"type": ["string", "null"]},
+                            "finishedAt": {"type": ["string", "null"]},
+                            "retryAt": {"type": ["string", "null"]},
+                            "reason": {"type": ["string", "null"]},
+                            "executions": {"type": "array", "items": {"type": "object"}},
+                        },
+                    },
+                },
+            },
+        },
+        "PipelineRuns": {
+            "type": "object",
+            "properties": {
+                "items": {"type": "array", "items": {"$ref": "#/components/schemas/PipelineRun"}}
+            },
+        },
+        "Pipelines": {
+            "type": "object",
+            "properties": {
+                "items": {"type": "array", "items": {"type": "object"}},
+                "file": {"type": ["object", "null"]},
+            },
+        },
+        "Action": {
+            "type": "object",
+            "required": ["key", "kind", "state"],
+            "properties": {
+                "key": {"type": "string"},
+                "kind": {"enum": ["execute", "retry", "patch", "notify"]},
+                "state": {"enum": ["pending", "running", "done", "failed"]},
+                "spec": {"type": "object"},
+                "attempts": {"type": "integer"},
+                "outcome": {"type": ["object", "null"]},
+                "error": {"type": ["string", "null"]},
+                "createdAt": {"type": "string"},
+                "dueAt": {"type": "string"},
+                "updatedAt": {"type": ["string", "null"]},
+                "history": {"type": "array", "items": {"type": "object"}},
+            },
+        },
+        "Actions": {
+            "type": "object",
+            "properties": {
+                "items": {"type": "array", "items": {"$ref": "#/components/schemas/Action"}}
+            },
+        },
+        "Alerts": {
+            "type": "object",
+            "properties": {
+                "items": {"type": "array", "items": {"type": "object"}},
+                "failedDeliveries": {"type": "array", "items": {"type": "object"}},
+            },
+        },
+    }
+)
+
+
+def document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "nbrelay", "version": __version__},
+        "paths": PATHS,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "NBRELAY_API_TOKEN",
+                },
+                "ingest": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "NBRELAY_INGEST_TOKEN",
+                },
+                "standardWebhooks": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "webhook-signature",
+                    "description": "Standard Webhooks signature made with NBRELAY_INGEST_TOKEN",
+                },
+            },
+        },
+    }

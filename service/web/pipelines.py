@@ -1,0 +1,228 @@
+"""The pipelines part of the management API: pipelines and their runs, and alerts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify, request, url_for
+
+from service.alerts.state import Alert
+from service.channels import build_channel
+from service.errors import UsageProblem
+from service.pipelines.ledger import ActionNotFound, ActionRecord
+from service.pipelines.runs import Run, RunNotFound, iso
+from service.web.auth import require_api_token
+from service.web.errors import ApiError
+from service.web.resources import get_context
+
+bp = Blueprint("pipelines", __name__, url_prefix="/api")
+bp.before_request(require_api_token)
+
+RECENT_RUNS = 10
+
+
+@bp.get("/pipelines")
+def list_pipelines():
+    """The pipelines of the file in force, each with its most recent runs."""
+    followups = get_context().followups
+    loaded = followups.registry.current()
+    if loaded is None:
+        return jsonify({"items": [], "file": None})
+    items = []
+    for name, pipeline in loaded.file.pipelines.items():
+        recent = followups.runs.list(name, RECENT_RUNS)
+        items.append(
+            {
+                "name": name,
+                "description": pipeline.description,
+                "params": pipeline.params,
+                "steps": [
+                    {
+                        "key": key,
+                        "notebook": step.notebook,
+                        "after": step.after,
+                        "when": step.when,
+                        "onFailure": step.on_failure,
+                        "retry": step.retry.model_dump() if step.retry else None,
+                    }
+                    for key, step in pipeline.steps.items()
+                ],
+                "recentRuns": [
+                    {"id": r.id, "status": r.status.value, "createdAt": r.created_at}
+                    for r in recent
+                ],
+            }
+        )
+    channels = {
+        name: build_channel(name, config).describe()
+        for name, config in loaded.file.channels.items()
+    }
+    return jsonify({"items": items, "channels": channels, "file": {"digest": loaded.digest}})
+
+
+@bp.post("/pipelines/<name>/runs")
+def start_run(name: str):
+    """Start a run of pipeline `name`; body `{"params": {...}, "requestedBy": "..."}`."""
+    body: dict[str, Any] = {}
+    if request.get_data(cache=True):
+        if not request.is_json:
+            raise ApiError(415, "the body must be application/json")
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise ApiError(400, "the body must be a JSON object")
+    unknown = set(body) - {"params", "requestedBy"}
+    if unknown:
+        raise ApiError(400, f"unknown field {sorted(unknown)[0]!r}")
+    params = body.get("params", {})
+    if not isinstance(params, dict):
+        raise ApiError(400, "params must be a JSON object")
+    requested_by = body.get("requestedBy", "api")
+    if not isinstance(requested_by, str) or not requested_by or len(requested_by) > 200:
+        raise ApiError(400, "requestedBy must be a non-empty string of at most 200 characters")
+    try:
+        run = get_context().followups.start_run(name, params, f"api:{requested_by}")
+    except RunNotFound as exc:
+        raise ApiError(404, str(exc)) from None
+    except UsageProblem as exc:
+        raise ApiError(400, str(exc)) from None
+    location = url_for("pipelines.get_run", run_id=run.id)
+    return jsonify(run_json(run)), 201, {"Location": location}
+
+
+@bp.get("/pipelines/<name>/runs")
+def list_runs(name: str):
+    runs = get_context().followups.runs.list(name, 50)
+    return jsonify({"items": [run_json(r) for r in runs]})
+
+
+@bp.get("/runs/<run_id>")
+def get_run(run_id: str):
+    try:
+        run = get_context().followups.runs.get(run_id)
+    except RunNotFound as exc:
+        raise ApiError(404, str(exc)) from None
+    return jsonify(run_json(run))
+
+
+@bp.get("/alerts")
+def list_alerts():
+    """Every alert's state, and the notifications that failed for good (newest first)."""
+    followups = get_context().followups
+    return jsonify(
+        {
+            "items": [alert_json(a) for a in followups.alerts.all()],
+            "failedDeliveries": [
+                {
+                    "action": f["key"],
+                    "channel": f["channel"],
+                    "kind": f["kind"],
+                    "event": f["event"],
+                    "alert": f.get("alert"),
+                    "error": f["error"],
+                    "attempts": f["attempts"],
+                    "at": _iso(f["at"]),
+                }
+                for f in followups.failed_deliveries()
+            ],
+        }
+    )
+
+
+def run_json(run: Run) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "pipeline": run.pipeline,
+        "status": run.status.value,
+        "params": run.params,
+        "requestedBy": run.requested_by,
+        "createdAt": run.created_at,
+        "finishedAt": run.finished_at,
+        "steps": {
+            key: {
+                "state": step.state.value,
+                "notebook": step.notebook,
+                "attempt": step.attempt,
+                "context": step.context,
+                "startedAt": step.started_at,
+                "finishedAt": step.finished_at,
+                "retryAt": _iso(step.retry_at),
+                "reason": step.reason,
+                "executions": step.executions,
+            }
+            for key, step in run.steps.items()
+        },
+    }
+
+
+def alert_json(alert: Alert) -> dict[str, Any]:
+    return {
+        "id": alert.id,
+        "notebookId": alert.notebook_id,
+        "notebookName": alert.notebook_name,
+        "failureClass": alert.failure_class.value,
+        "state": alert.state.value,
+        "episode": alert.episode,
+        "channels": alert.channels,
+        "failures": alert.failures,
+        "firstFailureAt": _iso(alert.first_failure_at),
+        "lastFailureAt": _iso(alert.last_failure_at),
+        "lastExecutionId": (alert.last_execution or {}).get("id"),
+        "notifications": alert.notifications,
+        "lastNotifiedAt": _iso(alert.last_notified_at),
+        "nextNotificationAt": _iso(alert.next_at),
+        "resolvedAt": _iso(alert.resolved_at),
+        "resolvedBy": (alert.resolved_by or {}).get("id"),
+    }
+
+
+def _iso(moment: float | None) -> str | None:
+    return iso(moment) if moment is not None else None
+
+
+@bp.get("/actions")
+def list_actions():
+    """Recent follow-up actions, newest first; query `kind` (execute, retry, patch, notify)."""
+    kind = request.args.get("kind") or None
+    if kind is not None and kind not in ("execute", "retry", "patch", "notify"):
+        raise ApiError(400, "kind must be execute, retry, patch or notify")
+    records = get_context().followups.ledger.recent(100, kind)
+    return jsonify({"items": [action_json(r) for r in records]})
+
+
+@bp.get("/actions/<path:key>")
+def get_action(key: str):
+    record = get_context().followups.ledger.get(key)
+    if record is None:
+        raise ApiError(404, f"no action {key}")
+    return jsonify(action_json(record))
+
+
+@bp.post("/actions/<path:key>/undo")
+def undo_action(key: str):
+    """Set back what a patch changed (as a new action, `undo:<key>`)."""
+    followups = get_context().followups
+    try:
+        undo = followups.undo_patch(key)
+    except ActionNotFound as exc:
+        raise ApiError(404, str(exc)) from None
+    except UsageProblem as exc:
+        raise ApiError(409, str(exc)) from None
+    record = followups.ledger.get(undo)
+    location = url_for("pipelines.get_action", key=undo)
+    return jsonify(action_json(record)), 202, {"Location": location}
+
+
+def action_json(record: ActionRecord) -> dict[str, Any]:
+    return {
+        "key": record.key,
+        "kind": record.kind,
+        "state": record.state.value,
+        "spec": record.spec,
+        "attempts": record.attempts,
+        "outcome": record.outcome,
+        "error": record.error,
+        "createdAt": _iso(record.created_at),
+        "dueAt": _iso(record.due_at),
+        "updatedAt": _iso(record.updated_at),
+        "history": [{**h, "at": _iso(h["at"])} for h in record.history],
+    }

@@ -1,0 +1,283 @@
+"""A real `nbrelay sandbox` process for tests, with helpers that speak its API.
+
+`SandboxProcess` starts the command on a free port with its own data folder and a known token,
+waits until it answers and stops it with SIGTERM. The helpers wrap the Losant routes and the
+sandbox-only `/_sandbox/` routes so tests read as what they do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from service.processes import free_port, wait_until
+
+TERMINAL_STATUSES = frozenset({"completed", "errored", "timeout", "canceled"})
+
+EMPTY_NOTEBOOK: dict[str, Any] = {
+    "cells": [],
+    "metadata": {},
+    "nbformat": 4,
+    "nbformat_minor": 5,
+}
+
+
+class SandboxProcess:
+    """One `nbrelay sandbox` child process. Extra CLI options go in `options`."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        token: str | None = None,
+        port: int | None = None,
+        options: Iterable[str] = (),
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.token = token or f"test-{uuid.uuid4().hex}"
+        self.port = port or free_port()
+        self.options = list(options)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.http = requests.Session()
+        self.http.headers["Authorization"] = f"Bearer {self.token}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
+
+    def __repr__(self) -> str:
+        return f"SandboxProcess(url={self.url})"
+
+    # process
+
+    def start(self, timeout: float = 20.0) -> SandboxProcess:
+        command = [
+            sys.executable,
+            "-c",
+            "from service.cli import main; main()",
+            "sandbox",
+            "--port",
+            str(self.port),
+            "--data",
+            str(self.data_dir),
+            *self.options,
+        ]
+        env = {**os.environ, "NBRELAY_SANDBOX_TOKEN": self.token}
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        wait_until(self._answers, timeout, f"the sandbox on port {self.port}")
+        return self
+
+    def _answers(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(f"the sandbox exited with {self.process.returncode}: {self.log()}")
+        return requests.get(f"{self.url}/_sandbox/health", timeout=1).ok
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM and wait; returns the exit status."""
+        if self.process is None:
+            return 0
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
+        self.process = None
+        return code
+
+    def restart(self) -> SandboxProcess:
+        """Stop and start again on the same port with the same data folder and token."""
+        self.stop()
+        return self.start()
+
+    def files_dir(self, application_id: str) -> Path:
+        """The application's files folder: `applicationFile` inputs read from here."""
+        path = self.data_dir / "applications" / str(application_id) / "files"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def fixtures_dir(self, application_id: str) -> Path:
+        """The application's fixtures folder: data for dataTable/device/event inputs."""
+        path = self.data_dir / "applications" / str(application_id) / "fixtures"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    # raw HTTP
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", 30)
+        return self.http.request(method, self.url + path, **kwargs)
+
+    def call(self, method: str, path: str, expected: int = 200, **kwargs: Any) -> Any:
+        """A request that must answer `expected`; returns the parsed JSON body."""
+        response = self.request(method, path, **kwargs)
+        if response.status_code != expected:
+            raise AssertionError(
+                f"{method} {path}: expected {expected}, got {response.status_code}: "
+                f"{response.text[:500]}"
+            )
+        return response.json()
+
+    # sandbox-only routes
+
+    def create_application(self, name: str | None = None, **settings: Any) -> str:
+        """A new application (or an update of `id=...`); settings: maxAllowedRunMinutes,
+        parallelRuns. Returns its id."""
+        body = {"name": name or f"app-{uuid.uuid4().hex[:8]}", **settings}
+        response = self.request("POST", "/_sandbox/applications", json=body)
+        if response.status_code not in (200, 201):
+            raise AssertionError(f"create_application: {response.status_code} {response.text}")
+        return response.json()["id"]
+
+    def set_behaviour(self, application_id: str, notebook_id: str, **behaviour: Any) -> dict:
+        """Script a notebook: status, durationSeconds, logsLatencySeconds, dropCallbacks,
+        duplicateCallbacks, serverErrors (see Contract 2)."""
+        path = "/_sandbox" + _notebook_path(application_id, notebook_id, "/behaviour")
+        return self.call("PUT", path, json=behaviour)
+
+    def clear_behaviour(self, application_id: str, notebook_id: str) -> dict:
+        path = "/_sandbox" + _notebook_path(application_id, notebook_id, "/behaviour")
+        return self.call("DELETE", path)
+
+    def stats(self, application_id: str, notebook_id: str) -> dict:
+        return self.call("GET", "/_sandbox" + _notebook_path(application_id, notebook_id, "/stats"))
+
+    # Losant routes
+
+    def create_notebook(
+        self,
+        application_id: str,
+        name: str | None = None,
+        notebook: dict | str | Path | None = None,
+        inputs: list[dict] | None = None,
+        **fields: Any,
+    ) -> dict:
+        """Create a notebook; with `notebook` (JSON dict, JSON text or a path) also upload it.
+        Returns the notebook record."""
+        body = {"name": name or f"nb-{uuid.uuid4().hex[:8]}", **fields}
+        if inputs is not None:
+            body["inputs"] = inputs
+        record = self.call("POST", f"/applications/{application_id}/notebooks", 201, json=body)
+        if notebook is not None:
+            record = self.upload(application_id, record["id"], notebook)
+        return record
+
+    def upload(self, application_id: str, notebook_id: str, notebook: dict | str | Path) -> dict:
+        if isinstance(notebook, Path):
+            name, content = notebook.name, notebook.read_bytes()
+        elif isinstance(notebook, dict):
+            name, content = "notebook.ipynb", json.dumps(notebook).encode()
+        else:
+            name, content = "notebook.ipynb", notebook.encode()
+        return self.call(
+            "POST",
+            _notebook_path(application_id, notebook_id, "/upload"),
+            files={"jupyterFile": (name, content, "application/x-ipynb+json")},
+        )
+
+    def execute(self, application_id: str, notebook_id: str, **options: Any) -> str:
+        """Start an execution (options: relativeTo, templateContext, callbackUrl, email);
+        returns its id."""
+        path = _notebook_path(application_id, notebook_id, "/execute")
+        return self.call("POST", path, json=options)["executionId"]
+
+    def logs(
+        self, application_id: str, notebook_id: str, limit: int = 1000, since: int | None = None
+    ) -> list[dict]:
+        params: dict[str, Any] = {"limit": limit}
+        if since is not None:
+            params["since"] = since
+        path = _notebook_path(application_id, notebook_id, "/logs")
+        return self.call("GET", path, params=params)
+
+    def execution(self, application_id: str, notebook_id: str, execution_id: str) -> dict:
+        for record in self.logs(application_id, notebook_id):
+            if record["id"] == execution_id:
+                return record
+        raise AssertionError(f"execution {execution_id} is not in the logs")
+
+    def wait_for_status(
+        self,
+        application_id: str,
+        notebook_id: str,
+        execution_id: str,
+        statuses: Iterable[str] = TERMINAL_STATUSES,
+        timeout: float = 30.0,
+    ) -> dict:
+        """Poll `/logs` until the execution reaches one of `statuses`; returns its record."""
+        wanted = set(statuses)
+
+        def reached() -> dict | None:
+            record = self.execution(application_id, notebook_id, execution_id)
+            return record if record["status"] in wanted else None
+
+        return wait_until(reached, timeout, f"execution {execution_id} to reach {sorted(wanted)}")
+
+    def cancel(self, application_id: str, notebook_id: str, execution_id: str) -> dict:
+        path = _notebook_path(application_id, notebook_id, "/cancelExecution")
+        return self.call("POST", path, params={"executionId": execution_id})
+
+    def losant_client(self):
+        """Losant's official Python client, pointed at this sandbox."""
+        from losant_rest import Client
+
+        return Client(auth_token=self.token, url=self.url)
+
+
+class SandboxApp(str):
+    """An application id (usable anywhere a str id is) bound to its sandbox, with the helpers
+    that take an application id already filled in."""
+
+    sandbox: SandboxProcess
+
+    def __new__(cls, application_id: str, sandbox: SandboxProcess) -> SandboxApp:
+        app = super().__new__(cls, application_id)
+        app.sandbox = sandbox
+        return app
+
+    @property
+    def id(self) -> str:
+        return str(self)
+
+    def create_notebook(self, name: str | None = None, notebook=None, inputs=None, **fields):
+        return self.sandbox.create_notebook(self.id, name, notebook, inputs, **fields)
+
+    def set_behaviour(self, notebook_id: str, **behaviour: Any) -> dict:
+        return self.sandbox.set_behaviour(self.id, notebook_id, **behaviour)
+
+    def stats(self, notebook_id: str) -> dict:
+        return self.sandbox.stats(self.id, notebook_id)
+
+    def execute(self, notebook_id: str, **options: Any) -> str:
+        return self.sandbox.execute(self.id, notebook_id, **options)
+
+    def logs(self, notebook_id: str, limit: int = 1000, since: int | None = None) -> list[dict]:
+        return self.sandbox.logs(self.id, notebook_id, limit, since)
+
+    def wait_for_status(
+        self,
+        notebook_id: str,
+        execution_id: str,
+        statuses: Iterable[str] = TERMINAL_STATUSES,
+        timeout: float = 30.0,
+    ) -> dict:
+        return self.sandbox.wait_for_status(self.id, notebook_id, execution_id, statuses, timeout)
+
+    def cancel(self, notebook_id: str, execution_id: str) -> dict:
+        return self.sandbox.cancel(self.id, notebook_id, execution_id)
+
+
+def _notebook_path(application_id: str, notebook_id: str, suffix: str = "") -> str:
+    return f"/applications/{application_id}/notebooks/{notebook_id}{suffix}"

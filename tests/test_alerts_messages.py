@@ -1,0 +1,120 @@
+"""What alert messages say, in each channel's layout."""
+
+from __future__ import annotations
+
+from service.alerts.messages import (
+    MAX_ERRORS_SHOWN,
+    AlertMessage,
+    Event,
+    ExecutionError,
+    FailureClass,
+    email_html,
+    email_subject,
+    email_text,
+    error_lines,
+    headline,
+    log_text,
+    slack_text,
+    webhook_payload,
+)
+from tests.support.alert_messages import firing_message
+
+
+def test_headline_names_notebook_and_failure():
+    assert headline(firing_message()) == "Notebook “Nightly ETL” errored"
+    assert headline(firing_message(failure_class=FailureClass.TIMEOUT)) == (
+        "Notebook “Nightly ETL” timed out"
+    )
+    assert headline(firing_message(failure_class=FailureClass.MISSING_CALLBACK)) == (
+        "Notebook “Nightly ETL” sent no completion callback"
+    )
+    assert headline(firing_message(event=Event.RESOLVED)).startswith("Resolved:")
+
+
+def test_slack_text_carries_what_on_call_needs():
+    text = slack_text(firing_message())
+    assert text.startswith(":red_circle: *Notebook “Nightly ETL” errored*")
+    assert "`65a0c0ffee0000000000b001`" in text
+    assert "`65a0c0ffee0000000000e001`" in text and "*errored*" in text
+    # Slack's control characters in error text are escaped
+    assert "> KeyError: 'temperature' &lt;column missing&gt; &amp; more" in text
+    assert "3 failures in a row; last success 2024-04-28 02:05:00 UTC" in text
+    assert "<https://files.example.com/runs/e001/result.error.log|result.error.log>" in text
+    assert "<https://files.example.com/runs/e001/result.log|result.log>" in text
+
+
+def test_email_subject_text_and_html():
+    message = firing_message()
+    assert email_subject(message) == "[nbrelay] Notebook “Nightly ETL” errored"
+    text = email_text(message)
+    for expected in (
+        "Execution:  65a0c0ffee0000000000e001",
+        "Status:     errored",
+        "Failures:   3 failures in a row",
+        "History:    last success 2024-04-28 02:05:00 UTC (execution 65a0c0ffee0000000000e000)",
+        "  KeyError: 'temperature' <column missing> & more",
+        "  result.error.log: https://files.example.com/runs/e001/result.error.log",
+    ):
+        assert expected in text
+    html = email_html(message)
+    assert "&lt;column missing&gt; &amp; more" in html  # escaped in HTML
+    assert '<a href="https://files.example.com/runs/e001/result.log">result.log</a>' in html
+
+
+def test_resolved_message_says_how_long_it_was_broken():
+    message = firing_message(
+        event=Event.RESOLVED, status="completed", errors=(), log_url=None, error_log_url=None
+    )
+    text = slack_text(message)
+    assert text.startswith(
+        ":large_green_circle: *Resolved: notebook “Nightly ETL” completed again*"
+    )
+    assert "Recovered after 3 failures in a row" in text
+    assert "result.log" not in text
+
+
+def test_errors_are_cut_to_a_readable_size():
+    errors = tuple(ExecutionError("E", "x" * 2000) for _ in range(MAX_ERRORS_SHOWN + 2))
+    lines = error_lines(firing_message(errors=errors))
+    assert len(lines) == MAX_ERRORS_SHOWN + 1
+    assert len(lines[0]) < 520 and lines[0].endswith("…")
+    assert lines[-1] == "… and 2 more"
+
+
+def test_message_without_history_or_logs():
+    message = firing_message(
+        consecutive_failures=1, last_success_at=None, last_success_execution_id=None,
+        log_url=None, error_log_url=None, errors=(),
+    )  # fmt: skip
+    text = email_text(message)
+    assert "1 failure in a row" in text
+    assert "no successful run on record" in text
+    assert "Logs:" not in text and "Errors:" not in text
+
+
+def test_log_line_is_one_line():
+    line = log_text(firing_message())
+    assert "\n" not in line
+    assert line.startswith("Notebook “Nightly ETL” errored execution=65a0c0ffee0000000000e001")
+    assert "failures_in_a_row=3" in line
+
+
+def test_webhook_payload_round_trips():
+    message = firing_message()
+    payload = webhook_payload(message)
+    assert payload["type"] == "notebook.alert.firing"
+    assert payload["data"]["summary"] == "Notebook “Nightly ETL” errored"
+    assert payload["data"]["errors"] == [
+        {"name": "KeyError", "message": "'temperature' <column missing> & more"}
+    ]
+    data = dict(payload["data"])
+    data.pop("summary")
+    assert AlertMessage.from_dict(data) == message
+
+
+def test_test_notification():
+    message = AlertMessage(
+        id="msg_test", event=Event.TEST, created_at=firing_message().created_at, channel="ops"
+    )
+    assert slack_text(message).startswith(":bell: *Test notification from nbrelay (channel ops)*")
+    assert "Execution" not in email_text(message)

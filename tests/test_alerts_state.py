@@ -1,0 +1,102 @@
+"""Alert states in Redis: group_wait, repeat_interval, resolution, and a notebook's history."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.alerts.history import NotebookHistory
+from service.alerts.messages import FailureClass
+from service.alerts.state import Alerts, AlertState
+from service.pipelines.model import AlertSettings
+
+SETTINGS = AlertSettings(group_wait=30, repeat_interval=3600, send_resolved=True)
+NB = "65a0c0ffee0000000000b001"
+
+
+class Clock:
+    now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def alerts(redis, clock):
+    return Alerts(redis, clock=clock)
+
+
+def fail(alerts, execution_id, channels=("slack",)):
+    return alerts.failed(
+        NB, FailureClass.ERRORED, {"id": execution_id, "status": "errored"}, list(channels),
+        SETTINGS, notebook_name="Nightly ETL",
+    )  # fmt: skip
+
+
+def test_first_message_waits_for_group_wait_then_repeats(alerts, clock):
+    alert = fail(alerts, "e1")
+    assert alert.state is AlertState.PENDING and alert.episode == 1
+    assert alerts.fire_due() == []
+    clock.now += 10
+    fail(alerts, "e2", channels=("email",))  # grouped into the same episode
+    clock.now += 20
+    (due,) = alerts.fire_due()
+    assert due.number == 1 and due.channels == ("email", "slack")
+    assert due.alert.failures == 2
+    assert due.action_key("slack") == f"notify:{NB}:errored:1:1:slack"
+    assert alerts.fire_due() == []
+    clock.now += 3599
+    fail(alerts, "e3")
+    assert alerts.fire_due() == []  # no repeat before repeat_interval
+    clock.now += 1
+    (repeat,) = alerts.fire_due()
+    assert repeat.number == 2 and repeat.alert.failures == 3
+
+
+def test_repeated_transitions_count_once(alerts):
+    fail(alerts, "e1")
+    assert fail(alerts, "e1").failures == 1
+
+
+def test_completion_resolves_with_a_message_only_if_one_was_sent(alerts, clock):
+    fail(alerts, "e1")
+    assert alerts.completed(NB, {"id": "ok1"}) == []  # resolved before anything was sent
+    assert alerts.get(NB, FailureClass.ERRORED).state is AlertState.RESOLVED
+    clock.now += 100
+    assert alerts.fire_due() == []
+    fail(alerts, "e2")
+    clock.now += 30
+    (first,) = alerts.fire_due()
+    assert first.alert.episode == 2
+    (resolved,) = alerts.completed(NB, {"id": "ok2"})
+    assert resolved.number is None
+    assert resolved.action_key("slack") == f"notify:{NB}:errored:2:resolved:slack"
+    alert = alerts.get(NB, FailureClass.ERRORED)
+    assert alert.state is AlertState.RESOLVED and alert.resolved_by == {"id": "ok2"}
+    assert alerts.completed(NB, {"id": "ok3"}) == []
+    clock.now += 10_000
+    assert alerts.fire_due() == []
+    assert [a.resolved_by for a in alerts.all()] == [{"id": "ok2"}]
+
+
+def test_alert_classes_are_separate(alerts, clock):
+    fail(alerts, "e1")
+    alerts.failed(NB, FailureClass.TIMEOUT, {"id": "e2"}, ["slack"], SETTINGS)
+    clock.now += 30
+    assert sorted(d.alert.id for d in alerts.fire_due()) == [f"{NB}:errored", f"{NB}:timeout"]
+
+
+def test_history_counts_each_execution_once(redis):
+    history = NotebookHistory(redis)
+    assert history.get(NB).consecutive_failures == 0
+    history.record(NB, "ok", "completed", "2024-05-01T02:00:00Z", 1)
+    for execution in ("e1", "e2", "e2"):
+        history.record(NB, execution, "errored", "", 2)
+    state = history.get(NB)
+    assert state.consecutive_failures == 2
+    assert state.last_success_execution_id == "ok"
+    assert state.last_success_at.isoformat() == "2024-05-01T02:00:00+00:00"

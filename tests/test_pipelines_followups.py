@@ -1,0 +1,381 @@
+"""Pipeline runs, rules, actions and alerts end to end in one process, against the sandbox,
+a real Redis and real receivers."""
+
+from __future__ import annotations
+
+import logging
+import textwrap
+
+import pytest
+
+from service import defaults
+from service.alerts.messages import FailureClass
+from service.errors import UsageProblem
+from service.pipelines.ledger import ActionState
+from service.pipelines.runs import RunStatus, StepState
+from tests.support.followups import Harness
+from tests.support.http_server import Reply, ScriptedServer
+from tests.support.slow_proxy import SlowProxy
+
+DIAMOND = """\
+pipelines:
+  diamond:
+    params: {day: "2024-05-01"}
+    steps:
+      a:
+        notebook: A
+        context: {day: "{{ params.day }}", rows: 7}
+      b:
+        notebook: B
+        after: a
+        context:
+          from_a: "{{ steps.a.id }}"
+          rows: "{{ steps.a.context.rows + 1 }}"
+          log: "{{ steps.a.outputInfo['result.log'].url }}"
+      c:
+        notebook: C
+        after: a
+        context: {queued: "{{ steps.a.runQueuedAt }}", status: "{{ steps.a.status }}"}
+      d:
+        notebook: D
+        after: [b, c]
+        context: {b: "{{ steps.b.id }}", c: "{{ steps.c.id }}"}
+"""
+
+
+@pytest.fixture
+def harness(redis, sandbox_app, tmp_path):
+    created = []
+
+    def make(text: str, **options) -> Harness:
+        path = tmp_path / "pipelines.yaml"
+        path.write_text(textwrap.dedent(text))
+        harness = Harness(redis, sandbox_app, path, **options)
+        created.append(harness)
+        return harness
+
+    yield make
+    for harness in created:
+        harness.close()
+
+
+def test_diamond_completes_with_contexts_from_upstream(harness):
+    h = harness(DIAMOND)
+    ids = {name: h.notebook(name) for name in "ABCD"}
+    h.followups.registry.refresh()
+    run = h.followups.start_run("diamond", {}, "test")
+    done = h.run_until(
+        lambda: (
+            h.followups.runs.get(run.id).status is not RunStatus.RUNNING
+            and h.followups.runs.get(run.id)
+        ),
+        "the run to end",
+    )
+    assert done.status is RunStatus.COMPLETED
+    (a,), (b,), (c,), (d,) = (h.executions(ids[n]) for n in "ABCD")
+    assert a["context"]["day"] == "2024-05-01"
+    assert a["context"]["nbrelay"] == {"run": run.id, "step": "a", "attempt": 1}
+    assert b["context"]["from_a"] == a["id"] and b["context"]["rows"] == 8
+    assert b["context"]["log"] == a["outputInfo"]["result.log"]["url"]
+    assert c["context"] == {
+        "queued": a["runQueuedAt"], "status": "completed",
+        "nbrelay": {"run": run.id, "step": "c", "attempt": 1},
+    }  # fmt: skip
+    assert d["context"]["b"] == b["id"] and d["context"]["c"] == c["id"]
+    assert d["runQueuedAt"] >= max(b["notebookCompletedAt"], c["notebookCompletedAt"])
+    for name in "ABCD":
+        assert h.app.stats(ids[name])["requests"]["execute"] == 1
+    assert [e["id"] for e in done.steps["d"].executions] == [d["id"]]
+
+
+def test_a_step_that_errors_is_retried_with_the_same_context(harness):
+    h = harness(
+        """\
+        pipelines:
+          p:
+            steps:
+              a: {notebook: A, context: {x: 1}, retry: {max_attempts: 2, backoff: [0.3s]}}
+              b: {notebook: B, after: a}
+        """
+    )
+    a, b = h.notebook("A", status="errored"), h.notebook("B")
+    h.followups.registry.refresh()
+    run = h.followups.start_run("p", {}, "test")
+    h.run_until(lambda: len(h.executions(a)) == 1 and h.seen, "the first attempt to end")
+    h.run_until(lambda: h.followups.runs.get(run.id).steps["a"].attempt == 2, "a retry")
+    h.app.set_behaviour(a, status="completed", durationSeconds=0.1)
+    final = h.run_until(
+        lambda: (r := h.followups.runs.get(run.id)).finished_at and r, "the run to end"
+    )
+    assert final.status is RunStatus.COMPLETED
+    first, second = h.executions(a)
+    assert first["status"] == "errored" and second["status"] == "completed"
+    assert first["context"]["x"] == second["context"]["x"] == 1
+    assert second["context"]["nbrelay"] == {"run": run.id, "step": "a", "attempt": 2}
+    assert [(e["attempt"], e["status"]) for e in final.steps["a"].executions] == [
+        (1, "errored"), (2, "completed"),
+    ]  # fmt: skip
+    assert len(h.executions(b)) == 1
+
+
+def test_without_retry_the_run_fails_and_dependants_follow_the_policy(harness):
+    h = harness(
+        """\
+        pipelines:
+          p:
+            steps:
+              a: {notebook: A}
+              b: {notebook: B, after: a, on_failure: skip}
+              c: {notebook: C, after: b}
+              d: {notebook: D, after: a}
+        """
+    )
+    h.notebook("A")
+    h.notebook("B", status="timeout")
+    c = h.notebook("C")
+    h.notebook("D")
+    h.followups.registry.refresh()
+    run = h.followups.start_run("p", {}, "test")
+    final = h.run_until(
+        lambda: (r := h.followups.runs.get(run.id)).finished_at and r, "the run to end"
+    )
+    assert final.status is RunStatus.FAILED
+    assert final.steps["b"].state is StepState.FAILED
+    assert "ended timeout" in final.steps["b"].reason
+    assert final.steps["c"].state is StepState.SKIPPED and h.executions(c) == []
+    assert final.steps["d"].state is StepState.COMPLETED
+
+
+def test_a_worker_that_died_after_executing_is_not_repeated(harness):
+    h = harness(DIAMOND, action_lease=0.5)
+    ids = {name: h.notebook(name) for name in "ABCD"}
+    h.followups.registry.refresh()
+    h.held.append("run:")
+    run = h.followups.start_run("diamond", {}, "test")
+    h.held[0] = f"run:{run.id}:b:"
+    h.run_until(lambda: any(k.startswith(h.held[0]) for _, k in h.queue), "b to be opened")
+    # A worker takes b's action, starts the execution, and dies before recording it.
+    kind, key = next(item for item in h.queue if item[1].startswith(h.held[0]))
+    h.queue.remove((kind, key))
+    h.held.clear()
+    h.followups.performer.execute(h.followups.ledger.acquire(key))
+    final = h.run_until(
+        lambda: (r := h.followups.runs.get(run.id)).finished_at and r, "the run to end"
+    )
+    assert final.status is RunStatus.COMPLETED
+    # The lease runs out; the next attempt finds the execution in Losant instead of starting one.
+    record = h.run_until(
+        lambda: (r := h.followups.ledger.get(key)).state is ActionState.DONE and r, "recovery"
+    )
+    assert record.attempts == 2 and record.outcome["found_in_losant"] is True
+    for name in "ABCD":
+        assert h.app.stats(ids[name])["requests"]["execute"] == 1, name
+
+
+def test_rule_retry_execute_and_patch(harness):
+    h = harness(
+        """\
+        notebooks:
+          etl: {name: ETL}
+        rules:
+          retry-etl:
+            notebook: etl
+            statuses: [errored]
+            actions:
+              - retry: {max_attempts: 3, backoff: [0.2s]}
+          after-etl:
+            notebook: etl
+            statuses: completed
+            when: execution.context.day == '2024-05-01'
+            actions:
+              - execute: {notebook: Report, context: {source: "{{ execution.id }}"}}
+              - patch:
+                  notebook: Report
+                  set: {description: "fed by {{ execution.id }}", imageVersion: v3}
+                  inputs:
+                    data.csv: {start: -3600000, end: "{{ 0 }}"}
+        """
+    )
+    etl = h.notebook("ETL", status="errored")
+    report = h.app.create_notebook(
+        "Report", description="old", imageVersion="v2",
+        inputs=[{"inputType": "deviceData", "fileName": "data.csv", "start": -86400000, "end": 0}],
+    )["id"]  # fmt: skip
+    h.app.set_behaviour(report, status="completed", durationSeconds=0.1)
+    h.notebooks.add(report)
+    h.followups.registry.refresh()
+    first = h.app.execute(etl, templateContext='{"day": "2024-05-01"}')
+    h.run_until(lambda: len(h.executions(etl)) == 3, "two retries")
+    h.run_until(lambda: not h.queue and h.followups.ledger.dispatch_due() == [], "quiet")
+    attempts = h.executions(etl)
+    assert [e["context"].get("nbrelay", {}).get("attempt") for e in attempts] == [None, 2, 3]
+    assert {e["context"]["day"] for e in attempts} == {"2024-05-01"}
+    assert attempts[1]["context"]["nbrelay"]["retry_of"] == first
+    assert h.executions(report) == []  # no completion yet: nothing to execute or patch
+
+    h.app.set_behaviour(etl, status="completed", durationSeconds=0.1)
+    done = h.app.execute(etl, templateContext='{"day": "2024-05-01"}')
+    h.run_until(lambda: len(h.executions(report)) == 1, "the report run")
+    (run,) = h.executions(report)
+    assert run["context"]["source"] == done
+    assert run["context"]["nbrelay"] == {"action": f"rule:after-etl:0:{done}:completed"}
+    patch = h.followups.ledger.get(f"rule:after-etl:1:{done}:completed")
+    assert patch.state is ActionState.DONE
+    assert patch.outcome["before"]["description"] == "old"
+    assert patch.outcome["after"] == {
+        "description": f"fed by {done}",
+        "imageVersion": "v3",
+        "inputs": [
+            {"inputType": "deviceData", "fileName": "data.csv", "start": -3600000, "end": 0}
+        ],
+    }
+    assert patch.outcome["before"]["imageVersion"] == "v2"
+
+    undo = h.followups.undo_patch(patch.key)
+    assert h.followups.undo_patch(patch.key) == undo  # asked twice, done once
+    h.drain()
+    restored = h.client.get_notebook(h.app.id, report)
+    assert (restored.description, restored.image_version) == ("old", "v2")
+    assert [i["start"] for i in restored.model_dump(by_alias=True)["inputs"]] == [-86400000]
+    assert h.followups.ledger.get(undo).outcome["before"]["description"] == f"fed by {done}"
+    with pytest.raises(UsageProblem, match="not a patch that was applied"):
+        h.followups.undo_patch(f"rule:after-etl:0:{done}:completed")
+
+
+def test_alerts_are_grouped_and_resolved_and_permanent_failures_recorded(harness, http_server):
+    broken = ScriptedServer(default=Reply(404, "no_service")).start()
+    h = harness(
+        f"""\
+        channels:
+          slack: {{kind: slack, url: "{http_server.url}/services/T/B/secret"}}
+          broken: {{kind: slack, url: "{broken.url}/services/T/B/revoked"}}
+        alerts: {{group_wait: 0.5s, repeat_interval: 1h}}
+        rules:
+          etl-failed:
+            notebook: ETL
+            statuses: [errored]
+            actions: [{{notify: [slack, broken]}}]
+        """
+    )
+    try:
+        etl = h.notebook("ETL", status="errored")
+        h.followups.registry.refresh()
+        for _ in range(3):
+            h.app.execute(etl)
+        h.run_until(lambda: len(h.seen) == 3, "three failures")
+        h.run_until(lambda: http_server.requests and broken.requests, "the alert")
+        h.run_until(lambda: not h.queue, "deliveries")
+        (firing,) = http_server.requests
+        assert "3 failures in a row" in firing.json()["text"]
+        assert len(broken.requests) == 1  # a 404 is permanent: not retried
+        (failure,) = h.followups.failed_deliveries()
+        assert failure["channel"] == "broken" and failure["attempts"] == 1
+        assert failure["error"] == f"slack: HTTP 404 from {broken.url[7:]}: no_service"
+        h.app.set_behaviour(etl, status="completed", durationSeconds=0.1)
+        h.app.execute(etl)
+        h.run_until(lambda: len(http_server.requests) == 2, "the resolved message")
+        assert http_server.requests[1].json()["text"].startswith(":large_green_circle: *Resolved")
+        h.run_until(lambda: len(broken.requests) == 2 and not h.queue, "the second 404")
+        assert len(h.followups.failed_deliveries()) == 2
+    finally:
+        broken.stop()
+
+
+def test_missing_callback_alert(harness, monkeypatch, caplog):
+    monkeypatch.setattr(defaults, "MISSING_CALLBACK_GRACE", 0.0)
+    h = harness(
+        """\
+        channels:
+          audit: {kind: log}
+        alerts: {group_wait: 0s}
+        rules:
+          silent:
+            notebook: ETL
+            statuses: [missing_callback]
+            actions: [{notify: [audit]}]
+        """
+    )
+    etl = h.notebook("ETL")
+    h.followups.registry.refresh()
+    execution_id = h.app.execute(etl)
+    h.seen.add(execution_id)  # handed to on_terminal below, with what the store knows of it
+    h.app.wait_for_status(etl, execution_id, ["completed"])
+    record = h.client.logs(h.app.id, etl, limit=1)[0]
+    record = record.model_dump(mode="json", by_alias=True, exclude_none=True)
+    started_by_us = {"requested_by": "cli", "callbacks": "0"}
+    with caplog.at_level(logging.WARNING, logger="nbrelay.alerts"):
+        h.followups.on_terminal(record, etl, started_by_us)
+        h.run_until(lambda: "sent no completion callback" in caplog.text, "the alert")
+    alert = h.followups.alerts.get(etl, FailureClass.MISSING_CALLBACK)
+    assert alert.state.value == "firing"  # the execution that missed it does not resolve it
+    second = h.app.execute(etl)
+    h.seen.add(second)
+    h.app.wait_for_status(etl, second, ["completed"])
+    record = h.client.logs(h.app.id, etl, limit=1)[0]
+    record = record.model_dump(mode="json", by_alias=True, exclude_none=True)
+    h.followups.on_terminal(record, etl, {"requested_by": "cli", "callbacks": "1"})
+    assert h.followups.alerts.get(etl, FailureClass.MISSING_CALLBACK).state.value == "resolved"
+
+
+def test_the_scheduler_repairs_what_a_dead_process_left_half_done(harness, http_server):
+    h = harness(
+        f"""\
+        channels:
+          slack: {{kind: slack, url: "{http_server.url}/services/T/B/x"}}
+        alerts: {{group_wait: 0s}}
+        rules:
+          failed: {{notebook: B, statuses: [errored], actions: [{{notify: [slack]}}]}}
+        pipelines:
+          p:
+            steps:
+              a: {{notebook: A}}
+              b: {{notebook: B, after: a}}
+        """
+    )
+    h.notebook("A")
+    b = h.notebook("B", status="errored")
+    h.followups.registry.refresh()
+    h.held.append("run:")
+    run = h.followups.start_run("p", {}, "test")
+    # A worker fails a's action for good and dies before telling the run.
+    (_, key), *_ = h.queue
+    h.queue.clear()
+    h.followups.ledger.fail(h.followups.ledger.acquire(key), "notebook went away")
+    h.held.clear()
+    final = h.run_until(lambda: (r := h.followups.runs.get(run.id)).finished_at and r, "repair")
+    assert final.steps["a"].reason == "notebook went away"
+    assert final.steps["b"].state is StepState.SKIPPED
+
+    # An alert moved to firing by a scheduler that died before opening its messages.
+    h.app.execute(b)
+    h.run_until(lambda: h.followups.alerts.get(b, FailureClass.ERRORED), "the alert")
+    (due,) = h.followups.alerts.fire_due()  # the state moves on; no message is opened
+    assert due.number == 1 and http_server.requests == []
+    h.run_until(lambda: len(http_server.requests) == 1, "the repaired message")
+
+
+def test_an_execute_whose_outcome_is_unknown_is_looked_up_before_it_is_repeated(
+    harness, sandbox_app, monkeypatch
+):
+    monkeypatch.setattr(defaults, "ACTION_UNKNOWN_WAIT", 0.2)
+    monkeypatch.setattr(defaults, "ACTION_RETRY_BASE", 0.1)
+    proxy = SlowProxy(sandbox_app.sandbox.url).start()
+    try:
+        h = harness("pipelines:\n  p:\n    steps:\n      a: {notebook: A}\n", losant_url=proxy.url)
+        a = h.notebook("A")
+        proxy.fail_once("POST", rf"/notebooks/{a}/execute", 502)  # queued, but the answer is lost
+        h.followups.registry.refresh()
+        run = h.followups.start_run("p", {}, "test")
+        h.drain()
+        record = h.followups.ledger.get(f"run:{run.id}:a:1")
+        assert record.state is ActionState.PENDING and "may or may not" in record.error
+        final = h.run_until(lambda: (r := h.followups.runs.get(run.id)).finished_at and r, "run")
+        key = f"run:{run.id}:a:1"
+        done = h.run_until(
+            lambda: (r := h.followups.ledger.get(key)).state is ActionState.DONE and r, "lookup"
+        )
+    finally:
+        proxy.stop()
+    assert final.status is RunStatus.COMPLETED
+    assert h.app.stats(a)["requests"]["execute"] == 1
+    assert done.attempts == 2 and done.outcome["found_in_losant"] is True

@@ -1,0 +1,234 @@
+import json
+
+import pytest
+import redis as redis_lib
+
+from service import keys
+from service.store import ExecutionRecord, LeaseLost, Store, now_iso
+from service.syncstate import SyncState
+
+APP = "575ec8687ae143cd83dc4a97"
+NB = "5c782b8d4f3a8e51c1db42e4"
+OTHER_NB = "5c782b8d4f3a8e51c1db42e5"
+DAY = 24 * 3600
+
+
+def execution(n: int, status: str, queued: str, notebook: str = NB, **fields) -> dict:
+    return {
+        "id": f"{n:024x}",
+        "notebookExecutionId": f"{n:024x}",
+        "notebookId": notebook,
+        "applicationId": APP,
+        "status": status,
+        "runQueuedAt": queued,
+        "maxAllowedRunMinutes": 5,
+        "executionErrors": [],
+        **fields,
+    }
+
+
+@pytest.fixture
+def client(redis, redis_server):
+    connection = redis_lib.Redis.from_url(redis_server.url, decode_responses=True)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def store(client):
+    return Store(client, retention_days=2)
+
+
+@pytest.fixture
+def syncs(client):
+    return SyncState(client, lease_seconds=30, ttl=2 * DAY)
+
+
+def fence(syncs: SyncState, notebook: str = NB) -> int:
+    claim = syncs.begin(APP, notebook, "job", 0)
+    return claim.fence
+
+
+def test_records_are_stored_as_losant_returned_them(store, syncs):
+    record = execution(
+        1, "inProgress", "2026-01-01T10:00:00.123Z", runStartedAt="2026-01-01T10:00:01.000Z"
+    )
+    assert store.upsert(APP, NB, [record], fence=fence(syncs)) == []
+    stored = store.get(record["id"])
+    assert stored.losant == record
+    assert (stored.application_id, stored.notebook_id, stored.status) == (APP, NB, "inProgress")
+    assert stored.meta["first_seen_at"] == stored.meta["updated_at"]
+
+
+def test_a_terminal_transition_is_claimed_once(store, syncs):
+    token = fence(syncs)
+    running = execution(1, "inProgress", "2026-01-01T10:00:00Z")
+    done = execution(1, "completed", "2026-01-01T10:00:00Z")
+    assert store.upsert(APP, NB, [running], fence=token) == []
+    assert store.upsert(APP, NB, [done], fence=token) == [done["id"]]
+    assert store.upsert(APP, NB, [done], fence=token) == []
+    assert store.outbox(APP, NB) == [done["id"]]
+    store.ack_transition(APP, NB, done["id"])
+    assert store.outbox(APP, NB) == []
+    assert store.get(done["id"]).meta["terminal_at"]
+
+
+def test_a_stale_fence_writes_nothing(store, syncs):
+    old = fence(syncs)
+    syncs.redis.delete(keys.sync_lease(APP, NB))
+    new = fence(syncs)
+    assert new > old
+    with pytest.raises(LeaseLost):
+        store.upsert(APP, NB, [execution(1, "completed", "2026-01-01T10:00:00Z")], fence=old)
+    assert store.get(f"{1:024x}") is None
+    assert store.outbox(APP, NB) == []
+
+
+def test_status_indexes_follow_the_last_status(store, syncs, client):
+    token = fence(syncs)
+    store.upsert(APP, NB, [execution(1, "queued", "2026-01-01T10:00:00Z")], fence=token)
+    store.upsert(APP, NB, [execution(1, "errored", "2026-01-01T10:00:00Z")], fence=token)
+    counts = store.count_by_status()
+    assert counts["queued"] == 0 and counts["errored"] == 1
+    assert [r.id for r in store.query(statuses=["errored"]).items] == [f"{1:024x}"]
+    assert store.query(statuses=["queued"]).items == []
+
+
+def test_query_pages_newest_first_with_a_stable_cursor(store, syncs):
+    token = fence(syncs)
+    records = [execution(n, "completed", "2026-01-01T10:00:00Z") for n in range(1, 6)]
+    records += [execution(n, "completed", f"2026-01-01T11:00:0{n}Z") for n in range(6, 9)]
+    store.upsert(APP, NB, records, fence=token)
+    seen, cursor = [], None
+    while True:
+        page = store.query(limit=3, cursor=cursor)
+        seen += [r.id for r in page.items]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+        # a newer execution arriving meanwhile does not shift the pages
+        store.upsert(
+            APP, NB, [execution(50 + len(seen), "queued", "2026-01-02T00:00:00Z")], fence=token
+        )
+    expected = [f"{n:024x}" for n in (8, 7, 6)] + [f"{n:024x}" for n in (5, 4, 3, 2, 1)]
+    assert seen == expected
+
+
+def test_query_filters_by_notebook_status_and_time(store, syncs):
+    store.upsert(
+        APP,
+        NB,
+        [
+            execution(1, "completed", "2026-01-01T10:00:00Z"),
+            execution(2, "errored", "2026-01-02T10:00:00Z"),
+            execution(3, "completed", "2026-01-03T10:00:00Z"),
+        ],
+        fence=fence(syncs),
+    )
+    store.upsert(
+        APP,
+        OTHER_NB,
+        [execution(4, "completed", "2026-01-02T12:00:00Z", OTHER_NB)],
+        fence=fence(syncs, OTHER_NB),
+    )
+
+    def ids(**filters):
+        return [int(r.id, 16) for r in store.query(**filters).items]
+
+    assert ids() == [3, 4, 2, 1]
+    assert ids(application_id=APP, notebook_id=NB) == [3, 2, 1]
+    assert ids(application_id=APP, notebook_id=NB, statuses=["completed"]) == [3, 1]
+    assert ids(statuses=["completed", "errored"], limit=2) == [3, 4]
+    day2 = 1767312000000  # 2026-01-02T00:00:00Z
+    assert ids(since_ms=day2, until_ms=day2 + DAY * 1000) == [4, 2]
+
+
+def test_a_foreign_cursor_is_refused(store):
+    from service.store import InvalidCursor
+
+    with pytest.raises(InvalidCursor):
+        store.query(cursor="bm90IGEgY3Vyc29y")
+
+
+def test_a_requested_run_is_pending_until_terminal(store, syncs):
+    execution_id = f"{7:024x}"
+    store.record_request(
+        application_id=APP,
+        notebook_id=NB,
+        execution_id=execution_id,
+        requested_by="cli:me@host",
+        requested_at=1_767_225_600.0,  # 2026-01-01T00:00:00Z
+        first_check_at=100.0,
+        context={"a": 1, "nbrelay": {"run": "r1", "step": "report", "attempt": 2}},
+        relative_to=1_767_225_000_000,
+        notebook_name="report",
+    )
+    record = store.get(execution_id)
+    assert record.status is None and record.losant is None
+    assert record.pipeline.as_json() == {"run": "r1", "step": "report", "attempt": 2}
+    view = record.as_json()
+    assert view["nbrelay"]["requestedBy"] == "cli:me@host"
+    assert view["nbrelay"]["requestContext"]["a"] == 1
+    assert store.due_pending(now=100.0) == [(APP, NB, execution_id)]
+    assert store.oldest_pending_ms(APP, NB) == 1_767_225_600_000
+    assert store.notebook_names() == {keys.notebook_ref(APP, NB): "report"}
+
+    done = execution(7, "completed", "2026-01-01T00:00:01Z", templateContext=json.dumps({"a": 1}))
+    assert store.upsert(APP, NB, [done], fence=fence(syncs)) == [execution_id]
+    assert store.due_pending(now=10**12) == []
+    assert store.oldest_pending_ms(APP, NB) is None
+    merged = store.get(execution_id)
+    assert merged.meta["requested_by"] == "cli:me@host" and merged.status == "completed"
+    assert merged.pipeline is None  # Losant's copy of the context wins
+
+
+def test_callbacks_are_counted_only_for_known_executions(store, syncs, client):
+    store.upsert(APP, NB, [execution(1, "queued", "2026-01-01T10:00:00Z")], fence=fence(syncs))
+    with client.pipeline() as pipe:
+        store.count_callback(pipe, f"{1:024x}", 0)
+        store.count_callback(pipe, f"{1:024x}", 0)
+        store.count_callback(pipe, f"{99:024x}", 0)
+        pipe.execute()
+    assert store.get(f"{1:024x}").as_json()["nbrelay"]["callbacksReceived"] == 2
+    assert not client.exists(keys.execution(f"{99:024x}"))
+
+
+def test_every_key_has_a_ttl_within_retention(store, syncs, client):
+    store.record_request(
+        application_id=APP,
+        notebook_id=NB,
+        execution_id=f"{2:024x}",
+        requested_by="api",
+        requested_at=1_767_225_600.0,
+        first_check_at=0,
+        notebook_name="nb",
+    )
+    store.upsert(APP, NB, [execution(1, "completed", "2026-01-01T10:00:00Z")], fence=fence(syncs))
+    with client.pipeline() as pipe:
+        store.append_event(pipe, {"source": "test"})
+        pipe.execute()
+    store.record_transition(ExecutionRecord(f"{1:024x}", APP, NB, {"status": "completed"}))
+    for key in client.scan_iter("nbrelay:*"):
+        if key == keys.sync_lease(APP, NB):
+            continue
+        ttl = client.ttl(key)
+        assert 0 < ttl <= 2 * DAY, (key, ttl)
+
+
+def test_trim_drops_entries_older_than_retention(store, syncs, client):
+    now = 1_800_000_000.0
+    old = now_iso(now - 3 * DAY)
+    recent = now_iso(now - DAY)
+    store.upsert(
+        APP,
+        NB,
+        [execution(1, "completed", old), execution(2, "completed", recent)],
+        fence=fence(syncs),
+    )
+    client.xadd(keys.events(), {"source": "old"}, id=f"{int((now - 3 * DAY) * 1000)}-0")
+    client.xadd(keys.events(), {"source": "new"}, id=f"{int((now - DAY) * 1000)}-0")
+    store.trim(now)
+    assert [r.id for r in store.query().items] == [f"{2:024x}"]
+    assert [r.id for r in store.query(application_id=APP, notebook_id=NB).items] == [f"{2:024x}"]
+    assert store.count_by_status()["completed"] == 1
+    assert [data["source"] for _, data in store.events()] == ["new"]
