@@ -59,7 +59,8 @@ class SandboxServer:
         connect_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
         self.url = f"http://{connect_host}:{self.port}"
         settings = SandboxSettings(
-            data_dir=Path(data_dir),
+            # Absolute, so runner processes and download paths do not depend on the cwd.
+            data_dir=Path(data_dir).resolve(),
             token=self.token,
             base_url=(public_url or self.url).rstrip("/"),
             max_run_minutes=max_run_minutes,

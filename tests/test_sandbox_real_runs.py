@@ -179,3 +179,17 @@ def test_input_data_export_zips_what_a_run_would_get(
     assert names == {*record["inputInfo"], "context.json"}
     run_data = requests.get(record["inputInfo"]["north-data.csv"]["url"], timeout=10).content
     assert run_data == exported_data
+
+
+def test_relative_data_folder_runs_notebooks(tmp_path: Path) -> None:
+    """The default `--data` is relative; runs must not depend on the runner's working folder."""
+    sandbox = SandboxProcess(Path("relative-data"), cwd=tmp_path).start()
+    try:
+        application = SandboxApp(sandbox.create_application(), sandbox)
+        notebook = application.create_notebook("relative", notebook=_notebook("print('ok')"))
+        execution_id = application.execute(notebook["id"])
+        record = application.wait_for_status(notebook["id"], execution_id, timeout=KERNEL_TIMEOUT)
+        assert record["status"] == "completed", record.get("executionErrors")
+        assert (tmp_path / "relative-data").is_dir()
+    finally:
+        sandbox.stop()

@@ -32,7 +32,8 @@ EMPTY_NOTEBOOK: dict[str, Any] = {
 
 
 class SandboxProcess:
-    """One `nbrelay sandbox` child process. Extra CLI options go in `options`."""
+    """One `nbrelay sandbox` child process. Extra CLI options go in `options`; with `cwd`, a
+    relative `data_dir` is passed as given and read relative to that folder."""
 
     def __init__(
         self,
@@ -41,8 +42,11 @@ class SandboxProcess:
         token: str | None = None,
         port: int | None = None,
         options: Iterable[str] = (),
+        cwd: Path | None = None,
     ) -> None:
-        self.data_dir = Path(data_dir)
+        self.data_arg = Path(data_dir)
+        self.cwd = cwd
+        self.data_dir = (cwd / data_dir) if cwd else self.data_arg
         self.token = token or f"test-{uuid.uuid4().hex}"
         self.port = port or free_port()
         self.options = list(options)
@@ -66,13 +70,15 @@ class SandboxProcess:
             "--port",
             str(self.port),
             "--data",
-            str(self.data_dir),
+            str(self.data_arg),
             *self.options,
         ]
         env = {**os.environ, "NBRELAY_SANDBOX_TOKEN": self.token}
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.cwd
+            )
         wait_until(self._answers, timeout, f"the sandbox on port {self.port}")
         return self
 
