@@ -8,7 +8,9 @@ the scheduler; then sends the same number of requests, from the same client thre
   enqueue its sync, answer 202),
 
 and prints throughput and latency percentiles of each, plus how many `/logs` reads the burst of
-callbacks caused on the sandbox (coalescing). Run: `.venv/bin/python -m bench.ingress [--requests N]`.
+callbacks caused on the sandbox (coalescing).
+
+Run: `.venv/bin/python -m bench.ingress [--requests N]`.
 """
 
 from __future__ import annotations
