@@ -19,19 +19,11 @@ import redis as redis_lib
 
 from service import defaults
 from service.alerts.messages import FailureClass
+from service.due import DueSchedule
 from service.pipelines import keys
 from service.pipelines.model import AlertSettings
 
 OBSERVED_KEPT = 50  # execution ids an alert remembers, to count a repeated transition once
-
-# KEYS: 1 due zset. ARGV: now, pushed score, limit.
-_DISPATCH = """
-local items = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
-for _, member in ipairs(items) do
-  redis.call('ZADD', KEYS[1], ARGV[2], member)
-end
-return items
-"""
 
 
 class AlertState(StrEnum):
@@ -104,7 +96,7 @@ class Alerts:
         self.redis = redis
         self.ttl = retention_days * 86400
         self.clock = clock
-        self._dispatch = redis.register_script(_DISPATCH)
+        self._due = DueSchedule(redis, keys.alerts_due())
 
     def get(self, notebook_id: str, failure_class: FailureClass) -> Alert | None:
         raw = self.redis.get(keys.alert(alert_id(notebook_id, failure_class)))
@@ -198,9 +190,8 @@ class Alerts:
         """The firing messages owed now: first messages after group_wait, repeats after
         repeat_interval. The alerts are moved on, so the same message is never owed twice."""
         now = self.clock()
-        members = self._dispatch(keys=[keys.alerts_due()], args=[now, now + 60, limit])
         owed = []
-        for identity in (_text(m) for m in members):
+        for identity in self._due.take(now, now + 60, limit):
             result: list[Due] = []
 
             def change(alert: Alert | None, now: float, result: list[Due] = result) -> Alert | None:

@@ -22,6 +22,7 @@ from typing import Any
 import redis as redis_lib
 
 from service import defaults
+from service.due import DueSchedule
 from service.errors import NbrelayError
 from service.pipelines import keys
 
@@ -33,14 +34,6 @@ if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
   return 1
 end
 return 0
-"""
-
-_DISPATCH = """
-local items = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
-for _, member in ipairs(items) do
-  redis.call('ZADD', KEYS[1], ARGV[2], member)
-end
-return items
 """
 
 
@@ -112,7 +105,7 @@ class Ledger:
         self.ttl = int(ttl_days * 86400)
         self.clock = clock
         self._open = redis.register_script(_OPEN)
-        self._dispatch = redis.register_script(_DISPATCH)
+        self._due = DueSchedule(redis, keys.actions_due())
 
     def open(
         self, key: str, kind: str, spec: dict[str, Any], *, due_at: float | None = None
@@ -276,8 +269,7 @@ class Ledger:
         if the job enqueued for it never acquires it.
         """
         now = self.clock()
-        members = self._dispatch(keys=[keys.actions_due()], args=[now, now + self.lease, limit])
-        return [_text(m) for m in members]
+        return self._due.take(now, now + self.lease, limit)
 
 
 def _text(value: str | bytes) -> str:
