@@ -14,7 +14,7 @@ from datetime import datetime
 
 import requests
 
-from service.pipelines import keys
+from service import keys
 from service.processes import wait_until
 from tests.support.http_server import Reply, ScriptedServer
 from tests.support.slow_proxy import SlowProxy

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from service.pipelines import keys
+from service import keys
 from service.pipelines.ledger import ActionState, Ledger
 
 

@@ -11,8 +11,7 @@ from datetime import datetime
 
 import redis as redis_lib
 
-from service import defaults
-from service.pipelines import keys
+from service import defaults, keys
 
 SEEN_KEPT = 200  # execution ids remembered per notebook to recognise a repeated transition
 

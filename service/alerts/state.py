@@ -17,10 +17,9 @@ from typing import Any
 
 import redis as redis_lib
 
-from service import defaults
+from service import defaults, keys
 from service.alerts.messages import FailureClass
 from service.due import DueSchedule
-from service.pipelines import keys
 from service.pipelines.model import AlertSettings
 
 OBSERVED_KEPT = 50  # execution ids an alert remembers, to count a repeated transition once

@@ -20,7 +20,7 @@ from typing import Any
 
 import redis as redis_lib
 
-from service import defaults, metrics
+from service import defaults, keys, metrics
 from service.alerts.history import NotebookHistory
 from service.alerts.messages import AlertMessage, Event, FailureClass, execution_facts
 from service.alerts.state import Alerts, AlertState, Due
@@ -32,7 +32,6 @@ from service.losant import (
     NotFound,
     OutcomeUnknown,
 )
-from service.pipelines import keys
 from service.pipelines.actions import ActionFailed, Performer, message_id
 from service.pipelines.ledger import ActionNotFound, ActionRecord, ActionState, Ledger
 from service.pipelines.model import ExecuteItem, NotifyItem, PatchItem, RetryItem, Rule

@@ -21,10 +21,9 @@ from typing import Any
 
 import redis as redis_lib
 
-from service import defaults
+from service import defaults, keys
 from service.due import DueSchedule
 from service.errors import NbrelayError
-from service.pipelines import keys
 
 _OPEN = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then

@@ -20,10 +20,9 @@ from typing import Any
 
 import redis as redis_lib
 
-from service import defaults
+from service import defaults, keys
 from service.config import OBJECT_ID
 from service.losant import LosantClient, LosantError
-from service.pipelines import keys
 from service.pipelines.model import PipelineFile
 from service.pipelines.validation import (
     NotebookResolver,

@@ -24,9 +24,8 @@ from typing import Any
 
 import redis as redis_lib
 
-from service import defaults
+from service import defaults, keys
 from service.errors import NbrelayError, UsageProblem
-from service.pipelines import keys
 from service.pipelines.model import Pipeline, Retry
 from service.pipelines.templates import TemplateError, evaluate, render
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from service import jobs
-from service import keys as store_keys
+from service import jobs, keys
 from service.jobs import ACTIONS_QUEUE, ALERTS_QUEUE
 from service.pipelines.actions import Performer
 from service.pipelines.followups import Followups
@@ -63,7 +62,7 @@ def build(ctx: Context) -> Followups:
         )
 
     def notebook_name(notebook_id: str) -> str | None:
-        ref = store_keys.notebook_ref(application_id, notebook_id)
+        ref = keys.notebook_ref(application_id, notebook_id)
         known = ctx.store.notebook_names().get(ref)
         loaded = None if known else registry.current()
         return known or (loaded.notebook_name(notebook_id) if loaded else None)
