@@ -34,17 +34,7 @@ def show(key: str) -> None:
         record = session.ledger.get(key)
         if record is None:
             raise UsageProblem(f"no action {key}")
-        data = {
-            "key": record.key,
-            "kind": record.kind,
-            "state": record.state.value,
-            "spec": record.spec,
-            "attempts": record.attempts,
-            "outcome": record.outcome,
-            "error": record.error,
-            "history": record.history,
-        }
-        click.echo(json.dumps(data, indent=2))
+        click.echo(json.dumps(record.describe(), indent=2))
 
 
 @actions.command("undo")

@@ -24,6 +24,7 @@ import redis as redis_lib
 from service import defaults, keys
 from service.due import DueSchedule
 from service.errors import NbrelayError
+from service.pipelines.runs import iso
 
 _OPEN = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
@@ -66,6 +67,22 @@ class ActionRecord:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
+
+    def describe(self) -> dict[str, Any]:
+        """The public view of the action (API and CLI): no lease token, times in ISO 8601."""
+        return {
+            "key": self.key,
+            "kind": self.kind,
+            "state": self.state.value,
+            "spec": self.spec,
+            "attempts": self.attempts,
+            "outcome": self.outcome,
+            "error": self.error,
+            "createdAt": iso(self.created_at),
+            "dueAt": iso(self.due_at),
+            "updatedAt": iso(self.updated_at) if self.updated_at is not None else None,
+            "history": [{**h, "at": iso(h["at"])} for h in self.history],
+        }
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> ActionRecord:

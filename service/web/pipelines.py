@@ -9,7 +9,7 @@ from flask import Blueprint, jsonify, request, url_for
 from service.alerts.state import Alert
 from service.channels import build_channel
 from service.errors import UsageProblem
-from service.pipelines.ledger import ActionNotFound, ActionRecord
+from service.pipelines.ledger import ActionNotFound
 from service.pipelines.runs import Run, RunNotFound, iso
 from service.web.auth import require_api_token
 from service.web.errors import ApiError
@@ -186,7 +186,7 @@ def list_actions():
     if kind is not None and kind not in ("execute", "retry", "patch", "notify"):
         raise ApiError(400, "kind must be execute, retry, patch or notify")
     records = get_context().followups.ledger.recent(100, kind)
-    return jsonify({"items": [action_json(r) for r in records]})
+    return jsonify({"items": [r.describe() for r in records]})
 
 
 @bp.get("/actions/<path:key>")
@@ -194,7 +194,7 @@ def get_action(key: str):
     record = get_context().followups.ledger.get(key)
     if record is None:
         raise ApiError(404, f"no action {key}")
-    return jsonify(action_json(record))
+    return jsonify(record.describe())
 
 
 @bp.post("/actions/<path:key>/undo")
@@ -209,20 +209,4 @@ def undo_action(key: str):
         raise ApiError(409, str(exc)) from None
     record = followups.ledger.get(undo)
     location = url_for("pipelines.get_action", key=undo)
-    return jsonify(action_json(record)), 202, {"Location": location}
-
-
-def action_json(record: ActionRecord) -> dict[str, Any]:
-    return {
-        "key": record.key,
-        "kind": record.kind,
-        "state": record.state.value,
-        "spec": record.spec,
-        "attempts": record.attempts,
-        "outcome": record.outcome,
-        "error": record.error,
-        "createdAt": _iso(record.created_at),
-        "dueAt": _iso(record.due_at),
-        "updatedAt": _iso(record.updated_at),
-        "history": [{**h, "at": _iso(h["at"])} for h in record.history],
-    }
+    return jsonify(record.describe()), 202, {"Location": location}
