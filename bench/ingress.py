@@ -27,8 +27,8 @@ from pathlib import Path
 import requests
 
 from service import keys
-from service.embedded_redis import EmbeddedRedis
-from service.processes import wait_until
+from service.runtime.embedded_redis import EmbeddedRedis
+from service.runtime.processes import wait_until
 from tests.support.sandbox import SandboxApp, SandboxProcess
 from tests.support.stack import ServiceStack
 
@@ -91,7 +91,7 @@ def main() -> None:
 
             baseline = load("GET", f"{stack.url}/healthz", args.requests, args.threads)
             ingress = load("POST", callback_url, args.requests, args.threads, CALLBACK_BODY)
-            redis = stack.context().redis
+            redis = stack.components().redis
             wait_until(lambda: redis.zcard(keys.dirty_notebooks()) == 0, 60, "syncs to drain")
             logs_reads = app.stats(notebook["id"])["requests"].get("logs", 0)
         finally:

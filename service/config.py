@@ -106,6 +106,11 @@ class Settings:
         return self
 
     @property
+    def retention_seconds(self) -> int:
+        """NBRELAY_RETENTION_DAYS in seconds: the TTL of every key nbrelay writes."""
+        return self.retention_days * 24 * 3600
+
+    @property
     def signing_secret(self) -> str:
         """The secret that signs new callback tokens (the first of NBRELAY_SECRET)."""
         self.require("NBRELAY_SECRET")

@@ -54,7 +54,6 @@ PIPELINES_RECHECK_INTERVAL = 30.0  # seconds before a changed file whose noteboo
 ACTION_LEASE = 120.0  # seconds a worker may hold an action before it is presumed dead
 ACTION_RECOVERY_LOOKBACK = 300.0  # seconds before a claim that the search for its execution covers
 ACTION_RECOVERY_LOGS_LIMIT = 1000  # executions read from /logs when looking for a lost execute
-ACTION_TTL_DAYS = RETENTION_DAYS  # how long action records (claims and outcomes) are kept
 ALERT_GROUP_WAIT = 30.0  # seconds an alert waits for more failures before it is first sent
 ALERT_REPEAT_INTERVAL = 4 * 3600.0  # seconds before a still-firing alert is sent again
 
@@ -109,3 +108,31 @@ WEB_TIMEOUT = 30  # seconds
 WEB_GRACEFUL_TIMEOUT = 25  # seconds in-flight requests get to finish on shutdown
 UP_WORKERS = 2  # worker processes started by `nbrelay up`
 ALERT_REPAIR_WINDOW = 3600.0  # seconds back the scheduler checks that sent alerts' messages exist
+
+# Redis connections
+REDIS_SOCKET_TIMEOUT = 10.0  # seconds; a Redis that does not answer is an outage, not a wait
+REDIS_CONNECT_TIMEOUT = 3.0  # seconds
+REDIS_HEALTH_CHECK_INTERVAL = 30  # seconds an idle connection may sit before it is checked
+
+# Queued jobs
+JOB_RESULT_TTL = 3600  # seconds a finished job's result is kept
+TEMPLATE_CONTEXT_MAX_LENGTH = 32767  # characters: Losant's maxLength of an execution's context
+
+# The scheduler
+TRIM_INTERVAL = 300.0  # seconds between retention passes
+WATCH_RESOLVE_INTERVAL = 600.0  # seconds before a watched notebook's name is looked up again
+PENDING_CHECK_BATCH = 500  # started runs looked at in one reconciler pass
+DUE_BATCH = 100  # due actions and alert messages taken in one pass
+ALERT_DUE_HOLD = 60.0  # seconds a taken alert is held before it could come due again
+
+# Follow-up records
+FAILED_DELIVERIES_KEPT = 200  # notifications that failed for good, newest first
+HISTORY_SEEN_KEPT = 200  # execution ids remembered per notebook to count a transition once
+ALERT_OBSERVED_KEPT = 50  # execution ids an alert remembers to count a transition once
+
+# Management API pages
+API_RECENT_RUNS = 10  # runs listed with each pipeline in GET /api/pipelines
+API_RUNS_PAGE = 50  # runs of GET /api/pipelines/<name>/runs
+API_ACTIONS_PAGE = 100  # actions of GET /api/actions
+CLI_ACTIONS_PAGE = 50  # actions of `nbrelay actions list` unless --limit says otherwise
+CLI_EXECUTIONS_PAGE = 20  # executions of `nbrelay executions` unless --limit says otherwise

@@ -1,7 +1,12 @@
-"""Every Redis key nbrelay writes, built in one place.
+"""Every Redis key nbrelay writes, and every identity built from ids, in one place.
 
-Keys share the `nbrelay:` prefix (RQ keeps its own `rq:` keys). A notebook is named by its
-application and notebook ids together, because ids are only unique within a Losant application.
+Keys share the `nbrelay:` prefix (RQ keeps its own `rq:` keys). Whatever belongs to a notebook
+is named by its application and notebook ids together, because ids are only unique within a Losant
+application. Execution ids, run ids and action keys are unique on their own.
+
+The second half of the module builds the identities that make effects happen once: the
+idempotency keys of follow-up actions (claimed in the action ledger), alert ids and sync job ids.
+Each is deterministic, so that whoever decides on the same thing again arrives at the same key.
 """
 
 from __future__ import annotations
@@ -122,6 +127,12 @@ def split_pending_member(member: str) -> tuple[str, str, str]:
     return application_id, notebook_id, execution_id
 
 
+def sync_job_prefix(application_id: str, notebook_id: str, now: float) -> str:
+    """The start of a notebook's sync job ids, `sync-<app>-<notebook>-<start ms>-`; the sync
+    state appends a counter."""
+    return f"sync-{application_id}-{notebook_id}-{int(now * 1000)}-"
+
+
 # scheduler
 
 
@@ -178,14 +189,14 @@ def deliveries_failed() -> str:
     return f"{PREFIX}:deliveries:failed"
 
 
-def notebook_history(notebook_id: str) -> str:
+def notebook_history(application_id: str, notebook_id: str) -> str:
     """Hash of a notebook's failure streak and last success."""
-    return f"{PREFIX}:notebook-history:{notebook_id}"
+    return f"{PREFIX}:notebook-history:{application_id}:{notebook_id}"
 
 
-def notebook_history_seen(notebook_id: str) -> str:
+def notebook_history_seen(application_id: str, notebook_id: str) -> str:
     """Sorted set of the executions already counted in a notebook's history."""
-    return f"{PREFIX}:notebook-history-seen:{notebook_id}"
+    return f"{PREFIX}:notebook-history-seen:{application_id}:{notebook_id}"
 
 
 def pipeline_file() -> str:
@@ -193,6 +204,69 @@ def pipeline_file() -> str:
     return f"{PREFIX}:pipelines:current"
 
 
+def pipeline_file_note(name: str) -> str:
+    """String with a TTL: a problem with the pipeline file already reported (`rejected:<digest>`,
+    `unreadable`), so that every process reports it once."""
+    return f"{pipeline_file()}:{name}"
+
+
 def active_runs() -> str:
     """Sorted set of the runs that still have a step to finish, by start time."""
     return f"{PREFIX}:runs:active"
+
+
+# Identities of follow-ups: each decides, once, what may happen only once
+
+
+def step_action(run_id: str, step: str, attempt: int) -> str:
+    """The execute action of one attempt of a pipeline step."""
+    return f"run:{run_id}:{step}:{attempt}"
+
+
+def rule_action(rule: str, index: int, execution_id: str, trigger: str) -> str:
+    """Action `index` of a rule, set off by one execution reaching `trigger`."""
+    return f"rule:{rule}:{index}:{execution_id}:{trigger}"
+
+
+def rule_condition(rule: str, execution_id: str, trigger: str) -> str:
+    """The failed evaluation of a rule's `when:` for one execution (kept as a failed action)."""
+    return f"rule:{rule}:when:{execution_id}:{trigger}"
+
+
+def retry_action(execution_id: str, status: str) -> str:
+    """The retry of one execution that ended `status`."""
+    return f"retry:{execution_id}:{status}"
+
+
+def undo_action(action_key: str) -> str:
+    """The patch that sets back what the patch `action_key` changed."""
+    return f"undo:{action_key}"
+
+
+def completed_notice(action_key: str, channel: str) -> str:
+    """One channel's message of a rule's notify action on a completed execution."""
+    return f"{action_key}:{channel}"
+
+
+def alert_id(application_id: str, notebook_id: str, failure_class: str) -> str:
+    """An alert: one notebook failing one way (errored, timeout, canceled, missing_callback)."""
+    return f"{application_id}:{notebook_id}:{failure_class}"
+
+
+def alert_notice(alert_id: str, episode: int, number: int | None, channel: str) -> str:
+    """Message `number` of an alert's episode (None: the resolved message) to one channel."""
+    which = "resolved" if number is None else str(number)
+    return f"notify:{alert_id}:{episode}:{which}:{channel}"
+
+
+# Keys of earlier versions, read only by `service.migrations`
+
+
+def legacy_notebook_history(notebook_id: str) -> str:
+    """Before application ids: `notebook_history` keyed by the notebook id alone."""
+    return f"{PREFIX}:notebook-history:{notebook_id}"
+
+
+def legacy_notebook_history_seen(notebook_id: str) -> str:
+    """Before application ids: `notebook_history_seen` keyed by the notebook id alone."""
+    return f"{PREFIX}:notebook-history-seen:{notebook_id}"

@@ -4,17 +4,13 @@ Counters and histograms are updated where things happen (web, worker, scheduler)
 gunicorn, and whenever several nbrelay processes share a host, `PROMETHEUS_MULTIPROC_DIR` names a
 directory where every process writes its values and `/metrics` adds them up; the variable must be
 set before this module is first imported (the `nbrelay` commands see to that). Gauges that
-describe shared state (queue depth and age, executions by status, notebooks waiting for a sync,
-dead letters) are read from Redis when `/metrics` is scraped, so every web replica reports the
-same numbers and nothing has to keep them up to date.
+describe shared state are read from Redis at scrape time (`service.gauges`).
 """
 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from prometheus_client import (
     REGISTRY,
@@ -24,13 +20,8 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
-
-from service import jobs
-
-if TYPE_CHECKING:
-    from service.context import Context
 
 CALLBACKS_RECEIVED = Counter(
     "nbrelay_callbacks_received_total",
@@ -109,70 +100,13 @@ class _ProcessCollector(Collector):
         yield from REGISTRY.collect()
 
 
-class RedisStateCollector(Collector):
-    """Gauges computed from Redis at scrape time."""
-
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-
-    def collect(self) -> Iterator[Metric]:
-        now = time.time()
-        depth = GaugeMetricFamily(
-            "nbrelay_queue_depth", "Jobs waiting in a queue (ready to run)", labels=["queue"]
-        )
-        age = GaugeMetricFamily(
-            "nbrelay_queue_oldest_age_seconds",
-            "Age of the oldest job waiting in a queue (0 when empty)",
-            labels=["queue"],
-        )
-        dead = GaugeMetricFamily(
-            "nbrelay_dead_letters", "Failed jobs in the dead-letter registry", labels=["queue"]
-        )
-        for stats in jobs.queue_stats(self.ctx.rq_redis, now):
-            depth.add_metric([stats.name], stats.depth)
-            age.add_metric([stats.name], stats.oldest_age)
-            dead.add_metric([stats.name], stats.dead_letters)
-        yield from (depth, age, dead)
-
-        store = self.ctx.store
-        by_status = GaugeMetricFamily(
-            "nbrelay_executions", "Stored executions by last known status", labels=["status"]
-        )
-        for status, count in store.count_by_status().items():
-            by_status.add_metric([status], count)
-        yield by_status
-        dirty_count, oldest = store.sync_backlog(now)
-        yield GaugeMetricFamily(
-            "nbrelay_dirty_notebooks", "Notebooks waiting for a sync", value=dirty_count
-        )
-        yield GaugeMetricFamily(
-            "nbrelay_dirty_oldest_age_seconds",
-            "How long the notebook waiting longest for a sync has waited",
-            value=oldest,
-        )
-        yield GaugeMetricFamily(
-            "nbrelay_pending_executions",
-            "Executions started through nbrelay that are not known to be terminal",
-            value=store.pending_count(),
-        )
-        followups = self.ctx.followups
-        alerts = GaugeMetricFamily("nbrelay_alerts", "Alerts by state", labels=["state"])
-        for state, count in followups.alerts.count_by_state().items():
-            alerts.add_metric([state], count)
-        yield alerts
-        yield GaugeMetricFamily(
-            "nbrelay_pipeline_runs_active",
-            "Pipeline runs with a step still to finish",
-            value=len(followups.runs.active()),
-        )
-
-
-def exposition(ctx: Context) -> bytes:
-    """The text of `/metrics`: every process's counters plus the Redis gauges."""
+def exposition(*collectors: Collector) -> bytes:
+    """The text of `/metrics`: every process's counters plus `collectors` (the shared gauges)."""
     registry = CollectorRegistry()
     if multiprocess_dir():
         multiprocess.MultiProcessCollector(registry)
     else:
         registry.register(_ProcessCollector())
-    registry.register(RedisStateCollector(ctx))
+    for collector in collectors:
+        registry.register(collector)
     return generate_latest(registry)

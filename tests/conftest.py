@@ -1,4 +1,5 @@
-"""Shared fixtures: a private Redis server, a clean database per test, scripted HTTP servers."""
+"""Shared fixtures: a private Redis server, a clean database per test, the sandbox, nbrelay's
+components and processes, scripted HTTP servers."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from typing import Any
 import pytest
 import redis as redis_lib
 
-from service.embedded_redis import EmbeddedRedis
+from service.composition import Components
+from service.config import Settings
+from service.runtime.embedded_redis import EmbeddedRedis
 from tests.support.http_server import ScriptedServer
 from tests.support.sandbox import SandboxApp, SandboxProcess
 from tests.support.stack import ServiceStack
@@ -55,6 +58,34 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxProcess
 def sandbox_app(sandbox: SandboxProcess, request: pytest.FixtureRequest) -> SandboxApp:
     """A fresh application in the sandbox: its id (a str) with the sandbox helpers bound."""
     return SandboxApp(sandbox.create_application(request.node.name[:200]), sandbox)
+
+
+@pytest.fixture
+def make_components(
+    redis: redis_lib.Redis, redis_server: EmbeddedRedis, sandbox_app: SandboxApp
+) -> Iterator[Callable[..., Components]]:
+    """Builds nbrelay's components in this process, as a worker builds them, on the test's
+    private (emptied) Redis and `sandbox_app`; keyword arguments are further settings
+    (`NBRELAY_SYNC_LEASE="5"`). Closed after the test."""
+    built: list[Components] = []
+
+    def build(**env: str) -> Components:
+        settings = Settings.from_env(
+            {
+                "NBRELAY_REDIS_URL": redis_server.url,
+                "LOSANT_API_URL": sandbox_app.sandbox.url,
+                "LOSANT_API_TOKEN": sandbox_app.sandbox.token,
+                "LOSANT_APPLICATION_ID": sandbox_app.id,
+                **env,
+            },
+            dotenv_path=None,
+        )
+        built.append(Components.from_settings(settings))
+        return built[-1]
+
+    yield build
+    for components in built:
+        components.close()
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.alerts.messages import (
+from service.followups.alerts.messages import (
     MAX_ERRORS_SHOWN,
     AlertMessage,
     Event,

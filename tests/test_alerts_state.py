@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from service.alerts.history import NotebookHistory
-from service.alerts.messages import FailureClass
-from service.alerts.state import Alerts, AlertState
-from service.pipelines.model import AlertSettings
+from service.followups.alerts.history import NotebookHistory
+from service.followups.alerts.messages import FailureClass
+from service.followups.alerts.state import Alerts, AlertState
+from service.followups.pipeline_file.model import AlertSettings
 
 SETTINGS = AlertSettings(group_wait=30, repeat_interval=3600, send_resolved=True)
+APP = "65a0c0ffee0000000000a001"
 NB = "65a0c0ffee0000000000b001"
+TTL = 30 * 86400
 
 
 class Clock:
@@ -27,12 +29,12 @@ def clock():
 
 @pytest.fixture
 def alerts(redis, clock):
-    return Alerts(redis, clock=clock)
+    return Alerts(redis, ttl=TTL, clock=clock)
 
 
 def fail(alerts, execution_id, channels=("slack",)):
     return alerts.failed(
-        NB, FailureClass.ERRORED, {"id": execution_id, "status": "errored"}, list(channels),
+        APP, NB, FailureClass.ERRORED, {"id": execution_id, "status": "errored"}, list(channels),
         SETTINGS, notebook_name="Nightly ETL",
     )  # fmt: skip
 
@@ -47,7 +49,7 @@ def test_first_message_waits_for_group_wait_then_repeats(alerts, clock):
     (due,) = alerts.fire_due()
     assert due.number == 1 and due.channels == ("email", "slack")
     assert due.alert.failures == 2
-    assert due.action_key("slack") == f"notify:{NB}:errored:1:1:slack"
+    assert due.action_key("slack") == f"notify:{APP}:{NB}:errored:1:1:slack"
     assert alerts.fire_due() == []
     clock.now += 3599
     fail(alerts, "e3")
@@ -64,20 +66,20 @@ def test_repeated_transitions_count_once(alerts):
 
 def test_completion_resolves_with_a_message_only_if_one_was_sent(alerts, clock):
     fail(alerts, "e1")
-    assert alerts.completed(NB, {"id": "ok1"}) == []  # resolved before anything was sent
-    assert alerts.get(NB, FailureClass.ERRORED).state is AlertState.RESOLVED
+    assert alerts.completed(APP, NB, {"id": "ok1"}) == []  # resolved before anything was sent
+    assert alerts.get(APP, NB, FailureClass.ERRORED).state is AlertState.RESOLVED
     clock.now += 100
     assert alerts.fire_due() == []
     fail(alerts, "e2")
     clock.now += 30
     (first,) = alerts.fire_due()
     assert first.alert.episode == 2
-    (resolved,) = alerts.completed(NB, {"id": "ok2"})
+    (resolved,) = alerts.completed(APP, NB, {"id": "ok2"})
     assert resolved.number is None
-    assert resolved.action_key("slack") == f"notify:{NB}:errored:2:resolved:slack"
-    alert = alerts.get(NB, FailureClass.ERRORED)
+    assert resolved.action_key("slack") == f"notify:{APP}:{NB}:errored:2:resolved:slack"
+    alert = alerts.get(APP, NB, FailureClass.ERRORED)
     assert alert.state is AlertState.RESOLVED and alert.resolved_by == {"id": "ok2"}
-    assert alerts.completed(NB, {"id": "ok3"}) == []
+    assert alerts.completed(APP, NB, {"id": "ok3"}) == []
     clock.now += 10_000
     assert alerts.fire_due() == []
     assert [a.resolved_by for a in alerts.all()] == [{"id": "ok2"}]
@@ -85,18 +87,35 @@ def test_completion_resolves_with_a_message_only_if_one_was_sent(alerts, clock):
 
 def test_alert_classes_are_separate(alerts, clock):
     fail(alerts, "e1")
-    alerts.failed(NB, FailureClass.TIMEOUT, {"id": "e2"}, ["slack"], SETTINGS)
+    alerts.failed(APP, NB, FailureClass.TIMEOUT, {"id": "e2"}, ["slack"], SETTINGS)
     clock.now += 30
-    assert sorted(d.alert.id for d in alerts.fire_due()) == [f"{NB}:errored", f"{NB}:timeout"]
+    assert sorted(d.alert.id for d in alerts.fire_due()) == [
+        f"{APP}:{NB}:errored",
+        f"{APP}:{NB}:timeout",
+    ]
 
 
 def test_history_counts_each_execution_once(redis):
-    history = NotebookHistory(redis)
-    assert history.get(NB).consecutive_failures == 0
-    history.record(NB, "ok", "completed", "2024-05-01T02:00:00Z", 1)
+    history = NotebookHistory(redis, ttl=TTL)
+    assert history.get(APP, NB).consecutive_failures == 0
+    history.record(APP, NB, "ok", "completed", "2024-05-01T02:00:00Z", 1)
     for execution in ("e1", "e2", "e2"):
-        history.record(NB, execution, "errored", "", 2)
-    state = history.get(NB)
+        history.record(APP, NB, execution, "errored", "", 2)
+    state = history.get(APP, NB)
     assert state.consecutive_failures == 2
     assert state.last_success_execution_id == "ok"
     assert state.last_success_at.isoformat() == "2024-05-01T02:00:00+00:00"
+
+
+def test_a_notebook_id_in_two_applications_has_two_alerts_and_histories(alerts, redis):
+    other_app = "65a0c0ffee0000000000a002"
+    fail(alerts, "e1")
+    alerts.failed(other_app, NB, FailureClass.ERRORED, {"id": "e9"}, ["email"], SETTINGS)
+    assert alerts.get(APP, NB, FailureClass.ERRORED).channels == ["slack"]
+    assert alerts.get(other_app, NB, FailureClass.ERRORED).channels == ["email"]
+    assert alerts.completed(other_app, NB, {"id": "ok"}) == []
+    assert alerts.get(APP, NB, FailureClass.ERRORED).state is AlertState.PENDING
+    history = NotebookHistory(redis, ttl=TTL)
+    history.record(APP, NB, "e1", "errored", "", 1)
+    assert history.get(APP, NB).consecutive_failures == 1
+    assert history.get(other_app, NB).consecutive_failures == 0

@@ -14,9 +14,9 @@ import time
 import pytest
 from pydantic import TypeAdapter
 
-from service.channels import ChannelConfig, ChannelError, build_channel
-from service.channels.delivery import ONCE, RetryPolicy, deliver
-from service.processes import free_port
+from service.followups.channels import ChannelConfig, ChannelError, build_channel
+from service.followups.channels.delivery import ONCE, RetryPolicy, deliver
+from service.runtime.processes import free_port
 from tests.support.alert_messages import firing_message
 from tests.support.http_server import Reply
 from tests.support.smtp_server import CertificateAuthority, SmtpSink

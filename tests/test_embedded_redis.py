@@ -1,6 +1,6 @@
 import redis
 
-from service.embedded_redis import EmbeddedRedis
+from service.runtime.embedded_redis import EmbeddedRedis
 
 
 def test_append_only_data_survives_a_restart(tmp_path):

@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 
 from service import keys
-from service.embedded_redis import EmbeddedRedis
-from service.processes import wait_until
+from service.runtime.embedded_redis import EmbeddedRedis
+from service.runtime.processes import wait_until
 from tests.support.stack import ServiceStack
 
 TIMESTAMPS = (
@@ -35,11 +35,11 @@ def logs_calls(app, notebook_id: str) -> int:
 
 
 def transitions_of(stack: ServiceStack, execution_id: str) -> list[dict]:
-    ctx = stack.context()
+    components = stack.components()
     try:
-        return [t for t in ctx.store.transitions(10_000) if t["execution"] == execution_id]
+        return [t for t in components.store.transitions(10_000) if t["execution"] == execution_id]
     finally:
-        ctx.close()
+        components.close()
 
 
 def test_run_wait_follows_the_run_and_the_api_shows_losants_record(service_stack, stack_app):
@@ -91,17 +91,19 @@ def test_fifty_identical_callbacks_make_one_transition_and_few_reads(service_sta
     record = service_stack.wait_for_status(execution_id, "completed")
     # callbacks are counted once the run is known: the first sync stores it during the burst
     assert 1 <= record["nbrelay"]["callbacksReceived"] < 50
-    ctx = service_stack.context()
-    wait_until(lambda: not ctx.syncs.status(stack_app.id, notebook["id"]).dirty_since, 10, "idle")
-    ctx.close()
+    components = service_stack.components()
+    wait_until(
+        lambda: not components.syncs.status(stack_app.id, notebook["id"]).dirty_since, 10, "idle"
+    )
+    components.close()
     reads = logs_calls(stack_app, notebook["id"]) - before
     assert 1 <= reads <= 5, reads
     assert len(transitions_of(service_stack, execution_id)) == 1
 
 
 def test_bad_tokens_record_nothing_and_the_body_never_decides(service_stack, stack_app):
-    ctx = service_stack.context()
-    events = ctx.redis.xlen(keys.events())
+    components = service_stack.components()
+    events = components.redis.xlen(keys.events())
     forged = service_stack.callback_url("5c782b8d4f3a8e51c1db42e4").replace(
         "/callbacks/", "/callbacks/A"
     )
@@ -109,7 +111,7 @@ def test_bad_tokens_record_nothing_and_the_body_never_decides(service_stack, sta
     for url in (forged, expired):
         answer = requests.post(url, json={"status": "completed"}, timeout=10)
         assert answer.status_code == 404 and answer.json()["type"] == "NotFound"
-    assert ctx.redis.xlen(keys.events()) == events
+    assert components.redis.xlen(keys.events()) == events
 
     notebook = scripted(stack_app, "errored", dropCallbacks=1)
     execution_id = stack_app.execute(notebook["id"])
@@ -121,7 +123,7 @@ def test_bad_tokens_record_nothing_and_the_body_never_decides(service_stack, sta
     )
     assert service_stack.wait_for_status(execution_id, "errored")["losant"]["executionErrors"]
     assert transitions_of(service_stack, execution_id)[0]["status"] == "errored"
-    ctx.close()
+    components.close()
 
 
 def test_oversized_bodies_are_413_and_any_other_body_is_a_hint(service_stack, stack_app):
@@ -190,9 +192,11 @@ def test_a_sync_killed_with_its_worker_is_redone(stack_factory, sandbox_app):
     execution_id = sandbox_app.execute(
         notebook["id"], callbackUrl=stack.callback_url(notebook["id"])
     )
-    ctx = stack.context()
+    components = stack.components()
     wait_until(
-        lambda: ctx.syncs.status(sandbox_app.id, notebook["id"]).leased, 20, "the sync to begin"
+        lambda: components.syncs.status(sandbox_app.id, notebook["id"]).leased,
+        20,
+        "the sync to begin",
     )
     (worker,) = stack.workers
     worker.kill()
@@ -202,7 +206,7 @@ def test_a_sync_killed_with_its_worker_is_redone(stack_factory, sandbox_app):
     assert record["losant"]["outputsCompletedAt"]
     assert len(transitions_of(stack, execution_id)) == 1
     assert "restarted the sync" in stack.scheduler.log()
-    ctx.close()
+    components.close()
 
 
 def test_callbacks_acknowledged_before_a_redis_restart_are_not_lost(tmp_path, sandbox_app):
@@ -246,9 +250,11 @@ def test_server_errors_are_retried_then_dead_lettered_and_replayed(stack_factory
         sandbox_app.wait_for_status(notebook["id"], runs[notebook["id"]])
         sandbox_app.set_behaviour(notebook["id"], status="completed", serverErrors=1)
         requests.post(stack.callback_url(notebook["id"]), json={}, timeout=10)
-    ctx = stack.context()
+    components = stack.components()
     wait_until(
-        lambda: ctx.syncs.status(sandbox_app.id, recovering["id"]).last_error, 20, "a failed sync"
+        lambda: components.syncs.status(sandbox_app.id, recovering["id"]).last_error,
+        20,
+        "a failed sync",
     )
     sandbox_app.set_behaviour(recovering["id"], status="completed", serverErrors=0)
     stack.wait_for_status(runs[recovering["id"]], "completed", timeout=20)
@@ -268,7 +274,7 @@ def test_server_errors_are_retried_then_dead_lettered_and_replayed(stack_factory
     assert replayed.returncode == 0 and "replayed sync-" in replayed.stdout
     stack.wait_for_status(runs[broken["id"]], "completed", timeout=20)
     assert dead_letters() == ""
-    ctx.close()
+    components.close()
 
 
 def test_metrics_survive_a_gunicorn_worker_restart(stack_factory):

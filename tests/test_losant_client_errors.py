@@ -22,7 +22,7 @@ from service.losant import (
     Unavailable,
 )
 from service.losant.errors import parse_retry_after
-from service.processes import free_port
+from service.runtime.processes import free_port
 from tests.support.http_server import Reply
 from tests.support.losant import APP, NOTEBOOK_ID, TOKEN, make_client
 

@@ -9,7 +9,7 @@ import pytest
 
 from service.losant import LosantClient, OutcomeUnknown, RateLimited, Unavailable
 from service.losant.transport import RetryPolicy
-from service.processes import free_port
+from service.runtime.processes import free_port
 from tests.support.http_server import Reply
 from tests.support.losant import APP, EXECUTION_ID, NOTEBOOK, NOTEBOOK_ID, TOKEN, make_client
 

@@ -15,7 +15,7 @@ from datetime import datetime
 import requests
 
 from service import keys
-from service.processes import wait_until
+from service.runtime.processes import wait_until
 from tests.support.http_server import Reply, ScriptedServer
 from tests.support.slow_proxy import SlowProxy
 from tests.support.smtp_server import SmtpSink
@@ -306,15 +306,15 @@ def test_alerts_reach_every_channel_once_and_resolve(
         )
 
         def pending_notifications() -> list[str]:
-            ctx = stack.context()
+            components = stack.components()
             try:
                 return [
                     k
-                    for k in ctx.redis.zrange(keys.actions_due(), 0, -1)
+                    for k in components.redis.zrange(keys.actions_due(), 0, -1)
                     if k.startswith("notify:")
                 ]
             finally:
-                ctx.close()
+                components.close()
 
         started = time.monotonic()
         first = stack.post(f"/api/notebooks/{etl}/executions", json={}).json()["executionId"]

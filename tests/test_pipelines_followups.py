@@ -9,10 +9,10 @@ import textwrap
 import pytest
 
 from service import defaults
-from service.alerts.messages import FailureClass
 from service.errors import UsageProblem
-from service.pipelines.ledger import ActionState
-from service.pipelines.runs import RunStatus, StepState
+from service.followups.actions.ledger import ActionState
+from service.followups.alerts.messages import FailureClass
+from service.followups.pipelines.runs import RunStatus, StepState
 from tests.support.followups import Harness
 from tests.support.http_server import Reply, ScriptedServer
 from tests.support.slow_proxy import SlowProxy
@@ -44,13 +44,13 @@ pipelines:
 
 
 @pytest.fixture
-def harness(redis, sandbox_app, tmp_path):
+def harness(redis, redis_server, sandbox_app, tmp_path):
     created = []
 
     def make(text: str, **options) -> Harness:
         path = tmp_path / "pipelines.yaml"
         path.write_text(textwrap.dedent(text))
-        harness = Harness(redis, sandbox_app, path, **options)
+        harness = Harness(redis_server.url, sandbox_app, path, **options)
         created.append(harness)
         return harness
 
@@ -62,13 +62,10 @@ def harness(redis, sandbox_app, tmp_path):
 def test_diamond_completes_with_contexts_from_upstream(harness):
     h = harness(DIAMOND)
     ids = {name: h.notebook(name) for name in "ABCD"}
-    h.followups.registry.refresh()
+    h.registry.refresh()
     run = h.followups.start_run("diamond", {}, "test")
     done = h.run_until(
-        lambda: (
-            h.followups.runs.get(run.id).status is not RunStatus.RUNNING
-            and h.followups.runs.get(run.id)
-        ),
+        lambda: h.followups.run(run.id).status is not RunStatus.RUNNING and h.followups.run(run.id),
         "the run to end",
     )
     assert done.status is RunStatus.COMPLETED
@@ -99,14 +96,12 @@ def test_a_step_that_errors_is_retried_with_the_same_context(harness):
         """
     )
     a, b = h.notebook("A", status="errored"), h.notebook("B")
-    h.followups.registry.refresh()
+    h.registry.refresh()
     run = h.followups.start_run("p", {}, "test")
     h.run_until(lambda: len(h.executions(a)) == 1 and h.seen, "the first attempt to end")
-    h.run_until(lambda: h.followups.runs.get(run.id).steps["a"].attempt == 2, "a retry")
+    h.run_until(lambda: h.followups.run(run.id).steps["a"].attempt == 2, "a retry")
     h.app.set_behaviour(a, status="completed", durationSeconds=0.1)
-    final = h.run_until(
-        lambda: (r := h.followups.runs.get(run.id)).finished_at and r, "the run to end"
-    )
+    final = h.run_until(lambda: (r := h.followups.run(run.id)).finished_at and r, "the run to end")
     assert final.status is RunStatus.COMPLETED
     first, second = h.executions(a)
     assert first["status"] == "errored" and second["status"] == "completed"
@@ -134,11 +129,9 @@ def test_without_retry_the_run_fails_and_dependants_follow_the_policy(harness):
     h.notebook("B", status="timeout")
     c = h.notebook("C")
     h.notebook("D")
-    h.followups.registry.refresh()
+    h.registry.refresh()
     run = h.followups.start_run("p", {}, "test")
-    final = h.run_until(
-        lambda: (r := h.followups.runs.get(run.id)).finished_at and r, "the run to end"
-    )
+    final = h.run_until(lambda: (r := h.followups.run(run.id)).finished_at and r, "the run to end")
     assert final.status is RunStatus.FAILED
     assert final.steps["b"].state is StepState.FAILED
     assert "ended timeout" in final.steps["b"].reason
@@ -149,7 +142,7 @@ def test_without_retry_the_run_fails_and_dependants_follow_the_policy(harness):
 def test_a_worker_that_died_after_executing_is_not_repeated(harness):
     h = harness(DIAMOND, action_lease=0.5)
     ids = {name: h.notebook(name) for name in "ABCD"}
-    h.followups.registry.refresh()
+    h.registry.refresh()
     h.held.append("run:")
     run = h.followups.start_run("diamond", {}, "test")
     h.held[0] = f"run:{run.id}:b:"
@@ -158,14 +151,12 @@ def test_a_worker_that_died_after_executing_is_not_repeated(harness):
     kind, key = next(item for item in h.queue if item[1].startswith(h.held[0]))
     h.queue.remove((kind, key))
     h.held.clear()
-    h.followups.performer.execute(h.followups.ledger.acquire(key))
-    final = h.run_until(
-        lambda: (r := h.followups.runs.get(run.id)).finished_at and r, "the run to end"
-    )
+    h.start_and_die(key)
+    final = h.run_until(lambda: (r := h.followups.run(run.id)).finished_at and r, "the run to end")
     assert final.status is RunStatus.COMPLETED
     # The lease runs out; the next attempt finds the execution in Losant instead of starting one.
     record = h.run_until(
-        lambda: (r := h.followups.ledger.get(key)).state is ActionState.DONE and r, "recovery"
+        lambda: (r := h.followups.action(key)).state is ActionState.DONE and r, "recovery"
     )
     assert record.attempts == 2 and record.outcome["found_in_losant"] is True
     for name in "ABCD":
@@ -203,10 +194,10 @@ def test_rule_retry_execute_and_patch(harness):
     )["id"]  # fmt: skip
     h.app.set_behaviour(report, status="completed", durationSeconds=0.1)
     h.notebooks.add(report)
-    h.followups.registry.refresh()
+    h.registry.refresh()
     first = h.app.execute(etl, templateContext='{"day": "2024-05-01"}')
     h.run_until(lambda: len(h.executions(etl)) == 3, "two retries")
-    h.run_until(lambda: not h.queue and h.followups.ledger.dispatch_due() == [], "quiet")
+    h.run_until(lambda: not h.queue and h.ledger.dispatch_due() == [], "quiet")
     attempts = h.executions(etl)
     assert [e["context"].get("nbrelay", {}).get("attempt") for e in attempts] == [None, 2, 3]
     assert {e["context"]["day"] for e in attempts} == {"2024-05-01"}
@@ -219,7 +210,7 @@ def test_rule_retry_execute_and_patch(harness):
     (run,) = h.executions(report)
     assert run["context"]["source"] == done
     assert run["context"]["nbrelay"] == {"action": f"rule:after-etl:0:{done}:completed"}
-    patch = h.followups.ledger.get(f"rule:after-etl:1:{done}:completed")
+    patch = h.followups.action(f"rule:after-etl:1:{done}:completed")
     assert patch.state is ActionState.DONE
     assert patch.outcome["before"]["description"] == "old"
     assert patch.outcome["after"] == {
@@ -237,7 +228,7 @@ def test_rule_retry_execute_and_patch(harness):
     restored = h.client.get_notebook(h.app.id, report)
     assert (restored.description, restored.image_version) == ("old", "v2")
     assert [i["start"] for i in restored.model_dump(by_alias=True)["inputs"]] == [-86400000]
-    assert h.followups.ledger.get(undo).outcome["before"]["description"] == f"fed by {done}"
+    assert h.followups.action(undo).outcome["before"]["description"] == f"fed by {done}"
     with pytest.raises(UsageProblem, match="not a patch that was applied"):
         h.followups.undo_patch(f"rule:after-etl:0:{done}:completed")
 
@@ -259,7 +250,7 @@ def test_alerts_are_grouped_and_resolved_and_permanent_failures_recorded(harness
     )
     try:
         etl = h.notebook("ETL", status="errored")
-        h.followups.registry.refresh()
+        h.registry.refresh()
         for _ in range(3):
             h.app.execute(etl)
         h.run_until(lambda: len(h.seen) == 3, "three failures")
@@ -296,7 +287,7 @@ def test_missing_callback_alert(harness, monkeypatch, caplog):
         """
     )
     etl = h.notebook("ETL")
-    h.followups.registry.refresh()
+    h.registry.refresh()
     execution_id = h.app.execute(etl)
     h.seen.add(execution_id)  # handed to on_terminal below, with what the store knows of it
     h.app.wait_for_status(etl, execution_id, ["completed"])
@@ -304,17 +295,17 @@ def test_missing_callback_alert(harness, monkeypatch, caplog):
     record = record.model_dump(mode="json", by_alias=True, exclude_none=True)
     started_by_us = {"requested_by": "cli", "callbacks": "0"}
     with caplog.at_level(logging.WARNING, logger="nbrelay.alerts"):
-        h.followups.on_terminal(record, etl, started_by_us)
+        h.terminal(record, etl, started_by_us)
         h.run_until(lambda: "sent no completion callback" in caplog.text, "the alert")
-    alert = h.followups.alerts.get(etl, FailureClass.MISSING_CALLBACK)
+    alert = h.alerts.get(h.app.id, etl, FailureClass.MISSING_CALLBACK)
     assert alert.state.value == "firing"  # the execution that missed it does not resolve it
     second = h.app.execute(etl)
     h.seen.add(second)
     h.app.wait_for_status(etl, second, ["completed"])
     record = h.client.logs(h.app.id, etl, limit=1)[0]
     record = record.model_dump(mode="json", by_alias=True, exclude_none=True)
-    h.followups.on_terminal(record, etl, {"requested_by": "cli", "callbacks": "1"})
-    assert h.followups.alerts.get(etl, FailureClass.MISSING_CALLBACK).state.value == "resolved"
+    h.terminal(record, etl, {"requested_by": "cli", "callbacks": "1"})
+    assert h.alerts.get(h.app.id, etl, FailureClass.MISSING_CALLBACK).state.value == "resolved"
 
 
 def test_the_scheduler_repairs_what_a_dead_process_left_half_done(harness, http_server):
@@ -334,22 +325,22 @@ def test_the_scheduler_repairs_what_a_dead_process_left_half_done(harness, http_
     )
     h.notebook("A")
     b = h.notebook("B", status="errored")
-    h.followups.registry.refresh()
+    h.registry.refresh()
     h.held.append("run:")
     run = h.followups.start_run("p", {}, "test")
     # A worker fails a's action for good and dies before telling the run.
     (_, key), *_ = h.queue
     h.queue.clear()
-    h.followups.ledger.fail(h.followups.ledger.acquire(key), "notebook went away")
+    h.ledger.fail(h.ledger.acquire(key), "notebook went away")
     h.held.clear()
-    final = h.run_until(lambda: (r := h.followups.runs.get(run.id)).finished_at and r, "repair")
+    final = h.run_until(lambda: (r := h.followups.run(run.id)).finished_at and r, "repair")
     assert final.steps["a"].reason == "notebook went away"
     assert final.steps["b"].state is StepState.SKIPPED
 
     # An alert moved to firing by a scheduler that died before opening its messages.
     h.app.execute(b)
-    h.run_until(lambda: h.followups.alerts.get(b, FailureClass.ERRORED), "the alert")
-    (due,) = h.followups.alerts.fire_due()  # the state moves on; no message is opened
+    h.run_until(lambda: h.alerts.get(h.app.id, b, FailureClass.ERRORED), "the alert")
+    (due,) = h.alerts.fire_due()  # the state moves on; no message is opened
     assert due.number == 1 and http_server.requests == []
     h.run_until(lambda: len(http_server.requests) == 1, "the repaired message")
 
@@ -364,15 +355,15 @@ def test_an_execute_whose_outcome_is_unknown_is_looked_up_before_it_is_repeated(
         h = harness("pipelines:\n  p:\n    steps:\n      a: {notebook: A}\n", losant_url=proxy.url)
         a = h.notebook("A")
         proxy.fail_once("POST", rf"/notebooks/{a}/execute", 502)  # queued, but the answer is lost
-        h.followups.registry.refresh()
+        h.registry.refresh()
         run = h.followups.start_run("p", {}, "test")
         h.drain()
-        record = h.followups.ledger.get(f"run:{run.id}:a:1")
+        record = h.followups.action(f"run:{run.id}:a:1")
         assert record.state is ActionState.PENDING and "may or may not" in record.error
-        final = h.run_until(lambda: (r := h.followups.runs.get(run.id)).finished_at and r, "run")
+        final = h.run_until(lambda: (r := h.followups.run(run.id)).finished_at and r, "run")
         key = f"run:{run.id}:a:1"
         done = h.run_until(
-            lambda: (r := h.followups.ledger.get(key)).state is ActionState.DONE and r, "lookup"
+            lambda: (r := h.followups.action(key)).state is ActionState.DONE and r, "lookup"
         )
     finally:
         proxy.stop()

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from service import keys
-from service.pipelines.ledger import ActionState, Ledger
+from service.followups.actions.ledger import ActionState, Ledger
 
 
 class Clock:
@@ -26,7 +26,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def ledger(redis, clock) -> Ledger:
-    return Ledger(redis, lease=60.0, ttl_days=2, clock=clock)
+    return Ledger(redis, ttl=2 * 86400, lease=60.0, clock=clock)
 
 
 def test_a_key_is_opened_once(ledger, redis):
@@ -39,7 +39,7 @@ def test_a_key_is_opened_once(ledger, redis):
 
 
 def test_concurrent_opens_claim_exactly_once(redis, clock):
-    ledgers = [Ledger(redis, clock=clock) for _ in range(20)]
+    ledgers = [Ledger(redis, ttl=86400, clock=clock) for _ in range(20)]
     results: list[bool] = []
     barrier = threading.Barrier(len(ledgers))
 
@@ -56,12 +56,12 @@ def test_concurrent_opens_claim_exactly_once(redis, clock):
 
 
 def test_concurrent_acquires_hand_out_one_lease(redis, clock):
-    Ledger(redis, clock=clock).open("k", "execute", {})
+    Ledger(redis, ttl=86400, clock=clock).open("k", "execute", {})
     leases = []
     barrier = threading.Barrier(10)
 
     def acquire() -> None:
-        ledger = Ledger(redis, clock=clock)
+        ledger = Ledger(redis, ttl=86400, clock=clock)
         barrier.wait()
         leases.append(ledger.acquire("k"))
 

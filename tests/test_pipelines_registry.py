@@ -7,9 +7,12 @@ import logging
 
 import pytest
 
+from service import keys
+from service.followups.pipeline_file.registry import PipelineRegistry
 from service.losant import LosantClient
-from service.pipelines.registry import PipelineRegistry
-from service.processes import free_port
+from service.runtime.processes import free_port
+
+TTL = 2 * 86400  # NBRELAY_RETENTION_DAYS=2
 
 GOOD = """\
 notebooks:
@@ -32,21 +35,23 @@ def losant(sandbox):
 def test_valid_file_is_published_and_invalid_edits_are_not(redis, tmp_path, caplog):
     path = tmp_path / "pipelines.yaml"
     path.write_text(GOOD % "Report")
-    registry = PipelineRegistry(redis, path)
-    with caplog.at_level(logging.INFO, logger="service.pipelines.registry"):
+    registry = PipelineRegistry(redis, path, ttl=TTL)
+    with caplog.at_level(logging.INFO, logger="service.followups.pipeline_file.registry"):
         registry.refresh()
     assert "pipeline file" in caplog.text and "loaded: 1 pipeline (2 steps)" in caplog.text
-    reader = PipelineRegistry(redis, None)  # another process: it only reads
+    reader = PipelineRegistry(redis, None, ttl=TTL)  # another process: it only reads
     assert list(reader.current().file.pipelines["p"].steps) == ["a", "b"]
 
     caplog.clear()
     path.write_text(GOOD.replace("after: a", "after: z"))
-    with caplog.at_level(logging.INFO, logger="service.pipelines.registry"):
+    with caplog.at_level(logging.INFO, logger="service.followups.pipeline_file.registry"):
         registry.refresh()
         registry.refresh()
-        PipelineRegistry(redis, path).refresh()  # a second process meets the same file
+        PipelineRegistry(redis, path, ttl=TTL).refresh()  # a second process meets the same file
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1
+    (note,) = redis.scan_iter(keys.pipeline_file_note("rejected:*"))
+    assert 0 < redis.ttl(note) <= TTL  # reported once for the configured retention
     assert "is invalid; the version in force stays" in errors[0].getMessage()
     assert (
         "pipelines.yaml:7: pipelines.p.steps.b.after[0]: unknown step 'z'" in errors[0].getMessage()
@@ -62,7 +67,7 @@ def test_notebooks_are_checked_and_resolved(redis, tmp_path, sandbox_app, losant
     etl = sandbox_app.create_notebook("Nightly ETL")
     path = tmp_path / "pipelines.yaml"
     path.write_text(GOOD % "Report")
-    registry = PipelineRegistry(redis, path, losant=lambda: (losant, sandbox_app.id))
+    registry = PipelineRegistry(redis, path, ttl=TTL, losant=lambda: (losant, sandbox_app.id))
     with caplog.at_level(logging.ERROR):
         registry.refresh()
     assert "unknown notebook 'Report'" in caplog.text
@@ -84,9 +89,9 @@ def test_a_file_losant_cannot_check_is_tried_again_later(redis, tmp_path, caplog
     path = tmp_path / "pipelines.yaml"
     path.write_text(GOOD % "Report")
     down = LosantClient(f"http://127.0.0.1:{free_port()}", "token", max_retries=0)
-    registry = PipelineRegistry(redis, path, losant=lambda: (down, "0" * 24))
+    registry = PipelineRegistry(redis, path, ttl=TTL, losant=lambda: (down, "0" * 24))
     try:
-        with caplog.at_level(logging.WARNING, logger="service.pipelines.registry"):
+        with caplog.at_level(logging.WARNING, logger="service.followups.pipeline_file.registry"):
             registry.refresh()
             registry.refresh()
     finally:
@@ -99,7 +104,9 @@ def test_a_file_losant_cannot_check_is_tried_again_later(redis, tmp_path, caplog
 def test_unsetting_the_file_withdraws_it(redis, tmp_path):
     path = tmp_path / "pipelines.yaml"
     path.write_text(GOOD % "Report")
-    PipelineRegistry(redis, path).refresh()
-    assert PipelineRegistry(redis, None).current() is not None
-    PipelineRegistry(redis, None).refresh()  # the scheduler, restarted without NBRELAY_PIPELINES
-    assert PipelineRegistry(redis, None).current() is None
+    PipelineRegistry(redis, path, ttl=TTL).refresh()
+    assert PipelineRegistry(redis, None, ttl=TTL).current() is not None
+    PipelineRegistry(
+        redis, None, ttl=TTL
+    ).refresh()  # the scheduler, restarted without NBRELAY_PIPELINES
+    assert PipelineRegistry(redis, None, ttl=TTL).current() is None

@@ -8,8 +8,8 @@ import threading
 import pytest
 
 from service.errors import UsageProblem
-from service.pipelines.model import Pipeline, Retry
-from service.pipelines.runs import (
+from service.followups.pipeline_file.model import Pipeline, Retry
+from service.followups.pipelines.runs import (
     RunNotFound,
     RunStatus,
     RunStore,
@@ -203,7 +203,7 @@ def test_parameters_are_checked():
 
 
 def test_store_applies_concurrent_changes_without_losing_any(redis):
-    store = RunStore(redis, retention_days=1)
+    store = RunStore(redis, ttl=86400)
     run = start(DIAMOND, {"day": "x"})
     store.create(run)
     a_record = ended("ea", outputInfo={"data.csv": {"url": "u"}}, templateContext='{"rows": 1}')
@@ -211,7 +211,7 @@ def test_store_applies_concurrent_changes_without_losing_any(redis):
     barrier = threading.Barrier(2)
 
     def finish(step: str) -> None:
-        other = RunStore(redis)
+        other = RunStore(redis, ttl=86400)
         barrier.wait()
         other.change(run.id, lambda r, now: execution_ended(r, step, 1, ended(f"e{step}"), now))
 
@@ -226,6 +226,6 @@ def test_store_applies_concurrent_changes_without_losing_any(redis):
     store.change(run.id, lambda r, now: execution_ended(r, "d", 1, ended("ed"), now))
     assert store.get(run.id).status is RunStatus.COMPLETED
     assert store.active() == []
-    assert [r.id for r in store.list("p")] == [run.id]
+    assert [r.id for r in store.list("p", 10)] == [run.id]
     with pytest.raises(RunNotFound):
         store.get("nope")

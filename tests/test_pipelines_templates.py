@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.pipelines.templates import (
+from service.followups.pipeline_file.templates import (
     TemplateError,
     attributes_of,
     evaluate,

@@ -10,8 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from service.pipelines.model import ExecuteItem, NotifyItem, PatchItem, RetryItem
-from service.pipelines.validation import PipelineFileInvalid, load_file, load_text, summary
+from service.followups.pipeline_file.model import ExecuteItem, NotifyItem, PatchItem, RetryItem
+from service.followups.pipeline_file.validation import (
+    PipelineFileInvalid,
+    load_file,
+    load_text,
+    summary,
+)
 
 NBRELAY = str(Path(sys.executable).with_name("nbrelay"))
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from service.processes import wait_until
+from service.runtime.processes import wait_until
 from tests.support.sandbox import EMPTY_NOTEBOOK, SandboxApp, SandboxProcess
 
 UNKNOWN_ID = "0123456789abcdef01234567"

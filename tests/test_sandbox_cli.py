@@ -10,7 +10,7 @@ from pathlib import Path
 
 import requests
 
-from service.processes import free_port, wait_until
+from service.runtime.processes import free_port, wait_until
 
 COMMAND = [sys.executable, "-c", "from service.cli import main; main()", "sandbox"]
 

@@ -23,7 +23,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from sandbox.engine import RunHandle, RunOutcome, RunSpec, start_run
 from service import defaults
-from service.processes import free_port, wait_until
+from service.runtime.processes import free_port, wait_until
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "sandbox" / "demo"
 DEMOS = {d["name"]: d for d in json.loads((DEMO_DIR / "notebooks.json").read_text())["notebooks"]}

@@ -14,7 +14,7 @@ import pytest
 
 from sandbox.inputs import InputError, materialize_inputs
 from service import defaults
-from service.processes import free_port
+from service.runtime.processes import free_port
 from tests.support.http_server import Reply
 
 QUERY_TIME = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

@@ -12,7 +12,7 @@ import psutil
 import requests
 from nbformat.v4 import new_code_cell, new_notebook
 
-from service.processes import wait_until
+from service.runtime.processes import wait_until
 from tests.support.http_server import Reply, ScriptedServer
 from tests.support.sandbox import SandboxApp, SandboxProcess
 

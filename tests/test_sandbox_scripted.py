@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from service.processes import wait_until
+from service.runtime.processes import wait_until
 from tests.support.http_server import Reply, ScriptedServer
 from tests.support.sandbox import SandboxApp, SandboxProcess
 

@@ -4,8 +4,10 @@ import pytest
 import redis as redis_lib
 
 from service import keys
-from service.store import ExecutionRecord, LeaseLost, Store, now_iso
-from service.syncstate import SyncState
+from service.events.records import ExecutionRecord
+from service.events.store import ExecutionStore
+from service.events.sync_state import LeaseLost, SyncState
+from service.times import now_iso
 
 APP = "575ec8687ae143cd83dc4a97"
 NB = "5c782b8d4f3a8e51c1db42e4"
@@ -36,7 +38,7 @@ def client(redis, redis_server):
 
 @pytest.fixture
 def store(client):
-    return Store(client, retention_days=2)
+    return ExecutionStore(client, ttl=2 * DAY)
 
 
 @pytest.fixture
@@ -144,7 +146,7 @@ def test_query_filters_by_notebook_status_and_time(store, syncs):
 
 
 def test_a_foreign_cursor_is_refused(store):
-    from service.store import InvalidCursor
+    from service.events.store import InvalidCursor
 
     with pytest.raises(InvalidCursor):
         store.query(cursor="bm90IGEgY3Vyc29y")
@@ -165,7 +167,7 @@ def test_a_requested_run_is_pending_until_terminal(store, syncs):
     )
     record = store.get(execution_id)
     assert record.status is None and record.losant is None
-    assert record.pipeline.as_json() == {"run": "r1", "step": "report", "attempt": 2}
+    assert record.pipeline_step.step_json() == {"run": "r1", "step": "report", "attempt": 2}
     view = record.as_json()
     assert view["nbrelay"]["requestedBy"] == "cli:me@host"
     assert view["nbrelay"]["requestContext"]["a"] == 1
@@ -179,7 +181,7 @@ def test_a_requested_run_is_pending_until_terminal(store, syncs):
     assert store.oldest_pending_ms(APP, NB) is None
     merged = store.get(execution_id)
     assert merged.meta["requested_by"] == "cli:me@host" and merged.status == "completed"
-    assert merged.pipeline is None  # Losant's copy of the context wins
+    assert merged.pipeline_step is None  # Losant's copy of the context wins
 
 
 def test_callbacks_are_counted_only_for_known_executions(store, syncs, client):

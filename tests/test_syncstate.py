@@ -2,8 +2,8 @@ import pytest
 import redis as redis_lib
 
 from service import keys
-from service.processes import wait_until
-from service.syncstate import Busy, Claim, LeaseKeeper, LeaseLost, SyncState
+from service.events.sync_state import Busy, Claim, LeaseKeeper, LeaseLost, SyncState
+from service.runtime.processes import wait_until
 
 APP = "575ec8687ae143cd83dc4a97"
 NB = "5c782b8d4f3a8e51c1db42e4"

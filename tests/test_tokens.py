@@ -2,8 +2,8 @@ import base64
 
 import pytest
 
-from service import tokens
-from service.tokens import InvalidToken
+from service.events import tokens
+from service.events.tokens import InvalidToken
 
 APP = "575ec8687ae143cd83dc4a97"
 NOTEBOOK = "5c782b8d4f3a8e51c1db42e4"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import requests
 
-from service.processes import free_port, wait_until
+from service.runtime.processes import free_port, wait_until
 from tests.support.processes import alive, descendants
 
 NBRELAY = str(Path(sys.executable).with_name("nbrelay"))

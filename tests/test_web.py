@@ -8,12 +8,15 @@ import time
 import pytest
 from rq import Queue
 
-from service import jobs, keys, tokens, webhooks
+from service import keys, standard_webhooks
 from service.config import Settings
-from service.processes import free_port
-from service.store import STATUSES
+from service.events import tokens
+from service.events.records import STATUSES
+from service.queues import SYNC_QUEUE
+from service.runtime.processes import free_port
 from service.web import create_app
 from service.web.openapi import document
+from service.web.resources import EXTENSION
 
 SECRET = "callback-secret-0123456789"
 OLD_SECRET = "older-secret-0123456789"
@@ -66,7 +69,7 @@ def api(client):
 
 
 def queued_jobs(redis) -> list[str]:
-    return Queue(jobs.SYNC_QUEUE, connection=redis).get_job_ids()
+    return Queue(SYNC_QUEUE, connection=redis).get_job_ids()
 
 
 def assert_error(response, status: int, type_: str | None = None) -> dict:
@@ -246,7 +249,7 @@ def test_relay_with_bearer_token(client, redis):
 
 def test_relay_with_a_bare_execution_and_a_standard_webhooks_signature(client, redis):
     body = json.dumps({"id": EXECUTION, "notebookId": NB, "applicationId": APP}).encode()
-    headers = webhooks.headers(INGEST, "msg_1", body)
+    headers = standard_webhooks.headers(INGEST, "msg_1", body)
     response = client.post(
         "/hooks/losant", data=body, headers=headers, content_type="application/json"
     )
@@ -260,8 +263,8 @@ def test_relay_with_a_bare_execution_and_a_standard_webhooks_signature(client, r
 
 def test_relay_refuses_unauthenticated_requests(client, redis):
     body = json.dumps(trigger_payload()).encode()
-    stale = webhooks.headers(INGEST, "msg_2", body, timestamp=int(time.time()) - 3600)
-    wrong = webhooks.headers("whsec_" + "A" * 32, "msg_3", body)
+    stale = standard_webhooks.headers(INGEST, "msg_2", body, timestamp=int(time.time()) - 3600)
+    wrong = standard_webhooks.headers("whsec_" + "A" * 32, "msg_3", body)
     for headers in ({}, {"Authorization": "Bearer nope"}, stale, wrong):
         response = client.post(
             "/hooks/losant", data=body, headers=headers, content_type="application/json"
@@ -285,15 +288,15 @@ def test_relay_wants_json_that_names_a_notebook(client, redis):
 
 @pytest.fixture
 def stored(app):
-    ctx = app.extensions["nbrelay"]
-    fence = ctx.syncs.begin(APP, NB, "job", 0).fence
+    components = app.extensions[EXTENSION]
+    fence = components.syncs.begin(APP, NB, "job", 0).fence
     context = json.dumps({"nbrelay": {"run": "r", "step": "s"}})
     records = [
         {"id": f"{n:024x}", "notebookId": NB, "applicationId": APP, "status": status,
          "runQueuedAt": f"2026-01-0{n}T10:00:00.000Z", "templateContext": context}
         for n, status in ((1, "completed"), (2, "errored"), (3, "inProgress"))
     ]  # fmt: skip
-    ctx.store.upsert(APP, NB, records, fence=fence)
+    components.store.upsert(APP, NB, records, fence=fence)
     return records
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.context import current
+from workers.runtime import current
 
 
 def perform(key: str) -> str:

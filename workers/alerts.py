@@ -3,7 +3,7 @@ a slow SMTP server or webhook never holds up pipeline steps."""
 
 from __future__ import annotations
 
-from service.context import current
+from workers.runtime import current
 
 
 def deliver(key: str) -> str:

@@ -1,10 +1,14 @@
-"""The long-running processes behind `nbrelay worker` and `nbrelay scheduler`.
+"""The long-running processes behind `nbrelay worker` and `nbrelay scheduler`, and what their
+jobs work with.
+
+Each process builds its `Components` once (the composition root) and installs it here, because
+RQ calls a job function with its arguments only; jobs reach the components through `current()`.
 
 Workers are RQ `SimpleWorker`s: jobs run in the worker process itself, so the Losant client and
 its connection pool are reused from job to job instead of being rebuilt in a fork for every
-job. Each worker also runs RQ's scheduler (one of them holds its lock at a time), which moves
-retried jobs back to their queue when their backoff is over. SIGTERM or Ctrl-C lets the current
-job finish before the worker exits.
+job. Each worker also runs RQ's delayed-job scheduler (one of them holds its lock at a time),
+which moves retried jobs back to their queue when their backoff is over. SIGTERM or Ctrl-C lets
+the current job finish before the worker exits.
 """
 
 from __future__ import annotations
@@ -17,31 +21,46 @@ from types import FrameType
 
 from rq import SimpleWorker
 
-from service import context, jobs
+from service.composition import Components
 from service.config import Settings
-from service.context import Context
-from workers.reconcile import Scheduler
+from service.queues import QUEUES
+from workers.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
+_current: Components | None = None
 
-def run_worker(
-    settings: Settings, queues: Sequence[str] = jobs.QUEUES, *, burst: bool = False
-) -> None:
-    ctx = Context.from_settings(settings)
-    context.install(ctx)
-    worker = SimpleWorker([jobs.queue(ctx, name) for name in queues], connection=ctx.rq_redis)
+
+def install(components: Components | None) -> None:
+    """Make `components` what this process's jobs work with (None forgets them)."""
+    global _current
+    _current = components
+
+
+def current() -> Components:
+    """The components of this process, built from the environment on first use."""
+    global _current
+    if _current is None:
+        _current = Components.from_settings(Settings.from_env())
+    return _current
+
+
+def run_worker(settings: Settings, queues: Sequence[str] = QUEUES, *, burst: bool = False) -> None:
+    components = Components.from_settings(settings)
+    install(components)
+    worker = SimpleWorker(
+        [components.queues.queue(name) for name in queues], connection=components.rq_redis
+    )
     log.info("worker %s listening on %s", worker.name, ", ".join(queues))
     try:
         worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
     finally:
-        ctx.close()
+        components.close()
 
 
 def run_scheduler(settings: Settings) -> None:
-    """Run the reconciler until SIGTERM or SIGINT."""
-    ctx = Context.from_settings(settings)
-    context.install(ctx)
+    """Run the scheduler until SIGTERM or SIGINT."""
+    components = Components.from_settings(settings)
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -50,6 +69,6 @@ def run_scheduler(settings: Settings) -> None:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     try:
-        Scheduler(ctx).run(stop)
+        Scheduler(components).run(stop)
     finally:
-        ctx.close()
+        components.close()

@@ -6,9 +6,10 @@ import json
 
 import click
 
-from service.cli.session import followups
+from service import defaults
+from service.cli.session import connect
 from service.errors import UsageProblem
-from service.pipelines.ledger import ActionNotFound, ActionRecord
+from service.followups.actions.ledger import ActionNotFound, ActionRecord
 
 
 @click.group()
@@ -18,11 +19,13 @@ def actions() -> None:
 
 @actions.command("list")
 @click.option("--kind", type=click.Choice(["execute", "retry", "patch", "notify"]))
-@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@click.option(
+    "--limit", type=click.IntRange(1, 1000), default=defaults.CLI_ACTIONS_PAGE, show_default=True
+)
 def list_actions(kind: str | None, limit: int) -> None:
     """The most recent actions, newest first."""
-    with followups() as session:
-        for record in session.ledger.recent(limit, kind):
+    with connect() as components:
+        for record in components.followups.actions(limit, kind):
             click.echo(_line(record))
 
 
@@ -30,8 +33,8 @@ def list_actions(kind: str | None, limit: int) -> None:
 @click.argument("key")
 def show(key: str) -> None:
     """One action as JSON: its spec, attempts and outcome (a patch's values before and after)."""
-    with followups() as session:
-        record = session.ledger.get(key)
+    with connect() as components:
+        record = components.followups.action(key)
         if record is None:
             raise UsageProblem(f"no action {key}")
         click.echo(json.dumps(record.describe(), indent=2))
@@ -41,9 +44,9 @@ def show(key: str) -> None:
 @click.argument("key")
 def undo(key: str) -> None:
     """Set back what the patch KEY changed; prints the key of the undo action."""
-    with followups() as session:
+    with connect() as components:
         try:
-            click.echo(session.undo_patch(key))
+            click.echo(components.followups.undo_patch(key))
         except ActionNotFound as exc:
             raise UsageProblem(str(exc)) from None
 

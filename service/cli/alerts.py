@@ -8,13 +8,13 @@ from pathlib import Path
 
 import click
 
-from service.alerts.messages import AlertMessage, Event
-from service.channels import build_channel
-from service.channels.delivery import ONCE, deliver
-from service.cli.session import followups
+from service.cli.session import connect
 from service.config import Settings
 from service.errors import NbrelayError, UsageProblem
-from service.pipelines.validation import load_file
+from service.followups.alerts.messages import AlertMessage, Event
+from service.followups.channels import build_channel
+from service.followups.channels.delivery import ONCE, deliver
+from service.followups.pipeline_file.validation import load_file
 
 
 @click.group()
@@ -25,15 +25,16 @@ def alerts() -> None:
 @alerts.command("list")
 def list_alerts() -> None:
     """Print every alert's state, and the notifications that failed for good."""
-    with followups() as session:
-        for alert in session.alerts.all():
+    with connect() as components:
+        followups = components.followups
+        for alert in followups.alerts():
             name = alert.notebook_name or alert.notebook_id
             click.echo(
                 f"{alert.state.value:8} {name} {alert.failure_class.value}: "
                 f"{alert.failures} failure(s), {alert.notifications} message(s) in episode "
                 f"{alert.episode}, channels {', '.join(alert.channels) or '-'}"
             )
-        for failure in session.failed_deliveries():
+        for failure in followups.failed_deliveries():
             click.echo(f"failed   {failure['channel']}: {failure['error']}")
 
 

@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import click
 
-from service.config import Settings
-
-
-def _context():  # noqa: ANN202 - imported late: see service.cli.serve
-    from service.context import Context
-
-    return Context.from_settings(Settings.from_env())
+from service.cli.session import connect
 
 
 @click.group("dead-letters")
@@ -21,9 +15,8 @@ def dead_letters() -> None:
 @dead_letters.command("list")
 def list_letters() -> None:
     """One line per dead letter: job id, failure time, notebook, last error."""
-    from service import jobs
-
-    letters = jobs.dead_letters(_context())
+    with connect() as components:
+        letters = components.dead_letters.list()
     for letter in letters:
         when = letter.failed_at.isoformat(timespec="seconds") if letter.failed_at else "-"
         what = f"notebook {letter.notebook_id}" if letter.notebook_id else letter.description
@@ -36,9 +29,8 @@ def list_letters() -> None:
 @click.argument("job_ids", nargs=-1)
 def replay(job_ids: tuple[str, ...]) -> None:
     """Replay the dead letters JOB_IDS (all of them when none is given)."""
-    from service import jobs
-
-    replayed = jobs.replay(_context(), job_ids or None)
+    with connect() as components:
+        replayed = components.dead_letters.replay(job_ids or None)
     for job_id in replayed:
         click.echo(f"replayed {job_id}")
     if not replayed:

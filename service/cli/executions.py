@@ -9,19 +9,15 @@ from typing import Any
 
 import click
 
-from service.config import OBJECT_ID, Settings
+from service import defaults, keys
+from service.cli.session import connect
+from service.config import OBJECT_ID
 from service.errors import NbrelayError, UsageProblem
-
-
-def _context():  # noqa: ANN202 - imported late: see service.cli.serve
-    from service.context import Context
-
-    return Context.from_settings(Settings.from_env())
+from service.events.records import STATUSES
+from service.times import parse_instant
 
 
 def _instant(value: str | None, option: str) -> int | None:
-    from service.executions import parse_instant
-
     if value is None:
         return None
     try:
@@ -72,39 +68,40 @@ def run(
     """Start an execution of NOTEBOOK (an id or a name) with a signed callback URL."""
     from rq import Worker
 
-    from service.executions import parse_context, start_execution, wait_for_terminal
+    from service.events.starter import parse_user_context, wait_for_terminal
 
-    ctx = _context()
-    ctx.settings.require("LOSANT_API_TOKEN", "LOSANT_APPLICATION_ID", "NBRELAY_PUBLIC_URL")
-    context = parse_context(context_json)
-    when = _instant(relative_to, "--relative-to")
-    if wait and Worker.count(connection=ctx.rq_redis) == 0:
-        raise NbrelayError(
-            "no nbrelay worker is running, so nothing would follow the run; start `nbrelay "
-            "worker` (or `nbrelay up`) first"
+    with connect() as components:
+        components.settings.require(
+            "LOSANT_API_TOKEN", "LOSANT_APPLICATION_ID", "NBRELAY_PUBLIC_URL"
         )
-    started = start_execution(
-        ctx,
-        notebook,
-        requested_by=f"cli:{getpass.getuser()}@{socket.gethostname()}",
-        context=context,
-        relative_to=when,
-    )
-    click.echo(
-        f"started execution {started.execution_id} of notebook {started.notebook_name} "
-        f"({started.notebook_id})",
-        err=as_json,
-    )
-    if not wait:
-        if as_json:
-            click.echo(json.dumps(started.as_json(), indent=2))
-        return
-    record = wait_for_terminal(
-        ctx,
-        started.execution_id,
-        timeout=timeout,
-        on_change=lambda r: click.echo(f"  status: {r.status}", err=True),
-    )
+        context = parse_user_context(context_json)
+        when = _instant(relative_to, "--relative-to")
+        if wait and Worker.count(connection=components.rq_redis) == 0:
+            raise NbrelayError(
+                "no nbrelay worker is running, so nothing would follow the run; start `nbrelay "
+                "worker` (or `nbrelay up`) first"
+            )
+        started = components.starter.start(
+            notebook,
+            requested_by=f"cli:{getpass.getuser()}@{socket.gethostname()}",
+            context=context,
+            relative_to=when,
+        )
+        click.echo(
+            f"started execution {started.execution_id} of notebook {started.notebook_name} "
+            f"({started.notebook_id})",
+            err=as_json,
+        )
+        if not wait:
+            if as_json:
+                click.echo(json.dumps(started.as_json(), indent=2))
+            return
+        record = wait_for_terminal(
+            components.store,
+            started.execution_id,
+            timeout=timeout,
+            on_change=lambda r: click.echo(f"  status: {r.status}", err=True),
+        )
     if as_json:
         click.echo(json.dumps(record.as_json(), indent=2))
     else:
@@ -118,7 +115,9 @@ def run(
 @click.option("--status", "statuses", multiple=True, help="Only this status (repeatable).")
 @click.option("--since", help="Queued at or after (ms since epoch or ISO 8601).")
 @click.option("--until", help="Queued at or before (ms since epoch or ISO 8601).")
-@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
+@click.option(
+    "--limit", type=click.IntRange(1, 1000), default=defaults.CLI_EXECUTIONS_PAGE, show_default=True
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines, one record each.")
 def executions(
     notebook: str | None,
@@ -129,32 +128,29 @@ def executions(
     as_json: bool,
 ) -> None:
     """List stored executions, newest first."""
-    from service import keys
-    from service.store import STATUSES
-
     unknown = [s for s in statuses if s not in STATUSES]
     if unknown:
         raise click.BadParameter(
             f"{unknown[0]!r} is not one of {', '.join(STATUSES)}", param_hint="--status"
         )
-    ctx = _context()
-    application_id = ctx.settings.losant_application_id
-    notebook_id = None
-    if notebook is not None:
-        if OBJECT_ID.match(notebook):
-            notebook_id = notebook
-        else:
-            ctx.settings.require("LOSANT_API_TOKEN", "LOSANT_APPLICATION_ID")
-            notebook_id = ctx.losant.find_notebook(application_id or "", notebook).id
-    page = ctx.store.query(
-        application_id=application_id,
-        notebook_id=notebook_id,
-        statuses=list(statuses),
-        since_ms=_instant(since, "--since"),
-        until_ms=_instant(until, "--until"),
-        limit=limit,
-    )
-    names = ctx.store.notebook_names()
+    with connect() as components:
+        application_id = components.settings.losant_application_id
+        notebook_id = None
+        if notebook is not None:
+            if OBJECT_ID.match(notebook):
+                notebook_id = notebook
+            else:
+                components.settings.require("LOSANT_API_TOKEN", "LOSANT_APPLICATION_ID")
+                notebook_id = components.losant().find_notebook(application_id or "", notebook).id
+        page = components.store.query(
+            application_id=application_id,
+            notebook_id=notebook_id,
+            statuses=list(statuses),
+            since_ms=_instant(since, "--since"),
+            until_ms=_instant(until, "--until"),
+            limit=limit,
+        )
+        names = components.store.notebook_names()
     for record in page.items:
         if as_json:
             click.echo(json.dumps(record.as_json()))
@@ -180,7 +176,8 @@ def show(execution: str) -> None:
     """Print one stored execution (Losant's record and nbrelay's metadata) as JSON."""
     if not OBJECT_ID.match(execution):
         raise UsageProblem("EXECUTION must be an execution id (24 hexadecimal characters)")
-    record = _context().store.get(execution)
+    with connect() as components:
+        record = components.store.get(execution)
     if record is None:
         raise NbrelayError(f"no execution {execution} is stored")
     click.echo(json.dumps(record.as_json(), indent=2))

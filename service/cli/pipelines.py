@@ -10,20 +10,20 @@ from typing import TYPE_CHECKING
 import click
 
 from service import defaults
-from service.cli.session import followups
+from service.cli.session import connect
 from service.config import Settings
 from service.errors import NbrelayError, UsageProblem
-from service.losant import LosantClient
-from service.pipelines.runs import Run, RunNotFound, RunStatus
-from service.pipelines.validation import (
+from service.followups.pipeline_file.validation import (
     PipelineFileInvalid,
     load_file,
     losant_resolver,
     summary,
 )
+from service.followups.pipelines.runs import Run, RunNotFound, RunStatus
+from service.losant import LosantClient
 
-if TYPE_CHECKING:
-    from service.pipelines.followups import Followups
+if TYPE_CHECKING:  # imported when a command runs: it brings in the metrics
+    from service.followups.facade import Followups
 
 
 @click.group()
@@ -92,14 +92,14 @@ def _parse_param(text: str) -> tuple[str, object]:
 def start(name: str, params: tuple[str, ...], wait: bool, timeout: float | None) -> None:
     """Start a run of pipeline NAME and print its id."""
     values = dict(map(_parse_param, params))
-    with followups() as session:
+    with connect() as components:
         try:
-            run = session.start_run(name, values, "cli")
+            run = components.followups.start_run(name, values, "cli")
         except RunNotFound as exc:
             raise UsageProblem(str(exc)) from None
         click.echo(run.id)
         if wait:
-            final = _follow(session, run.id, timeout)
+            final = _follow(components.followups, run.id, timeout)
             if final.status is not RunStatus.COMPLETED:
                 raise NbrelayError(f"run {run.id} of {name} {final.status.value}")
 
@@ -108,19 +108,19 @@ def start(name: str, params: tuple[str, ...], wait: bool, timeout: float | None)
 @click.argument("run_id")
 def show(run_id: str) -> None:
     """Print a run's status and the state of each of its steps."""
-    with followups() as session:
+    with connect() as components:
         try:
-            run = session.runs.get(run_id)
+            run = components.followups.run(run_id)
         except RunNotFound as exc:
             raise UsageProblem(str(exc)) from None
         _print_run(run)
 
 
-def _follow(session: Followups, run_id: str, timeout: float | None) -> Run:
+def _follow(followups: Followups, run_id: str, timeout: float | None) -> Run:
     started = time.monotonic()
     seen: dict[str, str] = {}
     while True:
-        run = session.runs.get(run_id)
+        run = followups.run(run_id)
         for key, step in run.steps.items():
             if seen.get(key) != step.state.value:
                 seen[key] = step.state.value

@@ -16,6 +16,7 @@ import click
 
 from service import defaults
 from service.config import DEPLOYMENT_REQUIRED, Settings
+from service.queues import QUEUES
 
 
 def deployment_settings() -> Settings:
@@ -89,15 +90,14 @@ def worker(queues: tuple[str, ...], burst: bool, metrics_port: int | None) -> No
     settings = deployment_settings()
     configure_logging("worker", settings)
     serve_metrics(metrics_port)
-    from service import jobs
     from workers.runtime import run_worker
 
-    unknown = [name for name in queues if name not in jobs.QUEUES]
+    unknown = [name for name in queues if name not in QUEUES]
     if unknown:
         raise click.BadParameter(
-            f"unknown queue {unknown[0]!r}; one of {', '.join(jobs.QUEUES)}", param_hint="--queue"
+            f"unknown queue {unknown[0]!r}; one of {', '.join(QUEUES)}", param_hint="--queue"
         )
-    run_worker(settings, queues or jobs.QUEUES, burst=burst)
+    run_worker(settings, queues or QUEUES, burst=burst)
 
 
 @click.command("scheduler")

@@ -1,4 +1,4 @@
-"""The follow-ups of the configured deployment, for one CLI command."""
+"""The components of the configured deployment, for one CLI command."""
 
 from __future__ import annotations
 
@@ -8,17 +8,17 @@ from typing import TYPE_CHECKING
 
 from service.config import Settings
 
-if TYPE_CHECKING:  # imported by the commands that need it: it brings in the metrics
-    from service.pipelines.followups import Followups
+if TYPE_CHECKING:  # imported when a command runs: it brings in the metrics
+    from service.composition import Components
 
 
 @contextmanager
-def followups() -> Iterator[Followups]:
+def connect() -> Iterator[Components]:
     """Connect to the deployment's Redis (and Losant, when needed) for the command's duration."""
-    from service.context import Context
+    from service.composition import Components
 
-    ctx = Context.from_settings(Settings.from_env())
+    components = Components.from_settings(Settings.from_env())
     try:
-        yield ctx.followups
+        yield components
     finally:
-        ctx.close()
+        components.close()

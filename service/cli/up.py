@@ -33,7 +33,7 @@ def up(host: str, port: int, sandbox_port: int, workers: int) -> None:
     """Web, workers and scheduler; plus Redis and the sandbox with demo notebooks when they are
     not configured. State is kept under .nbrelay/. Ctrl-C or SIGTERM stops everything."""
     from service import logs
-    from service.up import Up, UpOptions
+    from service.runtime.up import Up, UpOptions
 
     settings = Settings.from_env()
     logs.configure("up", level="WARNING")

@@ -7,12 +7,13 @@ from flask import Blueprint, jsonify, request, url_for
 from service import defaults
 from service.config import OBJECT_ID
 from service.errors import UsageProblem
-from service.executions import parse_context, parse_instant, start_execution
-from service.store import STATUSES, InvalidCursor
+from service.events.records import STATUSES, InvalidCursor
+from service.events.starter import parse_user_context
+from service.times import parse_instant
 from service.web import openapi
 from service.web.auth import require_api_token
 from service.web.errors import ApiError
-from service.web.resources import get_context
+from service.web.resources import get_components
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 bp.before_request(require_api_token)
@@ -44,7 +45,7 @@ def _instant_arg(name: str) -> int | None:
 @bp.get("/executions")
 def list_executions():
     """Stored executions, newest first; filters: notebook, status, since, until."""
-    ctx = get_context()
+    components = get_components()
     notebook = request.args.get("notebook") or None
     if notebook is not None and not OBJECT_ID.match(notebook):
         raise ApiError(400, "notebook must be a notebook id (24 hexadecimal characters)")
@@ -53,8 +54,8 @@ def list_executions():
     if unknown:
         raise ApiError(400, f"unknown status {unknown[0]!r}; one of {', '.join(STATUSES)}")
     try:
-        page = ctx.store.query(
-            application_id=ctx.settings.losant_application_id,
+        page = components.store.query(
+            application_id=components.settings.losant_application_id,
             notebook_id=notebook,
             statuses=statuses,
             since_ms=_instant_arg("since"),
@@ -69,7 +70,7 @@ def list_executions():
 
 @bp.get("/executions/<execution_id>")
 def get_execution(execution_id: str):
-    record = get_context().store.get(execution_id) if OBJECT_ID.match(execution_id) else None
+    record = get_components().store.get(execution_id) if OBJECT_ID.match(execution_id) else None
     if record is None:
         raise ApiError(404, f"no execution {execution_id} is stored")
     return jsonify(record.as_json())
@@ -101,13 +102,11 @@ def create_execution(notebook: str):
     requested_by = body.get("requestedBy", "api")
     if not isinstance(requested_by, str) or not requested_by or len(requested_by) > 200:
         raise ApiError(400, "requestedBy must be a non-empty string of at most 200 characters")
-    ctx = get_context()
     try:
-        started = start_execution(
-            ctx,
+        started = get_components().starter.start(
             notebook,
             requested_by=f"api:{requested_by}" if requested_by != "api" else "api",
-            context=parse_context(body.get("context")),
+            context=parse_user_context(body.get("context")),
             relative_to=relative_to,
         )
     except UsageProblem as exc:

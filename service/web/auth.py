@@ -7,7 +7,7 @@ import hmac
 from flask import request
 
 from service.web.errors import ApiError
-from service.web.resources import get_context
+from service.web.resources import get_components
 
 
 def bearer_token() -> str | None:
@@ -23,7 +23,7 @@ def token_matches(presented: str | None, expected: str | None) -> bool:
 
 def require_api_token() -> None:
     """`before_request` of every /api blueprint: NBRELAY_API_TOKEN as a bearer token."""
-    expected = get_context().settings.api_token
+    expected = get_components().settings.api_token
     if not token_matches(bearer_token(), expected):
         message = (
             "a valid bearer token (NBRELAY_API_TOKEN) is required"

@@ -5,9 +5,11 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from service import ingress, metrics, tokens
+from service import metrics
+from service.events import tokens
+from service.events.hints import parse_hint
 from service.web.errors import ApiError
-from service.web.resources import get_context
+from service.web.resources import get_components
 
 bp = Blueprint("callbacks", __name__)
 
@@ -16,9 +18,9 @@ bp = Blueprint("callbacks", __name__)
 def receive(token: str):
     """Any body is accepted as a hint; only the signed token says which notebook to sync.
     A token that does not verify is answered like an unknown URL, and nothing is recorded."""
-    ctx = get_context()
+    components = get_components()
     try:
-        claims = tokens.verify(token, ctx.settings.secrets)
+        claims = tokens.verify(token, components.settings.secrets)
     except tokens.InvalidToken as exc:
         metrics.CALLBACKS_REJECTED.labels("callback", exc.reason).inc()
         raise ApiError(404, "no such resource") from None
@@ -27,14 +29,13 @@ def receive(token: str):
     except RequestEntityTooLarge:
         metrics.CALLBACKS_REJECTED.labels("callback", "too-large").inc()
         raise
-    ingress.accept(
-        ctx,
+    components.ingress.accept(
         "callback",
         claims.application_id,
         claims.notebook_id,
         body,
         request.content_type,
-        ingress.parse_hint(body),
+        parse_hint(body),
         run=claims.run,
         step=claims.step,
     )

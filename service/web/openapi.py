@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from service import __version__
-from service.store import STATUSES
+from service.events.store import STATUSES
 
 
 def _error(description: str) -> dict[str, Any]:

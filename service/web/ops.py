@@ -7,7 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from service import metrics
 from service.web.errors import error_response
-from service.web.resources import get_context
+from service.web.resources import get_components
 
 bp = Blueprint("ops", __name__)
 
@@ -22,7 +22,7 @@ def healthz():
 def readyz():
     """The process can do its work: Redis answers."""
     try:
-        get_context().redis.ping()
+        get_components().redis.ping()
     except Exception:  # noqa: BLE001 - any failure to reach Redis means "not ready"
         return error_response(503, "Redis is unreachable")
     return jsonify({"status": "ready"})
@@ -30,4 +30,4 @@ def readyz():
 
 @bp.get("/metrics")
 def prometheus_metrics():
-    return Response(metrics.exposition(get_context()), content_type=CONTENT_TYPE_LATEST)
+    return Response(metrics.exposition(get_components().gauges), content_type=CONTENT_TYPE_LATEST)

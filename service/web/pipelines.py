@@ -6,31 +6,31 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request, url_for
 
-from service.alerts.state import Alert
-from service.channels import build_channel
+from service import defaults
 from service.errors import UsageProblem
-from service.pipelines.ledger import ActionNotFound
-from service.pipelines.runs import Run, RunNotFound, iso
+from service.followups.actions.ledger import ActionNotFound
+from service.followups.alerts.state import Alert
+from service.followups.channels import build_channel
+from service.followups.pipelines.runs import Run, RunNotFound
+from service.times import iso
 from service.web.auth import require_api_token
 from service.web.errors import ApiError
-from service.web.resources import get_context
+from service.web.resources import get_components
 
 bp = Blueprint("pipelines", __name__, url_prefix="/api")
 bp.before_request(require_api_token)
-
-RECENT_RUNS = 10
 
 
 @bp.get("/pipelines")
 def list_pipelines():
     """The pipelines of the file in force, each with its most recent runs."""
-    followups = get_context().followups
-    loaded = followups.registry.current()
+    followups = get_components().followups
+    loaded = followups.pipeline_file()
     if loaded is None:
         return jsonify({"items": [], "file": None})
     items = []
     for name, pipeline in loaded.file.pipelines.items():
-        recent = followups.runs.list(name, RECENT_RUNS)
+        recent = followups.runs(name, defaults.API_RECENT_RUNS)
         items.append(
             {
                 "name": name,
@@ -80,7 +80,7 @@ def start_run(name: str):
     if not isinstance(requested_by, str) or not requested_by or len(requested_by) > 200:
         raise ApiError(400, "requestedBy must be a non-empty string of at most 200 characters")
     try:
-        run = get_context().followups.start_run(name, params, f"api:{requested_by}")
+        run = get_components().followups.start_run(name, params, f"api:{requested_by}")
     except RunNotFound as exc:
         raise ApiError(404, str(exc)) from None
     except UsageProblem as exc:
@@ -91,14 +91,14 @@ def start_run(name: str):
 
 @bp.get("/pipelines/<name>/runs")
 def list_runs(name: str):
-    runs = get_context().followups.runs.list(name, 50)
+    runs = get_components().followups.runs(name, defaults.API_RUNS_PAGE)
     return jsonify({"items": [run_json(r) for r in runs]})
 
 
 @bp.get("/runs/<run_id>")
 def get_run(run_id: str):
     try:
-        run = get_context().followups.runs.get(run_id)
+        run = get_components().followups.run(run_id)
     except RunNotFound as exc:
         raise ApiError(404, str(exc)) from None
     return jsonify(run_json(run))
@@ -107,10 +107,10 @@ def get_run(run_id: str):
 @bp.get("/alerts")
 def list_alerts():
     """Every alert's state, and the notifications that failed for good (newest first)."""
-    followups = get_context().followups
+    followups = get_components().followups
     return jsonify(
         {
-            "items": [alert_json(a) for a in followups.alerts.all()],
+            "items": [alert_json(a) for a in followups.alerts()],
             "failedDeliveries": [
                 {
                     "action": f["key"],
@@ -185,13 +185,13 @@ def list_actions():
     kind = request.args.get("kind") or None
     if kind is not None and kind not in ("execute", "retry", "patch", "notify"):
         raise ApiError(400, "kind must be execute, retry, patch or notify")
-    records = get_context().followups.ledger.recent(100, kind)
+    records = get_components().followups.actions(defaults.API_ACTIONS_PAGE, kind)
     return jsonify({"items": [r.describe() for r in records]})
 
 
 @bp.get("/actions/<path:key>")
 def get_action(key: str):
-    record = get_context().followups.ledger.get(key)
+    record = get_components().followups.action(key)
     if record is None:
         raise ApiError(404, f"no action {key}")
     return jsonify(record.describe())
@@ -200,13 +200,13 @@ def get_action(key: str):
 @bp.post("/actions/<path:key>/undo")
 def undo_action(key: str):
     """Set back what a patch changed (as a new action, `undo:<key>`)."""
-    followups = get_context().followups
+    followups = get_components().followups
     try:
         undo = followups.undo_patch(key)
     except ActionNotFound as exc:
         raise ApiError(404, str(exc)) from None
     except UsageProblem as exc:
         raise ApiError(409, str(exc)) from None
-    record = followups.ledger.get(undo)
+    record = followups.action(undo)
     location = url_for("pipelines.get_action", key=undo)
     return jsonify(record.describe()), 202, {"Location": location}

@@ -1,11 +1,13 @@
-"""The one way views reach shared resources: the app's Context."""
+"""The one way views reach shared resources: the app's Components."""
 
 from __future__ import annotations
 
 from flask import current_app
 
-from service.context import Context
+from service.composition import Components
+
+EXTENSION = "nbrelay"
 
 
-def get_context() -> Context:
-    return current_app.extensions["nbrelay"]
+def get_components() -> Components:
+    return current_app.extensions[EXTENSION]

@@ -1,27 +1,40 @@
-"""Follow-ups wired in-process against the sandbox: actions queued in a list and performed by
-`drain()`, terminal executions found by reading `/logs` like a sync does. The end-to-end tests
-run the same code in real web, worker and scheduler processes."""
+"""Follow-ups built in-process against the sandbox with the factory every nbrelay process uses:
+actions queued in a list and performed by `drain()`, terminal executions found by reading
+`/logs` like a sync does. The end-to-end tests run the same code in real web, worker and
+scheduler processes.
+
+Besides the facade, the harness keeps its own handles on the action ledger and the alert states
+(on the same Redis, as another process would have) to play a process that dies half way.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from service.channels.delivery import RetryPolicy
+import redis as redis_lib
+
+from service.events.records import ExecutionRecord
+from service.followups.actions.ledger import Ledger
+from service.followups.actions.performer import spec_marker
+from service.followups.alerts.state import Alerts
+from service.followups.channels.delivery import RetryPolicy
+from service.followups.factory import build_followups
+from service.followups.pipeline_file.registry import PipelineRegistry
 from service.losant import LosantClient
-from service.pipelines.actions import Performer
-from service.pipelines.followups import Followups
-from service.pipelines.registry import PipelineRegistry
-from service.processes import wait_until
+from service.marker import Marker, with_marker
+from service.runtime.processes import wait_until
 
 FAST_CHANNELS = RetryPolicy(max_attempts=3, max_elapsed=5, backoff_base=0.05, backoff_max=0.1)
+TTL = 30 * 24 * 3600
 
 
 class Harness:
     def __init__(
         self,
-        redis,
+        redis_url: str,
         sandbox_app,
         path: Path,
         *,
@@ -30,44 +43,61 @@ class Harness:
     ) -> None:
         self.app = sandbox_app
         self.client = LosantClient(losant_url or sandbox_app.sandbox.url, sandbox_app.sandbox.token)
+        self.redis = redis_lib.Redis.from_url(redis_url, decode_responses=True)
         self.queue: list[tuple[str, str]] = []
         self.seen: set[str] = set()
         self.notebooks: set[str] = set()
         self.names: dict[str, str] = {}
         self.held: list[str] = []  # prefixes of action keys that drain() leaves in the queue
-        registry = PipelineRegistry(redis, path, losant=lambda: (self.client, sandbox_app.id))
-        self.followups = Followups(
-            redis,
-            registry,
-            self._performer,
-            lambda kind, key: self.queue.append((kind, key)),
-            notebook_name=self.names.get,
-            action_lease=action_lease,
+        self.registry = PipelineRegistry(
+            self.redis, path, ttl=TTL, losant=lambda: (self.client, sandbox_app.id)
         )
-
-    def _performer(self, followups: Followups) -> Performer:
-        return Performer(
-            ledger=followups.ledger,
+        self.followups = build_followups(
+            self.redis,
+            self.registry,
             losant=lambda: self.client,
-            application_id=self.app.id,
+            application_id=sandbox_app.id,
             start=self.start,
-            pipeline_file=lambda: (
-                (followups.registry.current() or None) and followups.registry.current().file
-            ),
-            record_delivery_failure=followups.record_delivery_failure,
+            enqueue=lambda kind, key: self.queue.append((kind, key)),
+            ttl=TTL,
+            known_name=lambda application_id, notebook_id: self.names.get(notebook_id),
+            action_lease=action_lease,
             channel_policy=FAST_CHANNELS,
         )
+        self.ledger = Ledger(self.redis, ttl=TTL, lease=action_lease)
+        self.alerts = Alerts(self.redis, ttl=TTL)
 
-    def start(self, notebook, *, context, relative_to, pipeline, requested_by) -> str:
+    def start(
+        self,
+        notebook: str,
+        *,
+        requested_by: str,
+        context: Mapping[str, Any] | None,
+        relative_to: Any,
+        marker: Marker | None,
+    ) -> str:
+        """Start an execution like nbrelay does, without a callback URL (nothing would listen)."""
         found = self.client.find_notebook(self.app.id, notebook)
-        context = dict(context or {})
-        if pipeline:
-            context["nbrelay"] = pipeline
+        template_context = with_marker(context, marker)
         return self.client.execute(
             self.app.id,
             found.id,
-            template_context=context or None,
+            template_context=json.dumps(template_context) if template_context else None,
             relative_to=relative_to,
+        )
+
+    def start_and_die(self, key: str) -> str:
+        """Play a worker that takes the execute action `key`, starts its execution and dies
+        before it records that it did."""
+        lease = self.ledger.acquire(key)
+        assert lease is not None, f"action {key} could not be taken"
+        spec = lease.record.spec
+        return self.start(
+            spec["notebook"],
+            requested_by="test",
+            context=spec.get("context"),
+            relative_to=spec.get("relative_to"),
+            marker=spec_marker(spec),
         )
 
     def notebook(self, name: str, **behaviour: Any) -> str:
@@ -78,6 +108,13 @@ class Harness:
         self.notebooks.add(notebook_id)
         self.names[notebook_id] = name
         return notebook_id
+
+    def terminal(
+        self, execution: dict[str, Any], notebook_id: str, meta: dict[str, str] | None = None
+    ) -> None:
+        """Hand a terminal execution (Losant's record) to the follow-ups, as a sync does."""
+        record = ExecutionRecord(execution["id"], self.app.id, notebook_id, execution, meta or {})
+        self.followups.on_terminal(record)
 
     def drain(self) -> None:
         while ready := [item for item in self.queue if not item[1].startswith(tuple(self.held))]:
@@ -90,7 +127,7 @@ class Harness:
                 if execution.is_terminal and execution.id not in self.seen:
                     self.seen.add(execution.id)
                     record = execution.model_dump(mode="json", by_alias=True, exclude_none=True)
-                    self.followups.on_terminal(record, notebook_id)
+                    self.terminal(record, notebook_id)
 
     def pump(self) -> None:
         self.followups.tick()
@@ -114,3 +151,4 @@ class Harness:
 
     def close(self) -> None:
         self.client.close()
+        self.redis.close()

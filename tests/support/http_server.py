@@ -13,7 +13,7 @@ from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from service.processes import wait_until
+from service.runtime.processes import wait_until
 
 
 @dataclass

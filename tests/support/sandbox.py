@@ -19,7 +19,7 @@ from typing import Any
 
 import requests
 
-from service.processes import free_port, wait_until
+from service.runtime.processes import free_port, wait_until
 
 TERMINAL_STATUSES = frozenset({"completed", "errored", "timeout", "canceled"})
 

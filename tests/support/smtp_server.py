@@ -16,7 +16,7 @@ import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from service.processes import free_port, wait_until
+from service.runtime.processes import free_port, wait_until
 
 
 @dataclass

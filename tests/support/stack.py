@@ -1,27 +1,29 @@
 """nbrelay's own processes for end-to-end tests: web (gunicorn), workers and the scheduler as
 real subprocesses against a Redis and a sandbox application.
 
-`ServiceStack` knows the settings it gave its processes (`env`), can build an in-process
-`Context` on the same Redis, talks to the API with the right token, and can kill or restart
-single processes. Timings are set low (reconciler every 0.3 s, sync lease 2 s, retries after
-1 s) so that failure paths finish quickly; pass `env` to change any setting.
+`ServiceStack` knows the settings it gave its processes (`env`), can build in-process
+`Components` on the same Redis, talks to the API with the right token, and can kill or restart
+single processes (each a `service.runtime.supervisor.Child`). Timings are set low (reconciler
+every 0.3 s, sync lease 2 s, retries after 1 s) so that failure paths finish quickly; pass `env`
+to change any setting.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-import signal
 import subprocess
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import requests
 
+from service.composition import Components
 from service.config import Settings
-from service.processes import free_port, wait_until
+from service.events import tokens
+from service.runtime.processes import free_port, wait_until
+from service.runtime.supervisor import Child, nbrelay_command, stop_together
 
 FAST = {
     "NBRELAY_RECONCILE_INTERVAL": "0.3",
@@ -29,58 +31,6 @@ FAST = {
     "NBRELAY_SYNC_LEASE": "2",
     "NBRELAY_SYNC_RETRY_INTERVALS": "1,1,1",
 }
-
-
-def nbrelay_argv(*args: str) -> list[str]:
-    return [str(Path(sys.executable).with_name("nbrelay")), *args]
-
-
-class Proc:
-    """One child process in a group of its own, its output in a log file."""
-
-    def __init__(self, name: str, argv: list[str], env: Mapping[str, str], log_dir: Path):
-        self.name = name
-        self.log_path = log_dir / f"{name}.log"
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                argv,
-                env=dict(env),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def signal_group(self, signum: int) -> None:
-        try:
-            os.killpg(self.process.pid, signum)
-        except ProcessLookupError:
-            pass
-
-    def stop(self, timeout: float = 20.0) -> int:
-        self.signal_group(signal.SIGTERM)
-        try:
-            code = self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.signal_group(signal.SIGKILL)
-            code = self.process.wait()
-        self.signal_group(signal.SIGKILL)  # anything the process left in its group
-        return code
-
-    def kill(self) -> None:
-        """SIGKILL the whole group, as a crash of the host process would."""
-        self.signal_group(signal.SIGKILL)
-        self.process.wait()
 
 
 class ServiceStack:
@@ -123,9 +73,9 @@ class ServiceStack:
         self.settings = Settings.from_env(self.env, dotenv_path=None)
         self.api = requests.Session()
         self.api.headers["Authorization"] = f"Bearer {self.env['NBRELAY_API_TOKEN']}"
-        self.web: Proc | None = None
-        self.workers: list[Proc] = []
-        self.scheduler: Proc | None = None
+        self.web: Child | None = None
+        self.workers: list[Child] = []
+        self.scheduler: Child | None = None
         self._started = 0
         self._workers_wanted = workers
         self._scheduler_wanted = scheduler
@@ -139,9 +89,11 @@ class ServiceStack:
         wait_until(self._ready, 30, f"nbrelay web on port {self.port}")
         return self
 
-    def _spawn(self, name: str, *args: str) -> Proc:
+    def _spawn(self, name: str, *args: str) -> Child:
         self._started += 1
-        return Proc(f"{name}-{self._started}", nbrelay_argv(*args), self.env, self.log_dir)
+        label = f"{name}-{self._started}"
+        log_path = self.log_dir / f"{label}.log"
+        return Child(label, nbrelay_command(*args), self.env, log_path=log_path).start()
 
     def _ready(self) -> bool:
         assert self.web is not None
@@ -149,12 +101,12 @@ class ServiceStack:
             raise RuntimeError(f"nbrelay web exited: {self.web.log()[-2000:]}")
         return requests.get(f"{self.url}/readyz", timeout=1).ok
 
-    def start_worker(self) -> Proc:
+    def start_worker(self) -> Child:
         worker = self._spawn("worker", "worker")
         self.workers.append(worker)
         return worker
 
-    def start_scheduler(self) -> Proc:
+    def start_scheduler(self) -> Child:
         self.scheduler = self._spawn("scheduler", "scheduler")
         return self.scheduler
 
@@ -162,10 +114,7 @@ class ServiceStack:
         """SIGTERM every process at once, then wait for each (SIGKILL after a timeout)."""
         self.api.close()
         running = [p for p in (self.scheduler, *self.workers, self.web) if p and p.alive()]
-        for proc in running:
-            proc.signal_group(signal.SIGTERM)
-        for proc in running:
-            proc.stop()
+        stop_together(running, timeout=20.0)
 
     def logs(self) -> str:
         """Every process's log, for assertion messages."""
@@ -177,14 +126,11 @@ class ServiceStack:
 
     # talking to it
 
-    def context(self):  # noqa: ANN201 - service.context.Context, imported late
-        from service.context import Context
-
-        return Context.from_settings(self.settings)
+    def components(self) -> Components:
+        """nbrelay's components in this process, on the stack's Redis (close them after use)."""
+        return Components.from_settings(self.settings)
 
     def callback_url(self, notebook_id: str, **claims: Any) -> str:
-        from service import tokens
-
         token = tokens.sign(
             self.settings.signing_secret, self.application_id, notebook_id, **claims
         )
@@ -219,7 +165,7 @@ class ServiceStack:
     def run_cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         """`nbrelay <args>` with this stack's settings."""
         return subprocess.run(
-            nbrelay_argv(*args),
+            nbrelay_command(*args),
             env=self.env,
             cwd=self.log_dir,
             capture_output=True,

@@ -1,0 +1,91 @@
+"""What a callback or relay body says about itself, and how it is kept in the event stream.
+
+The body is never trusted: it is kept (truncated) in the event stream for inspection and only
+read for an execution id, which lets nbrelay count callbacks per execution. What to sync comes
+from the signed token (callbacks) or the authenticated relay request (hooks); what is stored
+comes from Losant.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from service import defaults
+from service.config import OBJECT_ID
+from service.times import now_iso
+
+
+@dataclass(frozen=True)
+class Hint:
+    """What a body says about itself (unverified)."""
+
+    payload: dict[str, Any] | None = None
+    execution_id: str | None = None
+    status: str | None = None
+    application_id: str | None = None
+    notebook_id: str | None = None
+
+
+def _object_id(value: Any) -> str | None:
+    return value if isinstance(value, str) and OBJECT_ID.match(value) else None
+
+
+def parse_hint(body: bytes) -> Hint:
+    """Read a Notebook Trigger payload (`{data: {success, notebook, execution}}`), the same
+    without `data`, or a bare execution record; anything else is a hint with no details."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return Hint()
+    if not isinstance(payload, dict):
+        return Hint()
+    envelope = payload
+    inner = payload["data"] if isinstance(payload.get("data"), dict) else payload
+    execution = inner["execution"] if isinstance(inner.get("execution"), dict) else inner
+    notebook = inner["notebook"] if isinstance(inner.get("notebook"), dict) else {}
+    status = execution.get("status")
+    return Hint(
+        payload=payload,
+        execution_id=_object_id(execution.get("id") or execution.get("notebookExecutionId")),
+        status=status if isinstance(status, str) else None,
+        application_id=_object_id(execution.get("applicationId"))
+        or _object_id(notebook.get("applicationId"))
+        or _object_id(envelope.get("applicationId")),
+        notebook_id=_object_id(execution.get("notebookId"))
+        or _object_id(notebook.get("id") or notebook.get("notebookId")),
+    )
+
+
+def event_fields(
+    source: str,
+    application_id: str,
+    notebook_id: str,
+    body: bytes,
+    content_type: str | None,
+    hint: Hint,
+    *,
+    run: str | None = None,
+    step: str | None = None,
+    now: float | None = None,
+) -> dict[str, str]:
+    """The stream entry of one accepted request (Redis stream values are strings)."""
+    kept = body[: defaults.EVENT_BODY_KEEP]
+    fields = {
+        "source": source,
+        "application": application_id,
+        "notebook": notebook_id,
+        "receivedAt": now_iso(now),
+        "contentType": content_type or "",
+        "bodyBytes": str(len(body)),
+        "body": kept.decode("utf-8", errors="replace"),
+        "truncated": "1" if len(body) > len(kept) else "0",
+        "execution": hint.execution_id or "",
+        "claimedStatus": hint.status or "",
+    }
+    if run:
+        fields["run"] = run
+    if step:
+        fields["step"] = step
+    return fields

@@ -1,0 +1,180 @@
+"""Starting executions (`nbrelay run`, `POST /api/notebooks/<id>/executions`, pipeline steps and
+rules) and following them to a terminal status.
+
+A run is started with a signed callbackUrl and recorded (who, when, which context, the resulting
+executionId) before its callback can arrive; the reconciler looks at it later in case the
+callback never comes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from service import defaults, metrics
+from service.config import Settings
+from service.errors import NbrelayError, UsageProblem
+from service.events import tokens
+from service.events.records import ExecutionRecord
+from service.events.store import ExecutionStore
+from service.losant import LosantClient
+from service.marker import MARKER_KEY, Marker, with_marker
+
+
+@dataclass(frozen=True)
+class Started:
+    execution_id: str
+    application_id: str
+    notebook_id: str
+    notebook_name: str
+    requested_at: float
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "executionId": self.execution_id,
+            "applicationId": self.application_id,
+            "notebookId": self.notebook_id,
+            "notebookName": self.notebook_name,
+            "requestedAt": datetime.fromtimestamp(self.requested_at, UTC).isoformat(),
+        }
+
+
+def parse_user_context(raw: str | Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A user's context: a JSON object, without nbrelay's reserved key."""
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        try:
+            value = json.loads(raw)
+        except ValueError as exc:
+            raise UsageProblem(f"the context is not valid JSON: {exc}") from None
+    else:
+        value = raw
+    if not isinstance(value, dict):
+        raise UsageProblem("the context must be a JSON object")
+    if MARKER_KEY in value:
+        raise UsageProblem(f"the context key {MARKER_KEY!r} is reserved for pipelines")
+    return dict(value)
+
+
+class ExecutionStarter:
+    """Starts executions in the configured Losant application and records them."""
+
+    def __init__(
+        self, settings: Settings, losant: Callable[[], LosantClient], store: ExecutionStore
+    ) -> None:
+        """`losant` gives the client when it is first needed."""
+        self.settings = settings
+        self.losant = losant
+        self.store = store
+
+    def start(
+        self,
+        notebook: str,
+        *,
+        requested_by: str,
+        context: Mapping[str, Any] | None = None,
+        relative_to: int | str | None = None,
+        marker: Marker | None = None,
+    ) -> Started:
+        """Ask Losant to run `notebook` (an id or a name) with a signed callbackUrl, and record it.
+        `marker` is nbrelay's mark on the run (a pipeline step's run and step also go into the
+        callback token).
+
+        Losant's `execute` is never retried: when its outcome is unknown the LosantError says
+        so, and nothing is recorded.
+        """
+        settings = self.settings.require(
+            "LOSANT_APPLICATION_ID", "NBRELAY_PUBLIC_URL", "NBRELAY_SECRET"
+        )
+        application_id = settings.losant_application_id or ""
+        client = self.losant()
+        found = client.find_notebook(application_id, notebook)
+        template_context = with_marker(context, marker)
+        encoded = json.dumps(template_context, separators=(",", ":")) if template_context else None
+        if encoded is not None and len(encoded) > defaults.TEMPLATE_CONTEXT_MAX_LENGTH:
+            raise UsageProblem(
+                f"the context is longer than Losant's {defaults.TEMPLATE_CONTEXT_MAX_LENGTH} "
+                "characters"
+            )
+        step = marker if marker is not None and marker.is_step else None
+        token = tokens.sign(
+            settings.signing_secret,
+            application_id,
+            found.id,
+            run=step.run if step else None,
+            step=step.step if step else None,
+        )
+        requested_at = time.time()
+        try:
+            execution_id = client.execute(
+                application_id,
+                found.id,
+                relative_to=relative_to,
+                template_context=encoded,
+                callback_url=tokens.callback_url(settings.public_url or "", token),
+            )
+        except Exception:
+            metrics.EXECUTIONS_STARTED.labels("error").inc()
+            raise
+        self.store.record_request(
+            application_id=application_id,
+            notebook_id=found.id,
+            execution_id=execution_id,
+            requested_by=requested_by,
+            requested_at=requested_at,
+            first_check_at=requested_at + settings.reconcile_interval,
+            context=template_context or None,
+            relative_to=relative_to,
+            notebook_name=found.name,
+        )
+        metrics.EXECUTIONS_STARTED.labels("started").inc()
+        return Started(execution_id, application_id, found.id, found.name or "", requested_at)
+
+
+class WaitTimeout(NbrelayError):
+    """The execution did not reach a terminal status in time."""
+
+
+def wait_for_terminal(
+    store: ExecutionStore,
+    execution_id: str,
+    *,
+    timeout: float | None = None,
+    on_change: Callable[[ExecutionRecord], None] | None = None,
+) -> ExecutionRecord:
+    """Follow an execution in the store until it is terminal.
+
+    Without `timeout`, waits as long as Losant lets the run take (`maxAllowedRunMinutes`, once
+    known) plus slack. `on_change` sees every status the store records on the way.
+    """
+    started = time.monotonic()
+    last_status: str | None = None
+    while True:
+        record = store.get(execution_id)
+        if record is not None and record.status != last_status:
+            last_status = record.status
+            if on_change is not None:
+                on_change(record)
+        if record is not None and record.is_terminal:
+            return record
+        limit = timeout if timeout is not None else allowed_run_seconds(record)
+        if time.monotonic() - started > limit:
+            raise WaitTimeout(
+                f"execution {execution_id} is still {last_status or 'not read from Losant'} "
+                f"after {limit:g}s"
+            )
+        time.sleep(defaults.WAIT_POLL_INTERVAL)
+
+
+def allowed_run_seconds(record: ExecutionRecord | None) -> float:
+    """How long after it was queued a run may still end: its `maxAllowedRunMinutes` (assumed,
+    until Losant's record is read) plus slack for the queue and the outputs."""
+    minutes = (record.losant or {}).get("maxAllowedRunMinutes") if record else None
+    if not isinstance(minutes, (int, float)):
+        minutes = defaults.ASSUMED_MAX_RUN_MINUTES
+    return minutes * 60 + defaults.OVERDUE_SLACK

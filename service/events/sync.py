@@ -1,0 +1,205 @@
+"""The sync: read a notebook's executions from Losant and store what Losant says.
+
+`NotebookSync.run` is what every hint becomes (see `service.events.sync_state` for how hints
+coalesce into one job per notebook). It pages `GET …/logs` from the notebook's cursor, upserts
+every execution under the notebook's fencing token, hands each newly terminal execution to
+`Transitions`, and reads again if more hints arrived meanwhile. Losant errors propagate, so RQ
+retries the job with backoff; the notebook stays dirty until a sync succeeds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from service import defaults, metrics
+from service.events.records import TERMINAL_STATUSES
+from service.events.store import ExecutionStore
+from service.events.sync_state import Busy, Claim, LeaseKeeper, LeaseLost, SyncState
+from service.events.transitions import Transitions
+from service.losant import LosantClient
+from service.queues import Queues
+from service.times import parse_time_ms
+
+log = logging.getLogger(__name__)
+
+
+class SyncBusy(Exception):
+    """Another sync still holds the notebook; this job is retried later."""
+
+
+@dataclass(frozen=True)
+class Read:
+    """One read of a notebook's executions."""
+
+    records: list[dict]
+    logs_calls: int
+    cursor_ms: int | None
+
+
+class NotebookSync:
+    def __init__(
+        self,
+        losant: Callable[[], LosantClient],
+        store: ExecutionStore,
+        syncs: SyncState,
+        transitions: Transitions,
+        queues: Queues,
+    ) -> None:
+        self.losant = losant
+        self.store = store
+        self.syncs = syncs
+        self.transitions = transitions
+        self.queues = queues
+
+    def run(
+        self, application_id: str, notebook_id: str, *, job_id: str, final_attempt: bool = True
+    ) -> str:
+        """Sync one notebook as job `job_id`; `final_attempt` says whether a failure is the
+        last. Returns the outcome (ok, handed-off, superseded, lease-lost)."""
+        started = time.monotonic()
+        claim = self.syncs.begin(application_id, notebook_id, job_id, time.time())
+        if isinstance(claim, Busy):
+            if claim.active == job_id:
+                raise SyncBusy(f"notebook {notebook_id} is held by an earlier sync")
+            return _done("superseded", application_id, notebook_id, started)
+        try:
+            outcome, stats = self._rounds(claim)
+        except LeaseLost:
+            log.warning(
+                "sync of notebook %s lost its lease; a newer sync carries on",
+                notebook_id,
+                extra={"application": application_id, "notebook": notebook_id, "job": job_id},
+            )
+            return _done("lease-lost", application_id, notebook_id, started)
+        except Exception as exc:
+            self._record_failure(claim, exc, final_attempt)
+            metrics.SYNCS.labels("error").inc()
+            raise
+        return _done(outcome, application_id, notebook_id, started, **stats)
+
+    def _rounds(self, claim: Claim) -> tuple[str, dict[str, int]]:
+        stats = {"rounds": 0, "logs_calls": 0, "executions": 0}
+        last_read = claim.last_sync_at or 0.0
+        with LeaseKeeper(self.syncs, claim) as keeper:
+            while True:
+                # Reads of one notebook are spaced out: hints that arrive meanwhile join this read.
+                keeper.lost.wait(defaults.SYNC_MIN_SPACING - (time.time() - last_read))
+                stats["rounds"] += 1
+                read = self.read_executions(claim)
+                last_read = time.time()
+                if keeper.lost.is_set():
+                    raise LeaseLost(claim.notebook_id)
+                stats["logs_calls"] += read.logs_calls
+                stats["executions"] += len(read.records)
+                self.store.upsert(
+                    claim.application_id, claim.notebook_id, read.records, fence=claim.fence
+                )
+                self.transitions.deliver(claim.application_id, claim.notebook_id)
+                newer = self.syncs.finish_round(claim, read.cursor_ms, time.time())
+                if newer is None:
+                    return "ok", stats
+                if stats["rounds"] >= defaults.SYNC_MAX_ROUNDS:
+                    successor = self.syncs.hand_off(claim, time.time())
+                    if successor is not None:
+                        self.queues.enqueue_sync(claim.application_id, claim.notebook_id, successor)
+                    return "handed-off", stats
+                claim = dataclasses.replace(claim, generation=newer, cursor_ms=read.cursor_ms)
+
+    def read_executions(self, claim: Claim) -> Read:
+        """Every execution of the notebook queued since its cursor, newest first.
+
+        `/logs` has no offset: it returns the newest `limit` executions queued at or after
+        `since`. So `limit` grows until fewer come back than were asked for (or Losant's maximum
+        is reached).
+        """
+        now_ms = int(time.time() * 1000)
+        since = (
+            claim.cursor_ms
+            if claim.cursor_ms is not None
+            else now_ms - defaults.SYNC_FIRST_LOOKBACK * 1000
+        )
+        oldest_pending = self.store.oldest_pending_ms(claim.application_id, claim.notebook_id)
+        if oldest_pending is not None:
+            since = min(since, oldest_pending)
+        since -= defaults.SYNC_SINCE_MARGIN * 1000
+        limit, calls = defaults.SYNC_FIRST_LIMIT, 0
+        client = self.losant()
+        while True:
+            executions = client.logs(
+                claim.application_id, claim.notebook_id, limit=limit, since=since
+            )
+            calls += 1
+            if len(executions) < limit or limit >= defaults.SYNC_MAX_LIMIT:
+                break
+            limit = min(limit * defaults.SYNC_LIMIT_GROWTH, defaults.SYNC_MAX_LIMIT)
+        if len(executions) >= defaults.SYNC_MAX_LIMIT:
+            log.warning(
+                "notebook %s has more than %d executions since its cursor; Losant cannot list "
+                "the older ones",
+                claim.notebook_id,
+                defaults.SYNC_MAX_LIMIT,
+                extra={"application": claim.application_id, "notebook": claim.notebook_id},
+            )
+        records = [e.model_dump(mode="json", by_alias=True, exclude_none=True) for e in executions]
+        return Read(records, calls, next_cursor(records, claim.cursor_ms))
+
+    def _record_failure(self, claim: Claim, exc: Exception, final: bool) -> None:
+        summary = f"{type(exc).__name__}: {exc}"[:500]
+        log.warning(
+            "sync of notebook %s failed%s: %s",
+            claim.notebook_id,
+            "" if not final else " for the last time; it is now a dead letter",
+            summary,
+            extra={
+                "application": claim.application_id,
+                "notebook": claim.notebook_id,
+                "job": claim.job_id,
+            },
+        )
+        try:
+            self.syncs.fail(
+                claim.application_id,
+                claim.notebook_id,
+                claim.job_id,
+                fence=claim.fence,
+                error=summary,
+                final=final,
+                now=time.time(),
+            )
+        except Exception:  # noqa: BLE001 - Redis may be what failed; the notebook stays dirty
+            log.warning("could not record the failure of a sync", exc_info=True)
+
+
+def next_cursor(records: list[dict], previous: int | None) -> int | None:
+    """Where the next read may start: the oldest execution still running, else the newest one
+    seen (it is read again, harmlessly), else where this read started."""
+    queued = [(parse_time_ms(r.get("runQueuedAt")), r.get("status")) for r in records]
+    running = [ms for ms, status in queued if ms is not None and status not in TERMINAL_STATUSES]
+    if running:
+        return min(running)
+    seen = [ms for ms, _ in queued if ms is not None]
+    return max(seen) if seen else previous
+
+
+def _done(outcome: str, application_id: str, notebook_id: str, started: float, **stats: int) -> str:
+    elapsed = time.monotonic() - started
+    metrics.SYNCS.labels(outcome).inc()
+    metrics.SYNC_DURATION.observe(elapsed)
+    log.info(
+        "sync of notebook %s: %s",
+        notebook_id,
+        outcome,
+        extra={
+            "event": "sync",
+            "application": application_id,
+            "notebook": notebook_id,
+            "outcome": outcome,
+            "seconds": round(elapsed, 3),
+            **stats,
+        },
+    )
+    return outcome

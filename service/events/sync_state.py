@@ -1,0 +1,370 @@
+"""Which notebooks need a sync, and which job syncs each of them: coalescing and fencing.
+
+Every hint (a callback, a relay request, a poll, the reconciler) ends in `Ingress.request_sync()`
+(`service.events.ingress`), which bumps the notebook's *wanted generation*, marks it dirty and,
+only if no sync job is active for it, makes a new job id the active one and enqueues it. Hints
+that arrive while a job is queued or running just bump the generation: the running job reads
+Losant again before it lets go when the generation moved during its read, so a burst of
+callbacks costs one or two `/logs` reads.
+
+A job that starts takes the notebook's lease: a key with a TTL holding a fencing token (a number
+that grows with every lease). The store only accepts writes carrying the current token, so a
+sync that stalled past its lease cannot overwrite the reads of the one that replaced it. A worker
+that dies leaves the notebook dirty with an expired lease; the reconciler's `recover()` pass sees
+that and starts a new job (RQ's own abandoned-job handling is neither fast nor reliable).
+
+All state changes are Lua scripts: each is one atomic step in Redis.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+import redis as redis_lib
+from redis.client import Pipeline
+
+from service import keys
+
+log = logging.getLogger(__name__)
+
+# KEYS: 1 state, 2 dirty, 3 notebooks. ARGV: ref, now, ttl, job id prefix.
+_MARK_DIRTY = """
+redis.call('HINCRBY', KEYS[1], 'wanted', 1)
+redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[1])
+redis.call('ZADD', KEYS[3], math.floor(tonumber(ARGV[2]) * 1000), ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+redis.call('EXPIRE', KEYS[3], ARGV[3])
+if redis.call('HEXISTS', KEYS[1], 'active') == 1 then return false end
+local id = ARGV[4] .. redis.call('HINCRBY', KEYS[1], 'jobs', 1)
+redis.call('HSET', KEYS[1], 'active', id, 'active_since', ARGV[2])
+return id
+"""
+
+# KEYS: 1 state, 2 lease. ARGV: job id, lease ms, now, ttl.
+_BEGIN = """
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return {'busy', redis.call('HGET', KEYS[1], 'active') or ''}
+end
+local fence = redis.call('HINCRBY', KEYS[1], 'fence', 1)
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('SET', KEYS[2], fence, 'PX', ARGV[2])
+redis.call('HSET', KEYS[1], 'active', ARGV[1], 'active_since', ARGV[3])
+return {'ok', tostring(fence), redis.call('HGET', KEYS[1], 'wanted') or '0',
+        redis.call('HGET', KEYS[1], 'cursor') or '',
+        redis.call('HGET', KEYS[1], 'last_sync_at') or ''}
+"""
+
+# KEYS: 1 state, 2 lease, 3 dirty. ARGV: fence, generation, job id, cursor, ref, lease ms, now.
+_FINISH_ROUND = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return redis.error_reply('LEASELOST') end
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'cursor', ARGV[4]) end
+redis.call('HSET', KEYS[1], 'last_sync_at', ARGV[7])
+redis.call('HDEL', KEYS[1], 'last_error', 'last_error_at', 'dead')
+local wanted = redis.call('HGET', KEYS[1], 'wanted') or '0'
+if wanted == ARGV[2] then
+  redis.call('ZREM', KEYS[3], ARGV[5])
+  redis.call('DEL', KEYS[2])
+  if redis.call('HGET', KEYS[1], 'active') == ARGV[3] then
+    redis.call('HDEL', KEYS[1], 'active', 'active_since')
+  end
+  return false
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[6])
+return wanted
+"""
+
+# KEYS: 1 state, 2 lease. ARGV: fence, job id, job id prefix, now.
+_HAND_OFF = """
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+if redis.call('HGET', KEYS[1], 'active') ~= ARGV[2] then return false end
+local id = ARGV[3] .. redis.call('HINCRBY', KEYS[1], 'jobs', 1)
+redis.call('HSET', KEYS[1], 'active', id, 'active_since', ARGV[4])
+return id
+"""
+
+# KEYS: 1 state, 2 lease. ARGV: fence ('' when none), job id, final flag, error, now, ttl.
+_FAIL = """
+if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+redis.call('HSET', KEYS[1], 'last_error', ARGV[4], 'last_error_at', ARGV[5])
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+local active = redis.call('HGET', KEYS[1], 'active') == ARGV[2]
+if ARGV[3] == '1' then
+  if active then redis.call('HDEL', KEYS[1], 'active', 'active_since') end
+  redis.call('HSET', KEYS[1], 'dead', ARGV[2])
+elseif active then
+  redis.call('HSET', KEYS[1], 'active_since', ARGV[5])
+end
+return 1
+"""
+
+# KEYS: 1 lease. ARGV: fence, lease ms.
+_HEARTBEAT = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+"""
+
+# KEYS: 1 state, 2 lease. ARGV: expected active job id ('' for none), job id prefix, now, ttl.
+_TAKE_OVER = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return false end
+if (redis.call('HGET', KEYS[1], 'active') or '') ~= ARGV[1] then return false end
+local id = ARGV[2] .. redis.call('HINCRBY', KEYS[1], 'jobs', 1)
+redis.call('HSET', KEYS[1], 'active', id, 'active_since', ARGV[3])
+redis.call('HDEL', KEYS[1], 'dead')
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return id
+"""
+
+
+class LeaseLost(Exception):
+    """Another sync took the notebook over; this one must stop without writing."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A sync's hold on a notebook: its fencing token and what it must at least cover."""
+
+    application_id: str
+    notebook_id: str
+    job_id: str
+    fence: int
+    generation: int
+    cursor_ms: int | None
+    last_sync_at: float | None = None  # when the previous read of the notebook finished
+
+
+@dataclass(frozen=True)
+class Busy:
+    """Another sync holds the notebook right now."""
+
+    active: str | None
+
+
+@dataclass(frozen=True)
+class NotebookSyncStatus:
+    application_id: str
+    notebook_id: str
+    dirty_since: float | None
+    active: str | None
+    active_since: float | None
+    leased: bool
+    dead: str | None
+    last_error: str | None
+    last_sync_at: float | None
+
+
+class SyncState:
+    """The coordination state of notebook syncs in Redis (`redis` decodes responses)."""
+
+    def __init__(self, redis: redis_lib.Redis, *, lease_seconds: float, ttl: int) -> None:
+        self.redis = redis
+        self.lease_ms = max(1, int(lease_seconds * 1000))
+        self.lease_seconds = lease_seconds
+        self.ttl = ttl
+        self._mark_dirty = redis.register_script(_MARK_DIRTY)
+        self._begin = redis.register_script(_BEGIN)
+        self._finish_round = redis.register_script(_FINISH_ROUND)
+        self._hand_off = redis.register_script(_HAND_OFF)
+        self._fail = redis.register_script(_FAIL)
+        self._heartbeat = redis.register_script(_HEARTBEAT)
+        self._take_over = redis.register_script(_TAKE_OVER)
+
+    def mark_dirty(self, pipe: Pipeline, application_id: str, notebook_id: str, now: float) -> None:
+        """Queue on `pipe` the marking of the notebook as dirty. Its result is the id of the job
+        to enqueue, or None when a job is already queued or running for the notebook."""
+        self._mark_dirty(
+            keys=[
+                keys.sync_state(application_id, notebook_id),
+                keys.dirty_notebooks(),
+                keys.notebooks(),
+            ],
+            args=[
+                keys.notebook_ref(application_id, notebook_id),
+                now,
+                self.ttl,
+                keys.sync_job_prefix(application_id, notebook_id, now),
+            ],
+            client=pipe,
+        )
+
+    def begin(self, application_id: str, notebook_id: str, job_id: str, now: float) -> Claim | Busy:
+        result = self._begin(
+            keys=[
+                keys.sync_state(application_id, notebook_id),
+                keys.sync_lease(application_id, notebook_id),
+            ],
+            args=[job_id, self.lease_ms, now, self.ttl],
+        )
+        if result[0] == "busy":
+            return Busy(result[1] or None)
+        _, fence, generation, cursor, last_sync_at = result
+        return Claim(
+            application_id,
+            notebook_id,
+            job_id,
+            int(fence),
+            int(generation),
+            int(cursor) if cursor else None,
+            float(last_sync_at) if last_sync_at else None,
+        )
+
+    def finish_round(self, claim: Claim, cursor_ms: int | None, now: float) -> int | None:
+        """Record a finished read. None when it covered every hint (the notebook is clean and
+        released); otherwise the newer generation the next read must cover."""
+        try:
+            wanted = self._finish_round(
+                keys=[
+                    keys.sync_state(claim.application_id, claim.notebook_id),
+                    keys.sync_lease(claim.application_id, claim.notebook_id),
+                    keys.dirty_notebooks(),
+                ],
+                args=[
+                    claim.fence,
+                    claim.generation,
+                    claim.job_id,
+                    "" if cursor_ms is None else cursor_ms,
+                    keys.notebook_ref(claim.application_id, claim.notebook_id),
+                    self.lease_ms,
+                    now,
+                ],
+            )
+        except redis_lib.ResponseError as exc:
+            if "LEASELOST" in str(exc):
+                raise LeaseLost(claim.notebook_id) from None
+            raise
+        return None if wanted is None else int(wanted)
+
+    def hand_off(self, claim: Claim, now: float) -> str | None:
+        """Release the notebook, still dirty, to a new job; its id (None if another job already
+        became the active one)."""
+        return self._hand_off(
+            keys=[
+                keys.sync_state(claim.application_id, claim.notebook_id),
+                keys.sync_lease(claim.application_id, claim.notebook_id),
+            ],
+            args=[
+                claim.fence,
+                claim.job_id,
+                keys.sync_job_prefix(claim.application_id, claim.notebook_id, now),
+                now,
+            ],
+        )
+
+    def fail(
+        self,
+        application_id: str,
+        notebook_id: str,
+        job_id: str,
+        *,
+        fence: int | None,
+        error: str,
+        final: bool,
+        now: float,
+    ) -> None:
+        """Record a failed sync. The notebook stays dirty. A job that will be retried stays the
+        active one (hints keep joining it); after the last attempt it becomes a dead letter."""
+        self._fail(
+            keys=[
+                keys.sync_state(application_id, notebook_id),
+                keys.sync_lease(application_id, notebook_id),
+            ],
+            args=[
+                "" if fence is None else fence,
+                job_id,
+                "1" if final else "0",
+                error,
+                now,
+                self.ttl,
+            ],
+        )
+
+    def heartbeat(self, claim: Claim) -> bool:
+        """Extend the lease; False when it is no longer this claim's."""
+        return bool(
+            self._heartbeat(
+                keys=[keys.sync_lease(claim.application_id, claim.notebook_id)],
+                args=[claim.fence, self.lease_ms],
+            )
+        )
+
+    def take_over(
+        self, application_id: str, notebook_id: str, expected_active: str | None, now: float
+    ) -> str | None:
+        """Replace a dead active job (or none) by a new job id, if nothing changed meanwhile."""
+        return self._take_over(
+            keys=[
+                keys.sync_state(application_id, notebook_id),
+                keys.sync_lease(application_id, notebook_id),
+            ],
+            args=[
+                expected_active or "",
+                keys.sync_job_prefix(application_id, notebook_id, now),
+                now,
+                self.ttl,
+            ],
+        )
+
+    def clear_dead(self, application_id: str, notebook_id: str) -> None:
+        self.redis.hdel(keys.sync_state(application_id, notebook_id), "dead")
+
+    def dirty(self) -> list[tuple[str, str, float]]:
+        """Every dirty notebook: (application, notebook, dirty since), longest waiting first."""
+        entries = self.redis.zrange(keys.dirty_notebooks(), 0, -1, withscores=True)
+        return [(*keys.split_notebook_ref(ref), since) for ref, since in entries]
+
+    def status(self, application_id: str, notebook_id: str) -> NotebookSyncStatus:
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.sync_state(application_id, notebook_id))
+            pipe.exists(keys.sync_lease(application_id, notebook_id))
+            pipe.zscore(keys.dirty_notebooks(), keys.notebook_ref(application_id, notebook_id))
+            state, leased, dirty_since = pipe.execute()
+
+        def number(name: str) -> float | None:
+            return float(state[name]) if state.get(name) else None
+
+        return NotebookSyncStatus(
+            application_id,
+            notebook_id,
+            dirty_since,
+            state.get("active") or None,
+            number("active_since"),
+            bool(leased),
+            state.get("dead") or None,
+            state.get("last_error") or None,
+            number("last_sync_at"),
+        )
+
+
+class LeaseKeeper:
+    """Keeps a claim's lease alive from a background thread while a sync works.
+
+    The lease can then be short (a dead worker is noticed quickly) while one slow Losant
+    request may take longer than it. `lost` is set when a renewal finds the lease gone.
+    """
+
+    def __init__(self, state: SyncState, claim: Claim) -> None:
+        self.state = state
+        self.claim = claim
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        interval = self.state.lease_seconds / 3
+        while not self._stop.wait(interval):
+            try:
+                if not self.state.heartbeat(self.claim):
+                    self.lost.set()
+                    return
+            except redis_lib.RedisError:
+                log.warning("could not renew the lease of a sync", exc_info=True)

@@ -1,0 +1,151 @@
+"""Opening follow-up actions and performing them, each exactly once.
+
+Whoever decides on an action *opens* it in the ledger under its deterministic key; an action due
+now is handed to a worker at once (`enqueue`), one due later when the scheduler finds it due.
+A worker *performs* it under a lease: the performer acts, and the outcome is recorded. Failures
+are sorted here: permanent ones are recorded as failed, transient ones (Losant unavailable, an
+unknown outcome, a network error) postpone the action with backoff, and an action that keeps
+failing gives up after ACTION_MAX_ATTEMPTS.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from service import defaults, keys, metrics
+from service.errors import UsageProblem
+from service.followups.actions.ledger import ActionNotFound, ActionRecord, ActionState, Ledger
+from service.followups.actions.performer import ActionFailed, Performer
+from service.followups.pipeline_file.templates import TemplateError
+from service.losant import AmbiguousNotebook, BadRequest, LosantError, NotFound, OutcomeUnknown
+
+log = logging.getLogger(__name__)
+
+PERMANENT = (ActionFailed, NotFound, BadRequest, AmbiguousNotebook, UsageProblem, TemplateError)
+UNSET = {"description": "", "inputs": []}  # what an absent notebook field is set back to
+
+
+@dataclass(frozen=True)
+class Performed:
+    """What one call of `perform` came to: `outcome` (done, failed, postponed, skipped, lost)
+    and, when the action finished for good, its record with the result or the error."""
+
+    outcome: str
+    record: ActionRecord | None = None
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.outcome in ("done", "failed")
+
+
+class ActionDispatcher:
+    def __init__(
+        self,
+        ledger: Ledger,
+        performer: Performer,
+        enqueue: Callable[[str, str], None],
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """`enqueue(kind, key)` hands an action to a worker."""
+        self.ledger = ledger
+        self.performer = performer
+        self.enqueue = enqueue
+        self.clock = clock
+
+    def open(self, key: str, kind: str, spec: dict[str, Any], due_at: float | None = None) -> None:
+        """Open the action `key` unless it was opened before; dispatch it when it is due now."""
+        if self.ledger.open(key, kind, spec, due_at=due_at) and (
+            due_at is None or due_at <= self.clock()
+        ):
+            self.enqueue(kind, key)
+
+    def record_failure(self, key: str, kind: str, spec: dict[str, Any], error: str) -> None:
+        """Keep an action that could not even be prepared (its template failed) as failed."""
+        self.ledger.record_failure(key, kind, spec, error)
+
+    def get(self, key: str) -> ActionRecord | None:
+        return self.ledger.get(key)
+
+    def recent(self, limit: int, kind: str | None = None) -> list[ActionRecord]:
+        return self.ledger.recent(limit, kind)
+
+    def dispatch_due(self) -> None:
+        """Hand to workers the actions that are due (retries after their backoff) or whose
+        worker died."""
+        for key in self.ledger.dispatch_due():
+            record = self.ledger.get(key)
+            if record is not None:
+                self.enqueue(record.kind, key)
+
+    def undo_patch(self, key: str) -> str:
+        """Open an action that sets back what the patch `key` changed; returns its key."""
+        record = self.ledger.get(key)
+        if record is None:
+            raise ActionNotFound(f"no action {key}")
+        if record.kind != "patch" or record.state is not ActionState.DONE or not record.outcome:
+            raise UsageProblem(f"action {key} is not a patch that was applied")
+        undo = keys.undo_action(key)
+        # Losant cannot unset a field: one the notebook did not have is set back to empty.
+        before = {
+            field: UNSET.get(field) if value is None else value
+            for field, value in record.outcome["before"].items()
+            if value is not None or field in UNSET
+        }
+        self.open(undo, "patch", {"notebook": record.outcome["notebook_id"], "set": before})
+        return undo
+
+    def perform(self, key: str) -> Performed:
+        """Perform the action `key` if it is due and nobody else holds it."""
+        record = self.ledger.get(key)
+        performed = self._perform(key)
+        metrics.ACTIONS.labels(record.kind if record else "unknown", performed.outcome).inc()
+        return performed
+
+    def _perform(self, key: str) -> Performed:
+        lease = self.ledger.acquire(key)
+        if lease is None:
+            return Performed("skipped")
+        record = lease.record
+        if lease.attempt > defaults.ACTION_MAX_ATTEMPTS:
+            error = f"gave up after {lease.attempt - 1} attempts: {record.error}"
+            self.ledger.fail(lease, error)
+            return Performed("failed", record, error=error)
+        handler = {
+            "execute": self.performer.execute,
+            "retry": self.performer.execute,
+            "patch": self.performer.patch,
+            "notify": self.performer.notify,
+        }[record.kind]
+        try:
+            result = handler(lease)
+        except PERMANENT as exc:
+            error = _message(exc)
+            self.ledger.fail(lease, error)
+            log.warning("action %s failed: %s", key, error, extra={"action": key})
+            return Performed("failed", record, error=error)
+        except (LosantError, OSError) as exc:
+            delay = min(
+                defaults.ACTION_RETRY_BASE * 2 ** (lease.attempt - 1), defaults.ACTION_RETRY_MAX
+            )
+            if isinstance(exc, OutcomeUnknown):
+                delay = max(delay, defaults.ACTION_UNKNOWN_WAIT)
+            self.ledger.postpone(lease, delay, _message(exc))
+            log.warning(
+                "action %s will be tried again in %gs: %s", key, delay, _message(exc),
+                extra={"action": key},
+            )  # fmt: skip
+            return Performed("postponed")
+        if self.ledger.complete(lease, result):
+            return Performed("done", record, result=result)
+        return Performed("lost")
+
+
+def _message(exc: Exception) -> str:
+    return " ".join(str(exc).split())[:500] or type(exc).__name__

@@ -1,0 +1,170 @@
+"""Performing follow-up actions. Each method does one kind of action for one ledger lease and
+returns its outcome; `ActionFailed` means it will never work (recorded, not retried), any
+`LosantError` but the permanent ones means "try again later".
+
+An attempt after the first one starts by finding out whether an earlier attempt already acted:
+for an execution, Losant's `/logs` is searched for an execution carrying the action's marker
+(pipeline run, step and attempt, or the action key) in its templateContext.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from service import defaults, metrics
+from service.errors import NbrelayError
+from service.followups.actions.ledger import ActionRecord, Lease, Ledger
+from service.followups.alerts.deliveries import FailedDeliveries
+from service.followups.alerts.messages import AlertMessage
+from service.followups.channels import build_channel
+from service.followups.channels.delivery import DEFAULT_CHANNEL_POLICY, RetryPolicy, deliver
+from service.followups.pipeline_file.model import INPUT_FIELDS, PipelineFile
+from service.losant import LosantClient
+from service.marker import Marker, read_marker
+
+PATCHABLE = ("name", "description", "imageVersion", "inputs")
+
+
+class ActionFailed(NbrelayError):
+    """The action cannot be performed and trying again will not help."""
+
+
+class Starter(Protocol):
+    def __call__(
+        self,
+        notebook: str,
+        *,
+        requested_by: str,
+        context: Mapping[str, Any] | None,
+        relative_to: Any,
+        marker: Marker | None,
+    ) -> str:
+        """Start an execution of `notebook` (id or name) with the user's `context` and nbrelay's
+        `marker`; return its id."""
+
+
+@dataclass
+class Performer:
+    """What performing actions needs."""
+
+    ledger: Ledger
+    losant: Callable[[], LosantClient]
+    application_id: str
+    start: Starter
+    pipeline_file: Callable[[], PipelineFile | None]
+    failed_deliveries: FailedDeliveries
+    channel_policy: RetryPolicy = DEFAULT_CHANNEL_POLICY
+
+    def execute(self, lease: Lease) -> dict[str, Any]:
+        spec = lease.record.spec
+        if lease.attempt > 1:
+            found = self.find_started(lease.record)
+            if found is not None:
+                return {"execution_id": found, "found_in_losant": True}
+        execution_id = self.start(
+            spec["notebook"],
+            requested_by=spec.get("requested_by", "nbrelay"),
+            context=spec.get("context") or None,
+            relative_to=spec.get("relative_to"),
+            marker=spec_marker(spec),
+        )
+        return {"execution_id": execution_id}
+
+    def find_started(self, record: ActionRecord) -> str | None:
+        """The execution an earlier attempt of this action started, if Losant knows of one."""
+        client = self.losant()
+        notebook = client.find_notebook(self.application_id, record.spec["notebook"])
+        since = int((record.created_at - defaults.ACTION_RECOVERY_LOOKBACK) * 1000)
+        executions = client.logs(
+            self.application_id,
+            notebook.id,
+            limit=defaults.ACTION_RECOVERY_LOGS_LIMIT,
+            since=since,
+        )
+        for execution in executions:
+            if _carries(read_marker(execution.template_context), record):
+                return execution.id
+        return None
+
+    def patch(self, lease: Lease) -> dict[str, Any]:
+        spec = lease.record.spec
+        client = self.losant()
+        notebook = client.find_notebook(self.application_id, spec["notebook"])
+        current = notebook.model_dump(mode="json", by_alias=True, exclude_none=True)
+        progress = lease.record.progress or {}
+        before = progress.get("before")
+        if before is None:
+            before = {k: current[k] for k in PATCHABLE if k in current}
+            self.ledger.checkpoint(lease, {"before": before})
+        changes = dict(spec.get("set") or {})  # an undo sets `inputs` back whole, through `set`
+        if spec.get("inputs"):
+            changes["inputs"] = _patched_inputs(before.get("inputs") or [], spec["inputs"])
+        after = client.patch_notebook(self.application_id, notebook.id, changes)
+        patched = after.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return {
+            "notebook_id": notebook.id,
+            "before": {k: before.get(k) for k in changes},
+            "after": {k: patched.get(k) for k in changes},
+        }
+
+    def notify(self, lease: Lease) -> dict[str, Any]:
+        spec = lease.record.spec
+        loaded = self.pipeline_file()
+        config = loaded.channels.get(spec["channel"]) if loaded else None
+        if config is None:
+            raise ActionFailed(f"channel {spec['channel']} is not configured any more")
+        channel = build_channel(spec["channel"], config)
+        message = AlertMessage.from_dict(spec["message"])
+        result = deliver(channel, message, self.channel_policy)
+        outcome = "delivered" if result.delivered else "failed"
+        metrics.NOTIFICATIONS.labels(channel.kind, message.event.value, outcome).inc()
+        if not result.delivered:
+            self.failed_deliveries.record(
+                key=lease.key,
+                channel=spec["channel"],
+                kind=channel.kind,
+                event=message.event.value,
+                alert=spec.get("alert"),
+                error=result.error,
+                attempts=result.attempts,
+            )
+            raise ActionFailed(result.error or "delivery failed")
+        return {"attempts": result.attempts}
+
+
+def spec_marker(spec: Mapping[str, Any]) -> Marker | None:
+    """The marker an execute action's execution carries: its pipeline step (`pipeline`), or the
+    rule's mark (`marker`)."""
+    if spec.get("pipeline"):
+        return Marker.from_json(spec["pipeline"])
+    if spec.get("marker"):
+        return Marker.from_json(spec["marker"])
+    return None
+
+
+def _carries(found: Marker | None, record: ActionRecord) -> bool:
+    expected = spec_marker(record.spec)
+    if found is None or expected is None:
+        return False
+    if expected.is_step:
+        return (found.run, found.step, found.attempt) == (
+            expected.run,
+            expected.step,
+            expected.attempt,
+        )
+    return found.action == record.key
+
+
+def _patched_inputs(inputs: list[dict[str, Any]], changes: dict[str, dict[str, Any]]) -> list:
+    """The notebook's inputs with the given fields set on the inputs named by file name."""
+    by_name = {i.get("fileName"): i for i in inputs}
+    missing = sorted(set(changes) - set(by_name))
+    if missing:
+        raise ActionFailed(f"the notebook has no input named {missing[0]!r}")
+    for fields in changes.values():
+        unknown = set(fields) - set(INPUT_FIELDS)
+        if unknown:
+            raise ActionFailed(f"input field {sorted(unknown)[0]!r} cannot be patched")
+    return [{**i, **changes.get(i.get("fileName"), {})} for i in inputs]

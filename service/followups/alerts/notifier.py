@@ -1,0 +1,158 @@
+"""Turning alert states into notifications: which messages are owed, what they say, and the
+notify actions that send them, each opened once under its deterministic key."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from service import defaults, keys
+from service.followups.actions.dispatcher import ActionDispatcher
+from service.followups.alerts.history import NotebookHistory
+from service.followups.alerts.messages import (
+    AlertMessage,
+    Event,
+    FailureClass,
+    execution_facts,
+    message_id,
+)
+from service.followups.alerts.state import Alerts, AlertState, Due
+from service.followups.pipeline_file.model import AlertSettings
+
+NotebookNames = Callable[[str, str], str | None]  # (application, notebook) -> name
+
+
+class AlertNotifier:
+    def __init__(
+        self,
+        alerts: Alerts,
+        history: NotebookHistory,
+        actions: ActionDispatcher,
+        notebook_name: NotebookNames,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.alerts = alerts
+        self.history = history
+        self.actions = actions
+        self.notebook_name = notebook_name
+        self.clock = clock
+
+    def observe(self, application_id: str, notebook_id: str, execution: dict[str, Any]) -> None:
+        """Count a terminal execution in its notebook's history (failure streak, last success)."""
+        execution_id = str(execution.get("id") or execution.get("notebookExecutionId"))
+        finished = execution.get("notebookCompletedAt") or execution.get("outputsCompletedAt")
+        self.history.record(
+            application_id,
+            notebook_id,
+            execution_id,
+            str(execution.get("status")),
+            finished or "",
+            self.clock(),
+        )
+
+    def failed(
+        self,
+        application_id: str,
+        notebook_id: str,
+        failure: FailureClass,
+        execution: dict[str, Any],
+        channels: list[str],
+        settings: AlertSettings,
+    ) -> None:
+        """A failure to alert on; the first message waits for the alert's group_wait."""
+        self.alerts.failed(
+            application_id,
+            notebook_id,
+            failure,
+            execution,
+            channels,
+            settings,
+            notebook_name=self.notebook_name(application_id, notebook_id),
+        )
+
+    def completed(
+        self,
+        application_id: str,
+        notebook_id: str,
+        execution: dict[str, Any],
+        *,
+        keep_missing: bool,
+    ) -> None:
+        """The notebook completed: resolve its alerts (but `missing_callback` when this very
+        execution's callback is missing) and send the resolved messages owed."""
+        keep = (FailureClass.MISSING_CALLBACK,) if keep_missing else ()
+        for due in self.alerts.completed(application_id, notebook_id, execution, keep=keep):
+            self._notify(due)
+
+    def notify_completed(
+        self,
+        action_key: str,
+        channels: list[str],
+        application_id: str,
+        notebook_id: str,
+        execution: dict[str, Any],
+    ) -> None:
+        """A rule's notify action on a completed execution: one message to each channel."""
+        for channel in channels:
+            key = keys.completed_notice(action_key, channel)
+            message = AlertMessage(
+                id=message_id(key),
+                event=Event.COMPLETED,
+                created_at=datetime.now(UTC),
+                notebook_id=notebook_id,
+                notebook_name=self.notebook_name(application_id, notebook_id),
+                **execution_facts(execution),
+            )
+            self.actions.open(key, "notify", {"channel": channel, "message": message.to_dict()})
+
+    def fire_due(self) -> None:
+        """Send the firing messages whose time has come (group_wait, repeat_interval)."""
+        for due in self.alerts.fire_due():
+            self._notify(due)
+
+    def repair(self) -> None:
+        """Open the notifications an alert's state says were sent, if they were never opened
+        (a process died between the two writes), looking back ALERT_REPAIR_WINDOW seconds."""
+        since = self.clock() - defaults.ALERT_REPAIR_WINDOW
+        for alert in self.alerts.all():
+            changed = max(alert.last_notified_at or 0, alert.resolved_at or 0)
+            if alert.state is AlertState.PENDING or not alert.notifications or changed < since:
+                continue
+            due = Due(alert, alert.notifications, tuple(alert.channels))
+            if alert.state is AlertState.RESOLVED:
+                if not alert.send_resolved or alert.resolved_by is None:
+                    continue
+                due = Due(alert, None, tuple(alert.channels))
+            if any(self.actions.get(due.action_key(c)) is None for c in due.channels):
+                self._notify(due)
+
+    def _notify(self, due: Due) -> None:
+        alert = due.alert
+        application_id = alert.application_id or ""
+        history = self.history.get(application_id, alert.notebook_id)
+        event = Event.RESOLVED if due.number is None else Event.FIRING
+        execution = alert.resolved_by if event is Event.RESOLVED else alert.last_execution
+        # A resolved message says how long the episode lasted; a firing one, the current streak.
+        streak = alert.failures
+        if event is Event.FIRING:
+            streak = max(streak, history.consecutive_failures)
+        name = alert.notebook_name or self.notebook_name(application_id, alert.notebook_id)
+        for channel in due.channels:
+            key = due.action_key(channel)
+            message = AlertMessage(
+                id=message_id(key),
+                event=event,
+                created_at=datetime.now(UTC),
+                notebook_id=alert.notebook_id,
+                notebook_name=name,
+                failure_class=alert.failure_class,
+                consecutive_failures=max(streak, 1),
+                last_success_at=history.last_success_at,
+                last_success_execution_id=history.last_success_execution_id,
+                **execution_facts(execution or {}),
+            )
+            spec = {"channel": channel, "alert": alert.id, "message": message.to_dict()}
+            self.actions.open(key, "notify", spec)

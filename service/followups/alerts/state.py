@@ -1,0 +1,233 @@
+"""Alert states, after Alertmanager. An alert is one notebook failing one way (errored, timed
+out, canceled, no callback). Its first failure opens an episode that waits `group_wait` for more
+failures before the first message; while it keeps firing it is repeated every
+`repeat_interval`; the notebook's next completed run resolves it (with a message, when one was
+sent and `send_resolved` is on). The notifications themselves are actions of the ledger, under
+keys made of the alert, its episode and the message's number, so each is sent once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import redis as redis_lib
+
+from service import defaults, keys
+from service.followups.alerts.messages import FailureClass
+from service.followups.due import DueSchedule
+from service.followups.pipeline_file.model import AlertSettings
+
+
+class AlertState(StrEnum):
+    PENDING = "pending"  # failing, waiting out group_wait before the first message
+    FIRING = "firing"  # messages sent; repeated every repeat_interval
+    RESOLVED = "resolved"  # the notebook completed again
+
+
+@dataclass
+class Alert:
+    id: str
+    notebook_id: str
+    failure_class: FailureClass
+    notebook_name: str | None = None
+    application_id: str | None = None
+    state: AlertState = AlertState.RESOLVED
+    episode: int = 0
+    channels: list[str] = field(default_factory=list)
+    group_wait: float = defaults.ALERT_GROUP_WAIT
+    repeat_interval: float = defaults.ALERT_REPEAT_INTERVAL
+    send_resolved: bool = True
+    failures: int = 0
+    first_failure_at: float | None = None
+    last_failure_at: float | None = None
+    last_execution: dict[str, Any] | None = None
+    observed: list[str] = field(default_factory=list)
+    notifications: int = 0
+    last_notified_at: float | None = None
+    next_at: float | None = None
+    resolved_at: float | None = None
+    resolved_by: dict[str, Any] | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Alert:
+        data = json.loads(raw)
+        data["state"] = AlertState(data["state"])
+        data["failure_class"] = FailureClass(data["failure_class"])
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Due:
+    """A notification an alert owes now: message number `number` of `episode` (or the
+    resolution), to each of `channels`."""
+
+    alert: Alert
+    number: int | None  # None for the resolved message
+    channels: tuple[str, ...]
+
+    def action_key(self, channel: str) -> str:
+        return keys.alert_notice(self.alert.id, self.alert.episode, self.number, channel)
+
+
+class Alerts:
+    def __init__(
+        self, redis: redis_lib.Redis, *, ttl: int, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.redis = redis
+        self.ttl = ttl
+        self.clock = clock
+        self._due = DueSchedule(redis, keys.alerts_due())
+
+    def get(
+        self, application_id: str, notebook_id: str, failure_class: FailureClass
+    ) -> Alert | None:
+        raw = self.redis.get(keys.alert(keys.alert_id(application_id, notebook_id, failure_class)))
+        return Alert.from_json(raw) if raw else None
+
+    def all(self) -> list[Alert]:
+        ids = sorted(_text(i) for i in self.redis.smembers(keys.alerts()))
+        raws = self.redis.mget([keys.alert(i) for i in ids]) if ids else []
+        return [Alert.from_json(raw) for raw in raws if raw]
+
+    def count_by_state(self) -> dict[str, int]:
+        counts = dict.fromkeys((state.value for state in AlertState), 0)
+        for alert in self.all():
+            counts[alert.state.value] += 1
+        return counts
+
+    def failed(
+        self,
+        application_id: str,
+        notebook_id: str,
+        failure_class: FailureClass,
+        execution: dict[str, Any],
+        channels: list[str],
+        settings: AlertSettings,
+        *,
+        notebook_name: str | None = None,
+    ) -> Alert:
+        """A failure of the notebook, to be alerted on `channels`. Opens an episode (due after
+        group_wait) unless one is open; a repeated transition is counted once."""
+        identity = keys.alert_id(application_id, notebook_id, failure_class)
+        execution_id = str(execution.get("id") or "")
+
+        def change(alert: Alert | None, now: float) -> Alert:
+            alert = alert or Alert(
+                identity, notebook_id, failure_class, application_id=application_id
+            )
+            if execution_id and execution_id in alert.observed:
+                return alert
+            if alert.state is AlertState.RESOLVED:
+                alert.episode += 1
+                alert.state, alert.failures, alert.notifications = AlertState.PENDING, 0, 0
+                alert.first_failure_at, alert.last_notified_at = now, None
+                alert.resolved_at, alert.resolved_by, alert.channels = None, None, []
+                alert.group_wait = settings.group_wait
+                alert.next_at = now + settings.group_wait
+            alert.repeat_interval, alert.send_resolved = (
+                settings.repeat_interval,
+                settings.send_resolved,
+            )
+            alert.failures += 1
+            alert.last_failure_at, alert.last_execution = now, execution
+            alert.notebook_name = notebook_name or alert.notebook_name
+            alert.channels = sorted(set(alert.channels) | set(channels))
+            alert.observed = ([execution_id] + alert.observed)[: defaults.ALERT_OBSERVED_KEPT]
+            return alert
+
+        return self._change(identity, change)
+
+    def completed(
+        self,
+        application_id: str,
+        notebook_id: str,
+        execution: dict[str, Any],
+        keep: tuple[FailureClass, ...] = (),
+    ) -> list[Due]:
+        """The notebook completed: resolve each of its open alerts (but those in `keep`); the
+        resolved messages owed."""
+        owed = []
+        for failure_class in FailureClass:
+            if failure_class in keep:
+                continue
+            identity = keys.alert_id(application_id, notebook_id, failure_class)
+            if not self.redis.exists(keys.alert(identity)):
+                continue
+            result: list[Due] = []
+
+            def change(alert: Alert | None, now: float, result: list[Due] = result) -> Alert | None:
+                result.clear()
+                if alert is None or alert.state is AlertState.RESOLVED:
+                    return alert
+                if alert.state is AlertState.FIRING and alert.send_resolved:
+                    result.append(Due(alert, None, tuple(alert.channels)))
+                alert.state, alert.resolved_at, alert.resolved_by = (
+                    AlertState.RESOLVED,
+                    now,
+                    execution,
+                )
+                alert.next_at = None
+                return alert
+
+            self._change(identity, change)
+            owed.extend(result)
+        return owed
+
+    def fire_due(self, limit: int = defaults.DUE_BATCH) -> list[Due]:
+        """The firing messages owed now: first messages after group_wait, repeats after
+        repeat_interval. The alerts are moved on, so the same message is never owed twice."""
+        now = self.clock()
+        owed = []
+        for identity in self._due.take(now, now + defaults.ALERT_DUE_HOLD, limit):
+            result: list[Due] = []
+
+            def change(alert: Alert | None, now: float, result: list[Due] = result) -> Alert | None:
+                result.clear()
+                if alert is None or alert.state is AlertState.RESOLVED or alert.next_at is None:
+                    return alert
+                if alert.next_at > now:
+                    return alert
+                alert.notifications += 1
+                alert.state, alert.last_notified_at = AlertState.FIRING, now
+                alert.next_at = now + alert.repeat_interval
+                result.append(Due(alert, alert.notifications, tuple(alert.channels)))
+                return alert
+
+            self._change(identity, change)
+            owed.extend(result)
+        return owed
+
+    def _change(
+        self, identity: str, change: Callable[[Alert | None, float], Alert | None]
+    ) -> Alert | None:
+        saved: list[Alert | None] = []
+
+        def attempt(pipe: redis_lib.client.Pipeline) -> None:
+            saved.clear()
+            raw = pipe.get(keys.alert(identity))
+            alert = change(Alert.from_json(raw) if raw else None, self.clock())
+            saved.append(alert)
+            if alert is None:
+                return
+            pipe.multi()
+            pipe.set(keys.alert(identity), alert.to_json(), ex=self.ttl)
+            pipe.sadd(keys.alerts(), identity)
+            if alert.next_at is None:
+                pipe.zrem(keys.alerts_due(), identity)
+            else:
+                pipe.zadd(keys.alerts_due(), {identity: alert.next_at})
+
+        self.redis.transaction(attempt, keys.alert(identity))
+        return saved[0]
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value

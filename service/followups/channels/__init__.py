@@ -1,0 +1,40 @@
+"""Notification channels: one class per kind, each configured by its own model in the pipeline
+file's `channels:` section."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from service.followups.channels.base import Channel, ChannelError
+from service.followups.channels.email import EmailChannel, EmailConfig
+from service.followups.channels.log import LogChannel, LogConfig
+from service.followups.channels.slack import SlackChannel, SlackConfig
+from service.followups.channels.webhook import WebhookChannel, WebhookConfig
+
+ChannelConfig = Annotated[
+    SlackConfig | WebhookConfig | EmailConfig | LogConfig, Field(discriminator="kind")
+]
+
+_CLASSES: dict[type, type[Channel]] = {
+    SlackConfig: SlackChannel,
+    WebhookConfig: WebhookChannel,
+    EmailConfig: EmailChannel,
+    LogConfig: LogChannel,
+}
+
+
+def build_channel(
+    name: str, config: SlackConfig | WebhookConfig | EmailConfig | LogConfig
+) -> Channel:
+    """The channel object for one entry of the pipeline file's `channels:`."""
+    return _CLASSES[type(config)](name, config)
+
+
+__all__ = [
+    "Channel",
+    "ChannelConfig",
+    "ChannelError",
+    "build_channel",
+]

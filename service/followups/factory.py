@@ -1,0 +1,80 @@
+"""Building the follow-ups from their collaborators: the one way, used by every process and by
+the tests that run follow-ups in-process."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import redis as redis_lib
+
+from service import defaults
+from service.followups.actions.dispatcher import ActionDispatcher
+from service.followups.actions.ledger import Ledger
+from service.followups.actions.performer import Performer, Starter
+from service.followups.alerts.deliveries import FailedDeliveries
+from service.followups.alerts.history import NotebookHistory
+from service.followups.alerts.notifier import AlertNotifier, NotebookNames
+from service.followups.alerts.state import Alerts
+from service.followups.channels.delivery import DEFAULT_CHANNEL_POLICY, RetryPolicy
+from service.followups.facade import Followups
+from service.followups.pipeline_file.registry import PipelineRegistry
+from service.followups.pipelines.coordinator import RunCoordinator
+from service.followups.pipelines.runs import RunStore
+from service.followups.rules import RulesEngine
+from service.losant import LosantClient
+
+
+def build_followups(
+    redis: redis_lib.Redis,
+    registry: PipelineRegistry,
+    *,
+    losant: Callable[[], LosantClient],
+    application_id: str,
+    start: Starter,
+    enqueue: Callable[[str, str], None],
+    ttl: int,
+    known_name: NotebookNames = lambda application_id, notebook_id: None,
+    action_lease: float = defaults.ACTION_LEASE,
+    channel_policy: RetryPolicy = DEFAULT_CHANNEL_POLICY,
+    clock: Callable[[], float] = time.time,
+) -> Followups:
+    """Follow-ups on `redis` (decoding responses) for the pipeline file of `registry`.
+
+    `start` starts an execution, `enqueue(kind, key)` hands an action to a worker, `ttl` is the
+    retention in seconds, and `known_name(application, notebook)` is a notebook's name as last
+    seen through the API (the pipeline file's names fill in).
+    """
+
+    def notebook_name(application: str, notebook_id: str) -> str | None:
+        known = known_name(application, notebook_id)
+        loaded = None if known else registry.current()
+        return known or (loaded.notebook_name(notebook_id) if loaded else None)
+
+    ledger = Ledger(redis, ttl=ttl, lease=action_lease, clock=clock)
+    failed_deliveries = FailedDeliveries(redis, ttl=ttl, clock=clock)
+    performer = Performer(
+        ledger=ledger,
+        losant=losant,
+        application_id=application_id,
+        start=start,
+        pipeline_file=lambda: (loaded := registry.current()) and loaded.file,
+        failed_deliveries=failed_deliveries,
+        channel_policy=channel_policy,
+    )
+    actions = ActionDispatcher(ledger, performer, enqueue, clock=clock)
+    runs = RunStore(redis, ttl=ttl, clock=clock)
+    alerts = Alerts(redis, ttl=ttl, clock=clock)
+    notifier = AlertNotifier(
+        alerts, NotebookHistory(redis, ttl=ttl), actions, notebook_name, clock=clock
+    )
+    return Followups(
+        registry,
+        runs,
+        RunCoordinator(runs, actions, registry, clock=clock),
+        RulesEngine(actions, notifier, notebook_name, clock=clock),
+        actions,
+        alerts,
+        notifier,
+        failed_deliveries,
+    )
