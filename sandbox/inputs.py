@@ -29,8 +29,8 @@ import jinja2
 import requests
 from jinja2.sandbox import SandboxedEnvironment
 
-from sandbox import sample_data
-from service import __version__, defaults
+from sandbox import defaults, sample_data
+from service import __version__
 from service.config import OBJECT_ID
 from service.errors import NbrelayError
 
@@ -101,9 +101,9 @@ def parse_context(template_context: str | None) -> Any:
     if template_context is None or not template_context.strip():
         return {}
     size = len(template_context.encode())
-    if size > defaults.SANDBOX_CONTEXT_MAX_BYTES:
+    if size > defaults.CONTEXT_MAX_BYTES:
         raise InputError(
-            f"templateContext is {size} bytes; the limit is {defaults.SANDBOX_CONTEXT_MAX_BYTES}"
+            f"templateContext is {size} bytes; the limit is {defaults.CONTEXT_MAX_BYTES}"
         )
     try:
         return json.loads(template_context)
@@ -197,7 +197,7 @@ def _external_url(spec: dict[str, Any], target: Path, sources: _Sources) -> None
         with requests.get(
             url,
             stream=True,
-            timeout=(defaults.SANDBOX_INPUT_CONNECT_TIMEOUT, defaults.SANDBOX_INPUT_READ_TIMEOUT),
+            timeout=(defaults.INPUT_CONNECT_TIMEOUT, defaults.INPUT_READ_TIMEOUT),
             headers={"User-Agent": f"nbrelay-sandbox/{__version__}"},
         ) as response:
             if response.status_code >= 400:

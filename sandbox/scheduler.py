@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sandbox import clock
+from sandbox import clock, defaults
 from sandbox.behaviours import Behaviour
 from sandbox.downloads import UrlSigner, file_entry
 from sandbox.layout import DataLayout
@@ -169,7 +169,7 @@ class Scheduler:
             log.exception("scheduler step %s failed", step.__name__)
 
     def _wait_time(self) -> float:
-        waits = [1.0]
+        waits = [defaults.IDLE_WAIT]
         if self._timers:
             waits.append(self._timers[0].due - time.monotonic())
         if any(run.handle is not None for run in self._running.values()):

@@ -29,6 +29,7 @@ from typing import Any
 
 import requests
 
+from sandbox import defaults as sandbox_defaults
 from service import defaults
 from service.config import DEPLOYMENT_REQUIRED, Settings
 from service.embedded_redis import EmbeddedRedis
@@ -51,7 +52,7 @@ class Interrupted(Exception):
 class UpOptions:
     host: str = defaults.HOST
     port: int = defaults.PORT
-    sandbox_port: int = defaults.SANDBOX_PORT
+    sandbox_port: int = sandbox_defaults.PORT
     workers: int = defaults.UP_WORKERS
     data_dir: Path = Path(defaults.DATA_DIR)
 

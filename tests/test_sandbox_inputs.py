@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from sandbox import defaults
 from sandbox.inputs import InputError, materialize_inputs
-from service import defaults
 from service.processes import free_port
 from tests.support.http_server import Reply
 
@@ -68,7 +68,7 @@ def test_a_context_that_is_not_json_is_refused(dirs):
 
 
 def test_a_context_over_32_kb_is_refused(dirs):
-    big = json.dumps({"blob": "x" * defaults.SANDBOX_CONTEXT_MAX_BYTES})
+    big = json.dumps({"blob": "x" * defaults.CONTEXT_MAX_BYTES})
     with pytest.raises(InputError, match="limit is 32768"):
         materialize(dirs, [], big)
 
@@ -208,7 +208,7 @@ def test_generated_device_data_spans_the_time_window(dirs):
     assert max(stamps) == ms(QUERY_TIME - timedelta(hours=1))
     assert stamps == sorted(stamps)
     assert {r["ID"] for r in rows} == {DEVICE_ID}
-    assert len(rows) == defaults.SANDBOX_SAMPLE_POINTS
+    assert len(rows) == defaults.SAMPLE_POINTS
     assert all(0 < float(r["temperature"]) < 100 for r in rows)
 
 
