@@ -24,5 +24,5 @@ RUN_OVERHEAD = 120.0  # seconds beyond maxAllowedRunMinutes for inputs, kernel s
 # artefacts, after which the engine kills a runner that has not finished by itself
 INPUT_CONNECT_TIMEOUT = 5.0  # seconds; externalUrl inputs
 INPUT_READ_TIMEOUT = 30.0  # seconds; externalUrl inputs
-CONTEXT_MAX_BYTES = 32 * 1024  # templateContext limit, as Losant documents it
+CONTEXT_MAX_LENGTH = 32767  # characters; templateContext limit, as Losant documents it
 SAMPLE_POINTS = 48  # rows per device in generated time-series inputs

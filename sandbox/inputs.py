@@ -97,13 +97,13 @@ def materialize_inputs(
 
 
 def parse_context(template_context: str | None) -> Any:
-    """The templateContext as JSON (`{}` when none), within Losant's 32 KB limit."""
+    """The templateContext as JSON (`{}` when none), within Losant's limit on its length."""
     if template_context is None or not template_context.strip():
         return {}
-    size = len(template_context.encode())
-    if size > defaults.CONTEXT_MAX_BYTES:
+    if len(template_context) > defaults.CONTEXT_MAX_LENGTH:
         raise InputError(
-            f"templateContext is {size} bytes; the limit is {defaults.CONTEXT_MAX_BYTES}"
+            f"templateContext is {len(template_context)} characters long; "
+            f"the limit is {defaults.CONTEXT_MAX_LENGTH}"
         )
     try:
         return json.loads(template_context)

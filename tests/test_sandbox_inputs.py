@@ -67,10 +67,16 @@ def test_a_context_that_is_not_json_is_refused(dirs):
         materialize(dirs, [], "{site: north}")
 
 
-def test_a_context_over_32_kb_is_refused(dirs):
-    big = json.dumps({"blob": "x" * defaults.CONTEXT_MAX_BYTES})
-    with pytest.raises(InputError, match="limit is 32768"):
-        materialize(dirs, [], big)
+def test_a_context_of_up_to_32767_characters_is_accepted_whatever_its_bytes(dirs):
+    assert defaults.CONTEXT_MAX_LENGTH == 32767
+    blob = "é" * (defaults.CONTEXT_MAX_LENGTH - len('{"blob": ""}'))
+    longest = json.dumps({"blob": blob}, ensure_ascii=False)
+    assert len(longest) == 32767 and len(longest.encode()) > 32767
+    materialize(dirs, [], longest)
+    assert json.loads((dirs["input"] / "context.json").read_text()) == {"blob": blob}
+    too_long = json.dumps({"blob": blob + "é"}, ensure_ascii=False)
+    with pytest.raises(InputError, match="is 32768 characters long; the limit is 32767"):
+        materialize(dirs, [], too_long)
 
 
 # externalUrl
