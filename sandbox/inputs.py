@@ -30,9 +30,9 @@ import requests
 from jinja2.sandbox import SandboxedEnvironment
 
 from sandbox import defaults, sample_data
+from sandbox.errors import InputError
 from service import __version__
 from service.config import OBJECT_ID
-from service.errors import NbrelayError
 
 CONTEXT_FILE = "context.json"
 FILE_NAME = re.compile(r"^(?!\.{1,2}$)[0-9a-zA-Z_.-]{1,255}$")
@@ -52,12 +52,6 @@ REQUIRED = {
     "externalUrl": ("sourceUrl",),
     "applicationFile": ("filePath",),
 }
-
-
-class InputError(NbrelayError):
-    """An input could not be materialised; the run ends `errored` with this message."""
-
-    name = "InputError"
 
 
 @dataclass(frozen=True)

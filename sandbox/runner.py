@@ -26,7 +26,8 @@ from nbformat import NotebookNode
 
 from sandbox import artifacts, defaults
 from sandbox.engine import RunSpec, Status
-from sandbox.inputs import InputError, materialize_inputs
+from sandbox.errors import InputError
+from sandbox.inputs import materialize_inputs
 from sandbox.workdir import WorkDir
 
 MIN_CELL_TIMEOUT = 0.001  # seconds; nbclient treats 0 as "no timeout"

@@ -15,8 +15,8 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from sandbox import defaults
 from sandbox.app import create_app
+from sandbox.errors import ListenError
 from sandbox.services import SandboxSettings, Services
-from service.errors import NbrelayError
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -36,7 +36,7 @@ def _listen(host: str, port: int) -> socket.socket:
         listener.listen(128)
     except OSError as exc:
         listener.close()
-        raise NbrelayError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     return listener
 
 

@@ -10,6 +10,8 @@ from types import FrameType
 import click
 
 from sandbox import defaults
+from sandbox.errors import SandboxError
+from service.errors import NbrelayError
 
 
 @click.command("sandbox")
@@ -62,15 +64,18 @@ def sandbox(
         raise click.BadParameter(
             "must be non-empty and contain no white space", param_hint="--token"
         )
-    server = SandboxServer(
-        data_dir,
-        host=host,
-        port=port,
-        token=token,
-        max_run_minutes=max_run_minutes,
-        parallel_runs=parallel,
-        public_url=public_url,
-    )
+    try:
+        server = SandboxServer(
+            data_dir,
+            host=host,
+            port=port,
+            token=token,
+            max_run_minutes=max_run_minutes,
+            parallel_runs=parallel,
+            public_url=public_url,
+        )
+    except SandboxError as exc:
+        raise NbrelayError(str(exc)) from None
     signal.signal(signal.SIGTERM, _interrupt)
     click.echo(f"nbrelay sandbox listening on {server.url} (data in {data_dir})")
     if server.token_generated:
