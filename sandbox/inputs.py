@@ -29,10 +29,8 @@ import jinja2
 import requests
 from jinja2.sandbox import SandboxedEnvironment
 
-from sandbox import defaults, sample_data
+from sandbox import __version__, defaults, ids, sample_data
 from sandbox.errors import InputError
-from service import __version__
-from service.config import OBJECT_ID
 
 CONTEXT_FILE = "context.json"
 FILE_NAME = re.compile(r"^(?!\.{1,2}$)[0-9a-zA-Z_.-]{1,255}$")
@@ -162,7 +160,7 @@ def _resolve(raw: dict, render: Callable[[str, str], str], position: int) -> dic
 
 
 def _object_id(value: str, label: str) -> str:
-    if not OBJECT_ID.match(value):
+    if not ids.is_object_id(value):
         raise InputError(f"{label}: {value!r} is not a 24-character hexadecimal id")
     return value
 
