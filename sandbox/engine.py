@@ -96,7 +96,7 @@ class RunOutcome:
 
 
 class RunHandle:
-    """A running execution. Thread-safe: the API and a scheduler may poll and cancel at once."""
+    """A running execution. Thread-safe: the API and the run loop may poll and cancel at once."""
 
     def __init__(self, spec: RunSpec, process: subprocess.Popen, workdir: WorkDir) -> None:
         self.pid = process.pid

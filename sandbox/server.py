@@ -1,4 +1,4 @@
-"""`SandboxServer`: the sandbox as one process, a threaded WSGI server plus the scheduler thread.
+"""`SandboxServer`: the sandbox as one process, a threaded WSGI server plus the run loop thread.
 
 Used by `nbrelay sandbox` (which serves in the foreground until SIGTERM or Ctrl-C) and by Python
 code that wants a sandbox in the background (`start()` / `stop()`, or a `with` block).

@@ -1,6 +1,6 @@
 """The sandbox's durable state: applications, notebooks, executions and export jobs in SQLite.
 
-One connection in WAL mode, shared by the request threads and the scheduler thread behind a lock:
+One connection in WAL mode, shared by the request threads and the run loop thread behind a lock:
 SQLite serialises writers anyway, and one lock makes every read-modify-write (a status
 transition, a notebook patch) atomic without retry loops. Records are kept as the JSON documents
 the API returns, beside the few columns that queries sort and filter on.
