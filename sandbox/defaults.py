@@ -26,3 +26,7 @@ INPUT_CONNECT_TIMEOUT = 5.0  # seconds; externalUrl inputs
 INPUT_READ_TIMEOUT = 30.0  # seconds; externalUrl inputs
 CONTEXT_MAX_LENGTH = 32767  # characters; templateContext limit, as Losant documents it
 SAMPLE_POINTS = 48  # rows per device in generated time-series inputs
+
+# SandboxClient (client.py)
+CLIENT_CONNECT_TIMEOUT = 5.0  # seconds
+CLIENT_READ_TIMEOUT = 30.0  # seconds

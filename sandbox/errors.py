@@ -1,8 +1,9 @@
 """The sandbox's exceptions: one hierarchy under `SandboxError`, so callers can catch broadly.
 
 `ApiError` and its subclasses are the errors the API answers with, in Losant's form
-`{"type", "message"}` (`sandbox.app` renders them). No web framework is imported here: the runner
-process raises `InputError` and never serves HTTP.
+`{"type", "message"}`: `sandbox.app` renders them, and `SandboxClient` raises them again from the
+answers it gets, so a caller catches the same `NotFound` on either side. No web framework is
+imported here: the runner process raises `InputError` and never serves HTTP.
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ class SandboxError(Exception):
 
 class ListenError(SandboxError):
     """The server cannot take its address (the port is in use, the host is not local)."""
+
+
+class Unavailable(SandboxError):
+    """`SandboxClient` could not reach the sandbox, or it did not answer in time."""
 
 
 class InputError(SandboxError):
