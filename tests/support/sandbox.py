@@ -1,8 +1,8 @@
 """A real `nbrelay sandbox` process for tests, with helpers that speak its API.
 
 `SandboxProcess` starts the command on a free port with its own data folder and a known token,
-waits until it answers and stops it with SIGTERM. The helpers wrap the Losant routes and the
-sandbox-only `/_sandbox/` routes so tests read as what they do.
+waits until it answers and stops it with SIGTERM. The helpers wrap the Losant routes, and the
+sandbox-only `/_sandbox/` routes through `SandboxClient`, so tests read as what they do.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 
 import requests
 
+from sandbox.client import SandboxClient
 from service.processes import free_port, wait_until
 
 TERMINAL_STATUSES = frozenset({"completed", "errored", "timeout", "canceled"})
@@ -53,6 +54,7 @@ class SandboxProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.http = requests.Session()
         self.http.headers["Authorization"] = f"Bearer {self.token}"
+        self.client = SandboxClient(self.url, self.token)
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
 
@@ -85,7 +87,7 @@ class SandboxProcess:
     def _answers(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
             raise RuntimeError(f"the sandbox exited with {self.process.returncode}: {self.log()}")
-        return requests.get(f"{self.url}/_sandbox/health", timeout=1).ok
+        return bool(self.client.health(timeout=1))
 
     def stop(self, timeout: float = 20.0) -> int:
         """SIGTERM and wait; returns the exit status."""
@@ -141,24 +143,18 @@ class SandboxProcess:
     def create_application(self, name: str | None = None, **settings: Any) -> str:
         """A new application (or an update of `id=...`); settings: maxAllowedRunMinutes,
         parallelRuns. Returns its id."""
-        body = {"name": name or f"app-{uuid.uuid4().hex[:8]}", **settings}
-        response = self.request("POST", "/_sandbox/applications", json=body)
-        if response.status_code not in (200, 201):
-            raise AssertionError(f"create_application: {response.status_code} {response.text}")
-        return response.json()["id"]
+        return self.client.create_application(name, **settings)
 
     def set_behaviour(self, application_id: str, notebook_id: str, **behaviour: Any) -> dict:
         """Script a notebook: status, durationSeconds, logsLatencySeconds, dropCallbacks,
         duplicateCallbacks, serverErrors (see Contract 2)."""
-        path = "/_sandbox" + _notebook_path(application_id, notebook_id, "/behaviour")
-        return self.call("PUT", path, json=behaviour)
+        return self.client.set_behaviour(application_id, notebook_id, **behaviour)
 
     def clear_behaviour(self, application_id: str, notebook_id: str) -> dict:
-        path = "/_sandbox" + _notebook_path(application_id, notebook_id, "/behaviour")
-        return self.call("DELETE", path)
+        return self.client.clear_behaviour(application_id, notebook_id)
 
     def stats(self, application_id: str, notebook_id: str) -> dict:
-        return self.call("GET", "/_sandbox" + _notebook_path(application_id, notebook_id, "/stats"))
+        return self.client.stats(application_id, notebook_id)
 
     # Losant routes
 
