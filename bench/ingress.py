@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import secrets
 import statistics
 import tempfile
 import threading
@@ -25,12 +27,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
+from redis import Redis
 
+from sandbox.client import SandboxClient
 from service import keys
+from service.events import tokens
+from service.losant import LosantClient
+from service.runtime.deployment import Deployment, sandbox_child
 from service.runtime.embedded_redis import EmbeddedRedis
-from service.runtime.processes import wait_until
-from tests.support.sandbox import SandboxApp, SandboxProcess
-from tests.support.stack import ServiceStack
+from service.runtime.processes import free_port, wait_until
+from service.runtime.supervisor import stop_together
 
 CALLBACK_BODY = json.dumps({"success": True, "notebook": {"name": "bench"}, "execution": {}})
 
@@ -78,26 +84,44 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         redis_server = EmbeddedRedis(root / "redis").start()
-        sandbox = SandboxProcess(root / "sandbox").start()
-        stack = None
+        sandbox_port, token = free_port(), secrets.token_urlsafe(16)
+        sandbox = sandbox_child(sandbox_port, root / "sandbox", token, os.environ).start()
+        sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+        control = SandboxClient(sandbox_url, token)
+        children = [sandbox]
         try:
-            app = SandboxApp(sandbox.create_application("bench"), sandbox)
-            notebook = app.create_notebook("bench")
-            app.set_behaviour(notebook["id"], status="completed", durationSeconds=0.01)
-            stack = ServiceStack(
-                redis_server.url, sandbox.url, sandbox.token, app.id, root / "stack"
-            ).start()
-            callback_url = stack.callback_url(notebook["id"])
+            wait_until(lambda: control.health(timeout=1), 30, "the sandbox")
+            app = control.create_application("bench")
+            with LosantClient(sandbox_url, token) as losant:
+                notebook = losant.create_notebook(app, {"name": "bench"}).id
+            control.set_behaviour(app, notebook, status="completed", durationSeconds=0.01)
+            secret, port = secrets.token_urlsafe(24), free_port()
+            env = {
+                **os.environ,
+                "NBRELAY_REDIS_URL": redis_server.url,
+                "LOSANT_API_URL": sandbox_url,
+                "LOSANT_API_TOKEN": token,
+                "LOSANT_APPLICATION_ID": app,
+                "NBRELAY_PUBLIC_URL": f"http://127.0.0.1:{port}",
+                "NBRELAY_SECRET": secret,
+                "NBRELAY_API_TOKEN": secrets.token_urlsafe(24),
+                "WEB_CONCURRENCY": "2",
+            }
+            deployment = Deployment(env, port=port, log_dir=root)
+            children += [c.start() for c in (deployment.web(), deployment.worker())]
+            children.append(deployment.scheduler().start())
+            wait_until(deployment.ready, 30, "nbrelay web")
+            callback_url = tokens.callback_url(deployment.url, tokens.sign(secret, app, notebook))
 
-            baseline = load("GET", f"{stack.url}/healthz", args.requests, args.threads)
+            baseline = load("GET", f"{deployment.url}/healthz", args.requests, args.threads)
             ingress = load("POST", callback_url, args.requests, args.threads, CALLBACK_BODY)
-            redis = stack.components().redis
+            redis = Redis.from_url(redis_server.url)
             wait_until(lambda: redis.zcard(keys.dirty_notebooks()) == 0, 60, "syncs to drain")
-            logs_reads = app.stats(notebook["id"])["requests"].get("logs", 0)
+            redis.close()
+            logs_reads = control.stats(app, notebook)["requests"].get("logs", 0)
         finally:
-            if stack is not None:
-                stack.stop()
-            sandbox.stop()
+            control.close()
+            stop_together(children, timeout=30)
             redis_server.stop()
 
     print(f"{args.requests} requests per row, {args.threads} client threads, same machine\n")

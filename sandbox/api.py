@@ -231,7 +231,7 @@ def delete_notebook() -> ResponseReturnValue:
     services = _services()
     execution_ids = services.storage.delete_notebook(doc["id"])
     services.behaviours.clear(doc["id"])
-    services.scheduler.discard_notebook(doc["id"], execution_ids)
+    services.runs.discard_notebook(doc["id"], execution_ids)
     shutil.rmtree(services.layout.notebook_dir(doc["id"]), ignore_errors=True)
     shutil.rmtree(services.layout.notebook_exports(doc["id"]), ignore_errors=True)
     return jsonify({"success": True})
@@ -308,7 +308,7 @@ def execute() -> ResponseReturnValue:
     row = services.storage.get_execution(execution_id)
     assert row is not None
     behaviour = services.behaviours.get(notebook["id"])
-    services.scheduler.submit(row, behaviour if behaviour.scripted else None)
+    services.runs.submit(row, behaviour if behaviour.scripted else None)
     return jsonify({"success": True, "executionId": execution_id})
 
 
@@ -336,7 +336,7 @@ def _cancel(valid: ValidRequest) -> ResponseReturnValue:
         raise NotFound("Execution was not found")
     if row.status not in TERMINAL_STATUSES:
         services.storage.transition(execution_id, ["queued", "inProgress"], {"status": "canceling"})
-        services.scheduler.cancel(execution_id)
+        services.runs.cancel(execution_id)
     return jsonify({"success": True})
 
 

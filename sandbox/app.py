@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import hmac
+import logging
 
-from flask import Flask, request
+from flask import Flask, Response, jsonify, request
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
 
-from sandbox import api, control, downloads, errors
-from sandbox.errors import Unauthorized
+from sandbox import api, control, downloads
+from sandbox.errors import (
+    ApiError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    ValidationFailed,
+)
 from sandbox.services import Services
+
+log = logging.getLogger(__name__)
 
 OPEN_ENDPOINTS = frozenset({"downloads.download", "control.health"})
 
@@ -32,8 +44,45 @@ def create_app(services: Services) -> Flask:
         if not hmac.compare_digest(given, expected):
             raise Unauthorized("A valid bearer token is required")
 
-    errors.register(app)
+    _register_error_handlers(app)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(control.blueprint)
     app.register_blueprint(downloads.blueprint)
     return app
+
+
+def _error_response(error: ApiError) -> Response:
+    response = jsonify({"type": error.type, "message": error.message})
+    response.status_code = error.status
+    return response
+
+
+def _register_error_handlers(app: Flask) -> None:
+    """Every failure, including routing and size errors raised by werkzeug, becomes JSON."""
+
+    @app.errorhandler(ApiError)
+    def api_error(error: ApiError) -> ResponseReturnValue:
+        return _error_response(error)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> ResponseReturnValue:
+        if error.code == 405:
+            response = _error_response(MethodNotAllowed(f"{request.method} is not allowed"))
+            response.headers["Allow"] = ", ".join(error.valid_methods or ())
+            return response
+        if error.code == 404:
+            return _error_response(NotFound(f"Path {request.path} was not found"))
+        if error.code == 413:
+            return _error_response(PayloadTooLarge("Request entity too large"))
+        if error.code == 400:
+            return _error_response(ValidationFailed(error.description or "Malformed request"))
+        if error.code is not None and 400 <= error.code < 500:
+            name = error.name.replace(" ", "")
+            return _error_response(ApiError(error.description or error.name, error.code, name))
+        log.error("HTTP error %s on %s %s", error.code, request.method, request.path)
+        return _error_response(ApiError("Internal server error"))
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception) -> ResponseReturnValue:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return _error_response(ApiError("Internal server error"))

@@ -1,6 +1,6 @@
 """Callback delivery: POST a JSON body to a run's `callbackUrl` from a small thread pool.
 
-Delivery never blocks the scheduler and never fails a run: each copy is tried a few times with a
+Delivery never blocks the run loop and never fails a run: each copy is tried a few times with a
 short timeout and exponential backoff (on connection errors, timeouts, 429 and 5xx), then given
 up and logged. Losant documents nothing about these callbacks, so the sandbox sends the shape of
 its Notebook Trigger payload, `{"success", "notebook", "execution"}`.

@@ -5,7 +5,7 @@ in a new session. The runner materialises the inputs, executes the notebook in a
 writes the artefacts and records each phase in the work directory's state file
 (`sandbox.workdir`). The `RunHandle` only reads that file and polls the process, so a hung kernel
 or runner can never hold up the caller; it kills the whole process tree on `cancel()` or when the
-runner overruns its time limit by more than `SANDBOX_RUN_OVERHEAD`.
+runner overruns its time limit by more than `defaults.RUN_OVERHEAD`.
 """
 
 from __future__ import annotations
@@ -24,9 +24,8 @@ from typing import Any, Literal
 
 import psutil
 
-from sandbox import artifacts
+from sandbox import artifacts, defaults
 from sandbox.workdir import WorkDir
-from service import defaults
 
 Status = Literal["completed", "errored", "timeout", "canceled"]
 PHASES = ("started_at", "inputs_completed_at", "notebook_completed_at", "outputs_completed_at")
@@ -97,16 +96,14 @@ class RunOutcome:
 
 
 class RunHandle:
-    """A running execution. Thread-safe: the API and a scheduler may poll and cancel at once."""
+    """A running execution. Thread-safe: the API and the run loop may poll and cancel at once."""
 
     def __init__(self, spec: RunSpec, process: subprocess.Popen, workdir: WorkDir) -> None:
         self.pid = process.pid
         self._spec = spec
         self._process = process
         self._workdir = workdir
-        self._kill_after = (
-            time.monotonic() + spec.max_run_minutes * 60 + defaults.SANDBOX_RUN_OVERHEAD
-        )
+        self._kill_after = time.monotonic() + spec.max_run_minutes * 60 + defaults.RUN_OVERHEAD
         self._lock = threading.Lock()
         self._canceled = False
         self._overran = False
@@ -171,7 +168,7 @@ class RunHandle:
         if self._overran:
             message = (
                 f"The run exceeded its time limit of {self._spec.max_run_minutes:g} minutes "
-                f"(plus {defaults.SANDBOX_RUN_OVERHEAD:g} s for inputs and start-up) and was "
+                f"(plus {defaults.RUN_OVERHEAD:g} s for inputs and start-up) and was "
                 "stopped."
             )
             return self._failure(state, "timeout", "TimeoutError", message)

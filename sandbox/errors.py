@@ -1,17 +1,33 @@
-"""Errors in Losant's form, `{"type", "message"}`, and the Flask handlers that render them."""
+"""The sandbox's exceptions: one hierarchy under `SandboxError`, so callers can catch broadly.
+
+`ApiError` and its subclasses are the errors the API answers with, in Losant's form
+`{"type", "message"}`: `sandbox.app` renders them, and `SandboxClient` raises them again from the
+answers it gets, so a caller catches the same `NotFound` on either side. No web framework is
+imported here: the runner process raises `InputError` and never serves HTTP.
+"""
 
 from __future__ import annotations
 
-import logging
 
-from flask import Flask, Response, jsonify, request
-from flask.typing import ResponseReturnValue
-from werkzeug.exceptions import HTTPException
-
-log = logging.getLogger(__name__)
+class SandboxError(Exception):
+    """A failure of the sandbox that one line explains."""
 
 
-class ApiError(Exception):
+class ListenError(SandboxError):
+    """The server cannot take its address (the port is in use, the host is not local)."""
+
+
+class Unavailable(SandboxError):
+    """`SandboxClient` could not reach the sandbox, or it did not answer in time."""
+
+
+class InputError(SandboxError):
+    """An input could not be materialised; the run ends `errored` with this message."""
+
+    name = "InputError"
+
+
+class ApiError(SandboxError):
     """An error the API answers with: a status code, Losant's error type and a message."""
 
     status = 500
@@ -56,40 +72,3 @@ class ScriptedServerError(ApiError):
 
     status = 500
     type = "InternalServerError"
-
-
-def error_response(error: ApiError) -> Response:
-    response = jsonify({"type": error.type, "message": error.message})
-    response.status_code = error.status
-    return response
-
-
-def register(app: Flask) -> None:
-    """Every failure, including routing and size errors raised by werkzeug, becomes JSON."""
-
-    @app.errorhandler(ApiError)
-    def api_error(error: ApiError) -> ResponseReturnValue:
-        return error_response(error)
-
-    @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException) -> ResponseReturnValue:
-        if error.code == 405:
-            response = error_response(MethodNotAllowed(f"{request.method} is not allowed"))
-            response.headers["Allow"] = ", ".join(error.valid_methods or ())
-            return response
-        if error.code == 404:
-            return error_response(NotFound(f"Path {request.path} was not found"))
-        if error.code == 413:
-            return error_response(PayloadTooLarge("Request entity too large"))
-        if error.code == 400:
-            return error_response(ValidationFailed(error.description or "Malformed request"))
-        if error.code is not None and 400 <= error.code < 500:
-            name = error.name.replace(" ", "")
-            return error_response(ApiError(error.description or error.name, error.code, name))
-        log.error("HTTP error %s on %s %s", error.code, request.method, request.path)
-        return error_response(ApiError("Internal server error"))
-
-    @app.errorhandler(Exception)
-    def unexpected(error: Exception) -> ResponseReturnValue:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(ApiError("Internal server error"))

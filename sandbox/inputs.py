@@ -29,10 +29,8 @@ import jinja2
 import requests
 from jinja2.sandbox import SandboxedEnvironment
 
-from sandbox import sample_data
-from service import __version__, defaults
-from service.config import OBJECT_ID
-from service.errors import NbrelayError
+from sandbox import __version__, defaults, ids, sample_data
+from sandbox.errors import InputError
 
 CONTEXT_FILE = "context.json"
 FILE_NAME = re.compile(r"^(?!\.{1,2}$)[0-9a-zA-Z_.-]{1,255}$")
@@ -52,12 +50,6 @@ REQUIRED = {
     "externalUrl": ("sourceUrl",),
     "applicationFile": ("filePath",),
 }
-
-
-class InputError(NbrelayError):
-    """An input could not be materialised; the run ends `errored` with this message."""
-
-    name = "InputError"
 
 
 @dataclass(frozen=True)
@@ -97,13 +89,13 @@ def materialize_inputs(
 
 
 def parse_context(template_context: str | None) -> Any:
-    """The templateContext as JSON (`{}` when none), within Losant's 32 KB limit."""
+    """The templateContext as JSON (`{}` when none), within Losant's limit on its length."""
     if template_context is None or not template_context.strip():
         return {}
-    size = len(template_context.encode())
-    if size > defaults.SANDBOX_CONTEXT_MAX_BYTES:
+    if len(template_context) > defaults.CONTEXT_MAX_LENGTH:
         raise InputError(
-            f"templateContext is {size} bytes; the limit is {defaults.SANDBOX_CONTEXT_MAX_BYTES}"
+            f"templateContext is {len(template_context)} characters long; "
+            f"the limit is {defaults.CONTEXT_MAX_LENGTH}"
         )
     try:
         return json.loads(template_context)
@@ -168,7 +160,7 @@ def _resolve(raw: dict, render: Callable[[str, str], str], position: int) -> dic
 
 
 def _object_id(value: str, label: str) -> str:
-    if not OBJECT_ID.match(value):
+    if not ids.is_object_id(value):
         raise InputError(f"{label}: {value!r} is not a 24-character hexadecimal id")
     return value
 
@@ -197,7 +189,7 @@ def _external_url(spec: dict[str, Any], target: Path, sources: _Sources) -> None
         with requests.get(
             url,
             stream=True,
-            timeout=(defaults.SANDBOX_INPUT_CONNECT_TIMEOUT, defaults.SANDBOX_INPUT_READ_TIMEOUT),
+            timeout=(defaults.INPUT_CONNECT_TIMEOUT, defaults.INPUT_READ_TIMEOUT),
             headers={"User-Agent": f"nbrelay-sandbox/{__version__}"},
         ) as response:
             if response.status_code >= 400:

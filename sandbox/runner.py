@@ -24,11 +24,11 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
 
-from sandbox import artifacts
+from sandbox import artifacts, defaults
 from sandbox.engine import RunSpec, Status
-from sandbox.inputs import InputError, materialize_inputs
+from sandbox.errors import InputError
+from sandbox.inputs import materialize_inputs
 from sandbox.workdir import WorkDir
-from service import defaults
 
 MIN_CELL_TIMEOUT = 0.001  # seconds; nbclient treats 0 as "no timeout"
 
@@ -134,13 +134,13 @@ async def _run_notebook(
     # Only ipykernel's own spec for this interpreter: never a user-installed "python3" that may
     # point at another Python, and nothing to install into the environment first.
     kernel_manager = AsyncKernelManager(
-        kernel_name=defaults.SANDBOX_KERNEL_NAME,
+        kernel_name=defaults.KERNEL_NAME,
         kernel_spec_manager=KernelSpecManager(kernel_dirs=[]),
     )
     client = NotebookClient(
         notebook,
         km=kernel_manager,
-        startup_timeout=int(defaults.SANDBOX_KERNEL_START_TIMEOUT),
+        startup_timeout=int(defaults.KERNEL_START_TIMEOUT),
         allow_errors=False,
     )
     try:

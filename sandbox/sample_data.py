@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from service import defaults
+from sandbox import defaults
 
 DEFAULT_ATTRIBUTES = ("temperature", "humidity", "battery")
 SAMPLE_DEVICE_COUNT = 3
@@ -180,7 +180,7 @@ def _devices(spec: dict[str, Any], rng: random.Random) -> list[Device]:
 def _sample_times(start: datetime, end: datetime) -> list[datetime]:
     if end <= start:
         return [start]
-    points = defaults.SANDBOX_SAMPLE_POINTS
+    points = defaults.SAMPLE_POINTS
     step = (end - start) / (points - 1)
     return [start + step * i for i in range(points - 1)] + [end]
 

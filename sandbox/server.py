@@ -1,4 +1,4 @@
-"""`SandboxServer`: the sandbox as one process, a threaded WSGI server plus the scheduler thread.
+"""`SandboxServer`: the sandbox as one process, a threaded WSGI server plus the run loop thread.
 
 Used by `nbrelay sandbox` (which serves in the foreground until SIGTERM or Ctrl-C) and by Python
 code that wants a sandbox in the background (`start()` / `stop()`, or a `with` block).
@@ -13,10 +13,10 @@ from pathlib import Path
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from sandbox import defaults
 from sandbox.app import create_app
+from sandbox.errors import ListenError
 from sandbox.services import SandboxSettings, Services
-from service import defaults
-from service.errors import NbrelayError
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -36,7 +36,7 @@ def _listen(host: str, port: int) -> socket.socket:
         listener.listen(128)
     except OSError as exc:
         listener.close()
-        raise NbrelayError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     return listener
 
 
@@ -45,11 +45,11 @@ class SandboxServer:
         self,
         data_dir: Path,
         *,
-        host: str = defaults.SANDBOX_HOST,
-        port: int = defaults.SANDBOX_PORT,
+        host: str = defaults.HOST,
+        port: int = defaults.PORT,
         token: str | None = None,
-        max_run_minutes: float = defaults.SANDBOX_MAX_RUN_MINUTES,
-        parallel_runs: int = defaults.SANDBOX_PARALLEL_RUNS,
+        max_run_minutes: float = defaults.MAX_RUN_MINUTES,
+        parallel_runs: int = defaults.PARALLEL_RUNS,
         public_url: str | None = None,
     ) -> None:
         self.token_generated = token is None
@@ -65,14 +65,14 @@ class SandboxServer:
             base_url=(public_url or self.url).rstrip("/"),
             max_run_minutes=max_run_minutes,
             parallel_runs=parallel_runs,
-            json_body_limit=defaults.SANDBOX_JSON_BODY_LIMIT,
-            upload_limit=defaults.SANDBOX_UPLOAD_LIMIT,
-            callback_workers=defaults.SANDBOX_CALLBACK_WORKERS,
-            callback_timeout=defaults.SANDBOX_CALLBACK_TIMEOUT,
-            callback_attempts=defaults.SANDBOX_CALLBACK_ATTEMPTS,
-            callback_backoff=defaults.SANDBOX_CALLBACK_BACKOFF,
-            poll_interval=defaults.SANDBOX_POLL_INTERVAL,
-            stop_timeout=defaults.SANDBOX_STOP_TIMEOUT,
+            json_body_limit=defaults.JSON_BODY_LIMIT,
+            upload_limit=defaults.UPLOAD_LIMIT,
+            callback_workers=defaults.CALLBACK_WORKERS,
+            callback_timeout=defaults.CALLBACK_TIMEOUT,
+            callback_attempts=defaults.CALLBACK_ATTEMPTS,
+            callback_backoff=defaults.CALLBACK_BACKOFF,
+            poll_interval=defaults.POLL_INTERVAL,
+            stop_timeout=defaults.STOP_TIMEOUT,
         )
         self.services = Services(settings)
         with listener:

@@ -1,4 +1,4 @@
-"""The sandbox's parts wired together: storage, scheduler, callbacks, exports, behaviours.
+"""The sandbox's parts wired together: storage, run loop, callbacks, exports, behaviours.
 
 The Flask app reaches them as `current_app.extensions["sandbox"]`; `SandboxServer` starts and
 stops them around the HTTP server.
@@ -18,7 +18,7 @@ from sandbox.downloads import UrlSigner
 from sandbox.exports import Exporter
 from sandbox.layout import DataLayout
 from sandbox.records import execution_record, notebook_record
-from sandbox.scheduler import RunLimits, Scheduler
+from sandbox.run_loop import RunLimits, RunLoop
 from sandbox.storage import ExecutionRow, Storage
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ class Services:
             backoff=settings.callback_backoff,
         )
         self.limits = RunLimits(settings.max_run_minutes, settings.parallel_runs)
-        self.scheduler = Scheduler(
+        self.runs = RunLoop(
             self.storage,
             self.layout,
             self.signer,
@@ -73,12 +73,12 @@ class Services:
         )
 
     def start(self) -> None:
-        self.scheduler.recover()
+        self.runs.recover()
         self.exporter.resume()
-        self.scheduler.start()
+        self.runs.start()
 
     def stop(self) -> None:
-        self.scheduler.stop(self.settings.stop_timeout)
+        self.runs.stop(self.settings.stop_timeout)
         self.exporter.close()
         self.callbacks.close()
         self.storage.close()

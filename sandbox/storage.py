@@ -1,6 +1,6 @@
 """The sandbox's durable state: applications, notebooks, executions and export jobs in SQLite.
 
-One connection in WAL mode, shared by the request threads and the scheduler thread behind a lock:
+One connection in WAL mode, shared by the request threads and the run loop thread behind a lock:
 SQLite serialises writers anyway, and one lock makes every read-modify-write (a status
 transition, a notebook patch) atomic without retry loops. Records are kept as the JSON documents
 the API returns, beside the few columns that queries sort and filter on.
@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from sandbox import defaults
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS applications (
@@ -92,7 +94,7 @@ class Storage:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.execute(f"PRAGMA busy_timeout={int(defaults.DB_BUSY_TIMEOUT * 1000)}")
         self._db.executescript(SCHEMA)
 
     def close(self) -> None:

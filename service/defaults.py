@@ -19,34 +19,9 @@ RETENTION_DAYS = 30
 HOST = "127.0.0.1"
 PORT = 8080
 
-# Sandbox
-SANDBOX_HOST = "127.0.0.1"
-SANDBOX_PORT = 8081
-SANDBOX_DATA_DIR = ".nbrelay/sandbox"
-SANDBOX_MAX_RUN_MINUTES = 30.0  # maxAllowedRunMinutes of applications that set none
-SANDBOX_PARALLEL_RUNS = 2  # runs in progress per application; the rest stay queued
-SANDBOX_JSON_BODY_LIMIT = 1024 * 1024  # bytes; larger JSON bodies get 413
-SANDBOX_UPLOAD_LIMIT = 16 * 1024 * 1024  # bytes; larger .ipynb uploads get 413
-SANDBOX_CALLBACK_WORKERS = 4
-SANDBOX_CALLBACK_TIMEOUT = 5.0  # seconds per attempt
-SANDBOX_CALLBACK_ATTEMPTS = 4
-SANDBOX_CALLBACK_BACKOFF = 0.5  # seconds; doubled after every failed attempt
-SANDBOX_POLL_INTERVAL = 0.1  # seconds between looks at running kernels
-SANDBOX_STOP_TIMEOUT = 10.0  # seconds to wait for kernels to die on shutdown
-
 # Embedded Redis (used by `nbrelay up` and by the test suite)
 EMBEDDED_REDIS_START_TIMEOUT = 10.0  # seconds
 DATA_DIR = ".nbrelay"
-
-# Sandbox execution engine (sandbox/engine.py, runner.py, inputs.py)
-SANDBOX_KERNEL_NAME = "python3"  # ipykernel's kernel of the interpreter that runs the sandbox
-SANDBOX_KERNEL_START_TIMEOUT = 60.0  # seconds for a fresh kernel to answer
-SANDBOX_RUN_OVERHEAD = 120.0  # seconds beyond maxAllowedRunMinutes for inputs, kernel start and
-# artefacts, after which the engine kills a runner that has not finished by itself
-SANDBOX_INPUT_CONNECT_TIMEOUT = 5.0  # seconds; externalUrl inputs
-SANDBOX_INPUT_READ_TIMEOUT = 30.0  # seconds; externalUrl inputs
-SANDBOX_CONTEXT_MAX_BYTES = 32 * 1024  # templateContext limit, as Losant documents it
-SANDBOX_SAMPLE_POINTS = 48  # rows per device in generated time-series inputs
 
 # Pipelines, actions and alerts
 PIPELINES_RECHECK_INTERVAL = 30.0  # seconds before a changed file whose notebooks Losant could

@@ -21,8 +21,8 @@ import psutil
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from sandbox import defaults
 from sandbox.engine import RunHandle, RunOutcome, RunSpec, start_run
-from service import defaults
 from service.runtime.processes import free_port, wait_until
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "sandbox" / "demo"
@@ -193,7 +193,7 @@ def test_completed_run_reads_inputs_and_context_and_writes_outputs(finished):
     assert set(outcome.outputs) == {"reports/summary.json"} | ARTEFACTS
     summary = json.loads(outcome.outputs["reports/summary.json"].read_text())
     assert summary["site"] == "north"
-    assert summary["rows"] == 3 * defaults.SANDBOX_SAMPLE_POINTS
+    assert summary["rows"] == 3 * defaults.SAMPLE_POINTS
     assert summary["limit"] == "80"
     assert_phases_in_order(outcome)
     input_dir = run.spec.work_dir / "input"
@@ -211,7 +211,7 @@ def test_the_kernel_is_this_interpreter_and_sees_no_private_variables(finished):
 
 def test_completed_run_artefacts(finished):
     outputs = finished["completed"].outcome.outputs
-    rows = 3 * defaults.SANDBOX_SAMPLE_POINTS
+    rows = 3 * defaults.SAMPLE_POINTS
     assert outputs["result.log"].read_text() == f"read {rows} rows for north\na warning\ndone\n"
     executed = nbformat.read(outputs["result.ipynb"], as_version=4)
     code = [c for c in executed.cells if c.cell_type == "code"]
@@ -317,7 +317,7 @@ def test_a_runner_that_dies_is_reported(tmp_path):
 
 
 def test_a_runner_that_overruns_is_stopped_by_the_engine(tmp_path, monkeypatch):
-    monkeypatch.setattr(defaults, "SANDBOX_RUN_OVERHEAD", 0.0)
+    monkeypatch.setattr(defaults, "RUN_OVERHEAD", 0.0)
     handle = start_run(make_spec(tmp_path, "overrun", LOOPS, minutes=0.001))
     outcome = outcome_of(handle)
     assert outcome.status == "timeout"
@@ -333,7 +333,7 @@ def test_demo_ingest_summarises_its_device_data(finished):
     rows = outcome.outputs["summary.csv"].read_text().splitlines()
     assert rows[0] == "ID,Device Name,Readings,Min,Max,Mean"
     assert len(rows) == 4  # three sample devices
-    assert all(line.split(",")[2] == str(defaults.SANDBOX_SAMPLE_POINTS) for line in rows[1:])
+    assert all(line.split(",")[2] == str(defaults.SAMPLE_POINTS) for line in rows[1:])
 
 
 def test_demo_report_writes_its_context_into_a_report(finished):

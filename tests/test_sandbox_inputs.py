@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from sandbox import defaults
 from sandbox.inputs import InputError, materialize_inputs
-from service import defaults
 from service.runtime.processes import free_port
 from tests.support.http_server import Reply
 
@@ -67,10 +67,16 @@ def test_a_context_that_is_not_json_is_refused(dirs):
         materialize(dirs, [], "{site: north}")
 
 
-def test_a_context_over_32_kb_is_refused(dirs):
-    big = json.dumps({"blob": "x" * defaults.SANDBOX_CONTEXT_MAX_BYTES})
-    with pytest.raises(InputError, match="limit is 32768"):
-        materialize(dirs, [], big)
+def test_a_context_of_up_to_32767_characters_is_accepted_whatever_its_bytes(dirs):
+    assert defaults.CONTEXT_MAX_LENGTH == 32767
+    blob = "é" * (defaults.CONTEXT_MAX_LENGTH - len('{"blob": ""}'))
+    longest = json.dumps({"blob": blob}, ensure_ascii=False)
+    assert len(longest) == 32767 and len(longest.encode()) > 32767
+    materialize(dirs, [], longest)
+    assert json.loads((dirs["input"] / "context.json").read_text()) == {"blob": blob}
+    too_long = json.dumps({"blob": blob + "é"}, ensure_ascii=False)
+    with pytest.raises(InputError, match="is 32768 characters long; the limit is 32767"):
+        materialize(dirs, [], too_long)
 
 
 # externalUrl
@@ -208,7 +214,7 @@ def test_generated_device_data_spans_the_time_window(dirs):
     assert max(stamps) == ms(QUERY_TIME - timedelta(hours=1))
     assert stamps == sorted(stamps)
     assert {r["ID"] for r in rows} == {DEVICE_ID}
-    assert len(rows) == defaults.SANDBOX_SAMPLE_POINTS
+    assert len(rows) == defaults.SAMPLE_POINTS
     assert all(0 < float(r["temperature"]) < 100 for r in rows)
 
 

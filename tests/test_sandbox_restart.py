@@ -10,7 +10,7 @@ import psutil
 import requests
 from nbformat.v4 import new_code_cell, new_notebook
 
-from sandbox.scheduler import RESTART_ERROR
+from sandbox.run_loop import RESTART_ERROR
 from service.runtime.processes import wait_until
 from tests.support.http_server import ScriptedServer
 from tests.support.sandbox import EMPTY_NOTEBOOK, SandboxApp, SandboxProcess

@@ -9,19 +9,19 @@ from types import FrameType
 
 import click
 
-from service import defaults
+from sandbox import defaults
+from sandbox.errors import SandboxError
+from service.errors import NbrelayError
 
 
 @click.command("sandbox")
-@click.option("--host", default=defaults.SANDBOX_HOST, show_default=True, help="Address to bind.")
-@click.option(
-    "--port", type=click.IntRange(0, 65535), default=defaults.SANDBOX_PORT, show_default=True
-)
+@click.option("--host", default=defaults.HOST, show_default=True, help="Address to bind.")
+@click.option("--port", type=click.IntRange(0, 65535), default=defaults.PORT, show_default=True)
 @click.option(
     "--data",
     "data_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=defaults.SANDBOX_DATA_DIR,
+    default=defaults.DATA_DIR,
     show_default=True,
     help="Folder that keeps notebooks, files and executions across restarts.",
 )
@@ -33,14 +33,14 @@ from service import defaults
 @click.option(
     "--max-run-minutes",
     type=click.FloatRange(min=0, min_open=True),
-    default=defaults.SANDBOX_MAX_RUN_MINUTES,
+    default=defaults.MAX_RUN_MINUTES,
     show_default=True,
     help="maxAllowedRunMinutes of applications that set none (fractions allowed).",
 )
 @click.option(
     "--parallel",
     type=click.IntRange(min=1),
-    default=defaults.SANDBOX_PARALLEL_RUNS,
+    default=defaults.PARALLEL_RUNS,
     show_default=True,
     help="Runs in progress per application; more stay queued.",
 )
@@ -64,15 +64,18 @@ def sandbox(
         raise click.BadParameter(
             "must be non-empty and contain no white space", param_hint="--token"
         )
-    server = SandboxServer(
-        data_dir,
-        host=host,
-        port=port,
-        token=token,
-        max_run_minutes=max_run_minutes,
-        parallel_runs=parallel,
-        public_url=public_url,
-    )
+    try:
+        server = SandboxServer(
+            data_dir,
+            host=host,
+            port=port,
+            token=token,
+            max_run_minutes=max_run_minutes,
+            parallel_runs=parallel,
+            public_url=public_url,
+        )
+    except SandboxError as exc:
+        raise NbrelayError(str(exc)) from None
     signal.signal(signal.SIGTERM, _interrupt)
     click.echo(f"nbrelay sandbox listening on {server.url} (data in {data_dir})")
     if server.token_generated:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from sandbox import defaults as sandbox_defaults
 from service import defaults
 from service.config import Settings
 
@@ -18,7 +19,7 @@ from service.config import Settings
 @click.option(
     "--sandbox-port",
     type=click.IntRange(1, 65535),
-    default=defaults.SANDBOX_PORT,
+    default=sandbox_defaults.PORT,
     show_default=True,
     help="Port of the sandbox (started when LOSANT_API_TOKEN is not set).",
 )

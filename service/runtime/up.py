@@ -27,15 +27,16 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import requests
-
 import sandbox
+from sandbox import defaults as sandbox_defaults
+from sandbox.client import SandboxClient
 from service import defaults
 from service.config import DEPLOYMENT_REQUIRED, Settings
 from service.errors import NbrelayError, UsageProblem
 from service.losant import LosantClient, NotFound
+from service.runtime.deployment import Deployment, sandbox_child
 from service.runtime.embedded_redis import EmbeddedRedis
-from service.runtime.supervisor import Child, Supervisor, nbrelay_command
+from service.runtime.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ class Interrupted(Exception):
 class UpOptions:
     host: str = defaults.HOST
     port: int = defaults.PORT
-    sandbox_port: int = defaults.SANDBOX_PORT
+    sandbox_port: int = sandbox_defaults.PORT
     workers: int = defaults.UP_WORKERS
     data_dir: Path = Path(defaults.DATA_DIR)
 
@@ -86,17 +87,9 @@ def seed_demo(sandbox_url: str, token: str, state_path: Path) -> tuple[str, list
     """Make sure the demo application and its notebooks exist; returns the application id and
     the demo notebooks' descriptions."""
     state = json.loads(state_path.read_text()) if state_path.exists() else {}
-    body = {"name": DEMO_APPLICATION_NAME}
-    if state.get("applicationId"):
-        body["id"] = state["applicationId"]
-    response = requests.post(
-        f"{sandbox_url}/_sandbox/applications",
-        json=body,
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=30,
-    )
-    response.raise_for_status()
-    application_id = response.json()["id"]
+    known = {"id": state["applicationId"]} if state.get("applicationId") else {}
+    with SandboxClient(sandbox_url, token) as sandbox_client:
+        application_id = sandbox_client.create_application(DEMO_APPLICATION_NAME, **known)
     state_path.write_text(json.dumps({"applicationId": application_id}))
     description = json.loads((DEMO_DIR / "notebooks.json").read_text())
     with LosantClient(sandbox_url, token) as client:
@@ -200,10 +193,9 @@ class Up:
             )
             if not self.settings.pipelines_path:
                 env["NBRELAY_PIPELINES"] = str(DEMO_DIR / "pipelines.yaml")
-        web_url = f"http://{opts.host}:{opts.port}"
         configured = self.settings  # the environment and .env: what the user set wins
         if not configured.public_url:
-            env["NBRELAY_PUBLIC_URL"] = web_url
+            env["NBRELAY_PUBLIC_URL"] = f"http://{opts.host}:{opts.port}"
         for name, value in (
             ("NBRELAY_SECRET", configured.secrets),
             ("NBRELAY_API_TOKEN", configured.api_token),
@@ -218,20 +210,14 @@ class Up:
         # The children read .env too, so they see exactly these settings.
         effective = Settings.from_env(env).require(*DEPLOYMENT_REQUIRED)
 
-        web = self.supervisor.start(
-            Child(
-                "web", nbrelay_command("web", "--host", opts.host, "--port", str(opts.port)), env
-            ),
-            stage=2,
-        )
-        for number in range(1, opts.workers + 1):
-            self.supervisor.start(Child(f"worker {number}", nbrelay_command("worker"), env), 2)
-        self.supervisor.start(Child("scheduler", nbrelay_command("scheduler"), env), 2)
-        self._await(
-            lambda: requests.get(f"{web_url}/readyz", timeout=1).ok, f"{web.name} at {web_url}"
-        )
+        deployment = Deployment(env, host=opts.host, port=opts.port)
+        web = self.supervisor.start(deployment.web(), stage=2)
+        for _ in range(opts.workers):
+            self.supervisor.start(deployment.worker(), stage=2)
+        self.supervisor.start(deployment.scheduler(), stage=2)
+        self._await(deployment.ready, f"{web.name} at {deployment.url}")
         write_env_file(self.data_dir / "env", effective)
-        self._banner(web_url, sandbox_url, effective, demo)
+        self._banner(deployment.url, sandbox_url, effective, demo)
 
         while not self.stop_requested.wait(0.5):
             dead = self.supervisor.dead_child()
@@ -243,17 +229,10 @@ class Up:
     def _start_sandbox(self, token: str) -> tuple[str, str, list[dict[str, Any]]]:
         port = self.options.sandbox_port
         url = f"http://127.0.0.1:{port}"
-        argv = nbrelay_command(
-            "sandbox",
-            "--host", "127.0.0.1",
-            "--port", str(port),
-            "--data", str((self.data_dir / "sandbox").resolve()),
-        )  # fmt: skip
-        env = {**os.environ, "NBRELAY_SANDBOX_TOKEN": token}
-        self.supervisor.start(Child("sandbox", argv, env), stage=1)
-        self._await(
-            lambda: requests.get(f"{url}/_sandbox/health", timeout=1).ok, f"the sandbox at {url}"
-        )
+        data = (self.data_dir / "sandbox").resolve()
+        self.supervisor.start(sandbox_child(port, data, token, os.environ), stage=1)
+        with SandboxClient(url, token) as client:
+            self._await(lambda: client.health(timeout=1), f"the sandbox at {url}")
         application_id, demo = seed_demo(url, token, self.data_dir / "demo.json")
         return url, application_id, demo
 

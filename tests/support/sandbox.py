@@ -1,17 +1,14 @@
 """A real `nbrelay sandbox` process for tests, with helpers that speak its API.
 
 `SandboxProcess` starts the command on a free port with its own data folder and a known token,
-waits until it answers and stops it with SIGTERM. The helpers wrap the Losant routes and the
-sandbox-only `/_sandbox/` routes so tests read as what they do.
+waits until it answers and stops it with SIGTERM. The helpers wrap the Losant routes, and the
+sandbox-only `/_sandbox/` routes through `SandboxClient`, so tests read as what they do.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -19,7 +16,10 @@ from typing import Any
 
 import requests
 
+from sandbox.client import SandboxClient
+from service.runtime.deployment import sandbox_child
 from service.runtime.processes import free_port, wait_until
+from service.runtime.supervisor import Child
 
 TERMINAL_STATUSES = frozenset({"completed", "errored", "timeout", "canceled"})
 
@@ -53,8 +53,9 @@ class SandboxProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.http = requests.Session()
         self.http.headers["Authorization"] = f"Bearer {self.token}"
-        self.process: subprocess.Popen[bytes] | None = None
+        self.client = SandboxClient(self.url, self.token)
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
+        self.child: Child | None = None
 
     def __repr__(self) -> str:
         return f"SandboxProcess(url={self.url})"
@@ -62,43 +63,31 @@ class SandboxProcess:
     # process
 
     def start(self, timeout: float = 20.0) -> SandboxProcess:
-        command = [
-            sys.executable,
-            "-c",
-            "from service.cli import main; main()",
-            "sandbox",
-            "--port",
-            str(self.port),
-            "--data",
-            str(self.data_arg),
-            *self.options,
-        ]
-        env = {**os.environ, "NBRELAY_SANDBOX_TOKEN": self.token}
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.cwd
-            )
+        self.child = sandbox_child(
+            self.port,
+            self.data_arg,
+            self.token,
+            os.environ,
+            options=self.options,
+            log_path=self.log_path,
+            cwd=self.cwd,
+        ).start()
         wait_until(self._answers, timeout, f"the sandbox on port {self.port}")
         return self
 
     def _answers(self) -> bool:
-        if self.process is not None and self.process.poll() is not None:
-            raise RuntimeError(f"the sandbox exited with {self.process.returncode}: {self.log()}")
-        return requests.get(f"{self.url}/_sandbox/health", timeout=1).ok
+        if self.child is not None and not self.child.alive():
+            raise RuntimeError(f"the sandbox exited with {self.child.exited()}: {self.log()}")
+        return bool(self.client.health(timeout=1))
 
     def stop(self, timeout: float = 20.0) -> int:
         """SIGTERM and wait; returns the exit status."""
-        if self.process is None:
+        if self.child is None:
             return 0
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            code = self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            code = self.process.wait()
-        self.process = None
-        return code
+        code = self.child.stop(timeout)
+        self.child = None
+        return code if code is not None else 0
 
     def restart(self) -> SandboxProcess:
         """Stop and start again on the same port with the same data folder and token."""
@@ -141,24 +130,18 @@ class SandboxProcess:
     def create_application(self, name: str | None = None, **settings: Any) -> str:
         """A new application (or an update of `id=...`); settings: maxAllowedRunMinutes,
         parallelRuns. Returns its id."""
-        body = {"name": name or f"app-{uuid.uuid4().hex[:8]}", **settings}
-        response = self.request("POST", "/_sandbox/applications", json=body)
-        if response.status_code not in (200, 201):
-            raise AssertionError(f"create_application: {response.status_code} {response.text}")
-        return response.json()["id"]
+        return self.client.create_application(name, **settings)
 
     def set_behaviour(self, application_id: str, notebook_id: str, **behaviour: Any) -> dict:
         """Script a notebook: status, durationSeconds, logsLatencySeconds, dropCallbacks,
         duplicateCallbacks, serverErrors (see Contract 2)."""
-        path = "/_sandbox" + _notebook_path(application_id, notebook_id, "/behaviour")
-        return self.call("PUT", path, json=behaviour)
+        return self.client.set_behaviour(application_id, notebook_id, **behaviour)
 
     def clear_behaviour(self, application_id: str, notebook_id: str) -> dict:
-        path = "/_sandbox" + _notebook_path(application_id, notebook_id, "/behaviour")
-        return self.call("DELETE", path)
+        return self.client.clear_behaviour(application_id, notebook_id)
 
     def stats(self, application_id: str, notebook_id: str) -> dict:
-        return self.call("GET", "/_sandbox" + _notebook_path(application_id, notebook_id, "/stats"))
+        return self.client.stats(application_id, notebook_id)
 
     # Losant routes
 

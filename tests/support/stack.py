@@ -22,6 +22,7 @@ import requests
 from service.composition import Components
 from service.config import Settings
 from service.events import tokens
+from service.runtime.deployment import Deployment
 from service.runtime.processes import free_port, wait_until
 from service.runtime.supervisor import Child, nbrelay_command, stop_together
 
@@ -73,15 +74,15 @@ class ServiceStack:
         self.settings = Settings.from_env(self.env, dotenv_path=None)
         self.api = requests.Session()
         self.api.headers["Authorization"] = f"Bearer {self.env['NBRELAY_API_TOKEN']}"
+        self.deployment = Deployment(self.env, port=self.port, log_dir=self.log_dir)
         self.web: Child | None = None
         self.workers: list[Child] = []
         self.scheduler: Child | None = None
-        self._started = 0
         self._workers_wanted = workers
         self._scheduler_wanted = scheduler
 
     def start(self) -> ServiceStack:
-        self.web = self._spawn("web", "web", "--port", str(self.port))
+        self.web = self.deployment.web().start()
         for _ in range(self._workers_wanted):
             self.start_worker()
         if self._scheduler_wanted:
@@ -89,25 +90,19 @@ class ServiceStack:
         wait_until(self._ready, 30, f"nbrelay web on port {self.port}")
         return self
 
-    def _spawn(self, name: str, *args: str) -> Child:
-        self._started += 1
-        label = f"{name}-{self._started}"
-        log_path = self.log_dir / f"{label}.log"
-        return Child(label, nbrelay_command(*args), self.env, log_path=log_path).start()
-
     def _ready(self) -> bool:
         assert self.web is not None
         if not self.web.alive():
             raise RuntimeError(f"nbrelay web exited: {self.web.log()[-2000:]}")
-        return requests.get(f"{self.url}/readyz", timeout=1).ok
+        return self.deployment.ready()
 
     def start_worker(self) -> Child:
-        worker = self._spawn("worker", "worker")
+        worker = self.deployment.worker().start()
         self.workers.append(worker)
         return worker
 
     def start_scheduler(self) -> Child:
-        self.scheduler = self._spawn("scheduler", "scheduler")
+        self.scheduler = self.deployment.scheduler().start()
         return self.scheduler
 
     def stop(self) -> None:

@@ -1,4 +1,4 @@
-"""The scheduler thread: moves executions queued → inProgress → terminal, one thread for all.
+"""The run loop: one thread that moves executions queued → inProgress → terminal, for all runs.
 
 Request threads only insert queued executions and post commands; every later status change is
 made here (or, for the `canceling` mark, by an atomic conditional update), so no two threads race
@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sandbox import clock
+from sandbox import clock, defaults
 from sandbox.behaviours import Behaviour
 from sandbox.downloads import UrlSigner, file_entry
 from sandbox.layout import DataLayout
@@ -70,7 +70,7 @@ class _Timer:
     execution_id: str = field(compare=False)
 
 
-class Scheduler:
+class RunLoop:
     def __init__(
         self,
         storage: Storage,
@@ -88,8 +88,8 @@ class Scheduler:
         self._poll_interval = poll_interval
         self._commands: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._wake = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
-        # Owned by the scheduler thread only:
+        self._thread = threading.Thread(target=self._loop, name="run-loop", daemon=True)
+        # Owned by the run loop thread only:
         self._queued: dict[str, deque[_Run]] = {}
         self._running: dict[str, _Run] = {}
         self._in_progress: dict[str, int] = {}
@@ -142,7 +142,7 @@ class Scheduler:
         self._commands.put(command)
         self._wake.set()
 
-    # the scheduler thread
+    # the run loop thread
 
     def _loop(self) -> None:
         while True:
@@ -166,10 +166,10 @@ class Scheduler:
         try:
             step(*args)
         except Exception:
-            log.exception("scheduler step %s failed", step.__name__)
+            log.exception("run loop step %s failed", step.__name__)
 
     def _wait_time(self) -> float:
-        waits = [1.0]
+        waits = [defaults.IDLE_WAIT]
         if self._timers:
             waits.append(self._timers[0].due - time.monotonic())
         if any(run.handle is not None for run in self._running.values()):

@@ -1,0 +1,32 @@
+"""Every tunable of the sandbox in one place: addresses, limits, timeouts and intervals."""
+
+# Server (`nbrelay sandbox`)
+HOST = "127.0.0.1"
+PORT = 8081
+DATA_DIR = ".nbrelay/sandbox"
+MAX_RUN_MINUTES = 30.0  # maxAllowedRunMinutes of applications that set none
+PARALLEL_RUNS = 2  # runs in progress per application; the rest stay queued
+JSON_BODY_LIMIT = 1024 * 1024  # bytes; larger JSON bodies get 413
+UPLOAD_LIMIT = 16 * 1024 * 1024  # bytes; larger .ipynb uploads get 413
+CALLBACK_WORKERS = 4
+CALLBACK_TIMEOUT = 5.0  # seconds per attempt
+CALLBACK_ATTEMPTS = 4
+CALLBACK_BACKOFF = 0.5  # seconds; doubled after every failed attempt
+POLL_INTERVAL = 0.1  # seconds between looks at running kernels
+IDLE_WAIT = 1.0  # seconds the run loop sleeps at most, so changed application limits apply soon
+STOP_TIMEOUT = 10.0  # seconds to wait for kernels to die on shutdown
+DB_BUSY_TIMEOUT = 5.0  # seconds a write waits while another process holds sandbox.db's lock
+
+# Execution engine (engine.py, runner.py, inputs.py)
+KERNEL_NAME = "python3"  # ipykernel's kernel of the interpreter that runs the sandbox
+KERNEL_START_TIMEOUT = 60.0  # seconds for a fresh kernel to answer
+RUN_OVERHEAD = 120.0  # seconds beyond maxAllowedRunMinutes for inputs, kernel start and
+# artefacts, after which the engine kills a runner that has not finished by itself
+INPUT_CONNECT_TIMEOUT = 5.0  # seconds; externalUrl inputs
+INPUT_READ_TIMEOUT = 30.0  # seconds; externalUrl inputs
+CONTEXT_MAX_LENGTH = 32767  # characters; templateContext limit, as Losant documents it
+SAMPLE_POINTS = 48  # rows per device in generated time-series inputs
+
+# SandboxClient (client.py)
+CLIENT_CONNECT_TIMEOUT = 5.0  # seconds
+CLIENT_READ_TIMEOUT = 30.0  # seconds
