@@ -18,7 +18,7 @@ class DeadLetters:
         self.queues = queues
         self.ingress = ingress
 
-    def list(self) -> list[DeadLetter]:
+    def all(self) -> list[DeadLetter]:
         """Jobs that failed for good, most recent failure first."""
         return self.queues.dead_letters()
 

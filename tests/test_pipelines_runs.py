@@ -226,6 +226,6 @@ def test_store_applies_concurrent_changes_without_losing_any(redis):
     store.change(run.id, lambda r, now: execution_ended(r, "d", 1, ended("ed"), now))
     assert store.get(run.id).status is RunStatus.COMPLETED
     assert store.active() == []
-    assert [r.id for r in store.list("p", 10)] == [run.id]
+    assert [r.id for r in store.recent("p", 10)] == [run.id]
     with pytest.raises(RunNotFound):
         store.get("nope")

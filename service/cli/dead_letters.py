@@ -16,7 +16,7 @@ def dead_letters() -> None:
 def list_letters() -> None:
     """One line per dead letter: job id, failure time, notebook, last error."""
     with connect() as components:
-        letters = components.dead_letters.list()
+        letters = components.dead_letters.all()
     for letter in letters:
         when = letter.failed_at.isoformat(timespec="seconds") if letter.failed_at else "-"
         what = f"notebook {letter.notebook_id}" if letter.notebook_id else letter.description

@@ -102,7 +102,7 @@ class Followups:
 
     def runs(self, pipeline: str, limit: int) -> list[Run]:
         """The pipeline's most recent runs, newest first."""
-        return self._runs.list(pipeline, limit)
+        return self._runs.recent(pipeline, limit)
 
     def run(self, run_id: str) -> Run:
         """One run; RunNotFound when it is not stored."""
@@ -121,7 +121,7 @@ class Followups:
 
     def failed_deliveries(self) -> list[dict[str, Any]]:
         """Notifications that failed for good, newest first."""
-        return self._failed_deliveries.list()
+        return self._failed_deliveries.all()
 
     def actions(self, limit: int, kind: str | None = None) -> list[ActionRecord]:
         """The most recently opened actions (of one kind), newest first."""

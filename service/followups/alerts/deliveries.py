@@ -56,6 +56,6 @@ class FailedDeliveries:
         pipe.expire(keys.deliveries_failed(), self.ttl)
         pipe.execute()
 
-    def list(self) -> list[dict[str, Any]]:
+    def all(self) -> list[dict[str, Any]]:
         """The failed notifications kept, newest first."""
         return [json.loads(raw) for raw in self.redis.lrange(keys.deliveries_failed(), 0, -1)]

@@ -344,7 +344,7 @@ class RunStore:
             raise RunNotFound(f"no run {run_id}")
         return Run.from_json(raw)
 
-    def list(self, pipeline: str, limit: int) -> list[Run]:
+    def recent(self, pipeline: str, limit: int) -> list[Run]:
         """The pipeline's most recent runs, newest first."""
         ids = self.redis.zrevrange(keys.runs_of(pipeline), 0, limit - 1)
         raws = self.redis.mget([keys.run(_text(i)) for i in ids]) if ids else []
