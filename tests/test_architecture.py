@@ -4,6 +4,8 @@ Every import counts, also one inside a function or under `TYPE_CHECKING`: a late
 dependency from the reader, it does not remove it.
 
 - No import cycle anywhere in `service`, `workers` and `sandbox`.
+- Layers: a module imports from its own layer and the layers below, never from one above (the
+  table is `LAYERS`; the README's "Architecture" section draws it).
 - The sandbox plays Losant and stands alone: it imports nothing of nbrelay's.
 - The composition root (`service.composition`) and the edges that use it (`service.web`,
   `service.cli`, `workers`) are imported by no module of the domain.
@@ -117,6 +119,53 @@ def sandbox_leaks(graph: dict[str, set[str]]) -> set[str]:
     }
 
 
+LAYERS = (  # lowest first
+    ("sandbox",),
+    (  # foundation: configuration, keys, clients, the queues
+        "service",
+        "service.config",
+        "service.defaults",
+        "service.errors",
+        "service.keys",
+        "service.logs",
+        "service.losant",
+        "service.marker",
+        "service.metrics",
+        "service.migrations",
+        "service.queues",
+        "service.standard_webhooks",
+        "service.times",
+    ),
+    ("service.events", "service.dead_letters"),
+    ("service.followups",),
+    ("service.composition", "service.gauges", "service.runtime"),
+    ("service.web", "service.cli", "workers"),
+)
+
+
+def layer_of(module: str) -> int | None:
+    """The layer whose longest prefix names `module` (None for modules not of ours)."""
+    matches = [
+        (len(prefix), number)
+        for number, prefixes in enumerate(LAYERS)
+        for prefix in prefixes
+        if within(module, [prefix])
+    ]
+    return max(matches)[1] if matches else None
+
+
+def upward_imports(graph: dict[str, set[str]]) -> set[str]:
+    """Imports of a module from a layer above its own."""
+    return {
+        f"{module} imports {target}"
+        for module, targets in graph.items()
+        for target in targets
+        if (low := layer_of(module)) is not None
+        and (high := layer_of(target)) is not None
+        and high > low
+    }
+
+
 EDGE_IMPORTS = {  # edge -> the other edges it may import
     "service.composition": set(),
     "service.web": {"service.composition"},
@@ -156,6 +205,11 @@ def graph() -> dict[str, set[str]]:
 
 def test_there_is_no_import_cycle(graph):
     assert cycles(graph) == []
+
+
+def test_every_module_has_a_layer_and_imports_no_layer_above_it(graph):
+    assert {m for m in graph if layer_of(m) is None} == set()
+    assert upward_imports(graph) == set()
 
 
 def test_the_sandbox_imports_nothing_of_nbrelays(graph):
@@ -200,3 +254,7 @@ def test_the_checks_find_cycles_late_imports_and_breaches(tmp_path):
     assert edge_breaches(graph) == {"service.events.leak imports service.composition"}
     assert sandbox_leaks(graph) == {"sandbox.api imports service.events.store"}
     assert flask_in_domain(graph) == {"service.events.view"}
+    assert upward_imports(graph) == {
+        "service.events.leak imports service.composition",
+        "sandbox.api imports service.events.store",
+    }
