@@ -13,6 +13,7 @@ import redis as redis_lib
 from service.composition import Components
 from service.config import Settings
 from service.runtime.embedded_redis import EmbeddedRedis
+from tests.support.clock import ManualClock
 from tests.support.http_server import ScriptedServer
 from tests.support.sandbox import SandboxApp, SandboxProcess
 from tests.support.stack import ServiceStack
@@ -33,6 +34,21 @@ def redis(redis_server: EmbeddedRedis) -> Iterator[redis_lib.Redis]:
     client.flushdb()
     yield client
     client.close()
+
+
+@pytest.fixture
+def text_redis(redis: redis_lib.Redis, redis_server: EmbeddedRedis) -> Iterator[redis_lib.Redis]:
+    """A connection to the test's emptied database that decodes replies, as nbrelay's own
+    connections do (`redis` gives bytes, as RQ's connection does)."""
+    connection = redis_lib.Redis.from_url(redis_server.url, decode_responses=True)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """A clock for the parts that take one (`clock=`), moved by the test."""
+    return ManualClock()
 
 
 @pytest.fixture

@@ -15,18 +15,6 @@ NB = "65a0c0ffee0000000000b001"
 TTL = 30 * 86400
 
 
-class Clock:
-    now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock():
-    return Clock()
-
-
 @pytest.fixture
 def alerts(redis, clock):
     return Alerts(redis, ttl=TTL, clock=clock)

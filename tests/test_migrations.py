@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import redis as redis_lib
 
 from service import keys
@@ -22,20 +21,13 @@ DAY = 86400
 SETTINGS = AlertSettings(group_wait=30, repeat_interval=3600, send_resolved=True)
 
 
-@pytest.fixture
-def client(redis, redis_server):
-    connection = redis_lib.Redis.from_url(redis_server.url, decode_responses=True)
-    yield connection
-    connection.close()
-
-
-def write_earlier_version(client: redis_lib.Redis) -> str:
+def write_earlier_version(text_redis: redis_lib.Redis) -> str:
     """An errored notebook as an earlier nbrelay left it: history, a firing alert whose first
     message was sent, and that message's action record. Returns the old alert id."""
     old_id = f"{NB}:errored"
-    client.hset(keys.legacy_notebook_history(NB), mapping={"streak": 3})
-    client.expire(keys.legacy_notebook_history(NB), DAY)
-    client.zadd(keys.legacy_notebook_history_seen(NB), {"e1": 1, "e2": 2, "e3": 3})
+    text_redis.hset(keys.legacy_notebook_history(NB), mapping={"streak": 3})
+    text_redis.expire(keys.legacy_notebook_history(NB), DAY)
+    text_redis.zadd(keys.legacy_notebook_history_seen(NB), {"e1": 1, "e2": 2, "e3": 3})
     alert = {
         "id": old_id, "notebook_id": NB, "failure_class": "errored", "notebook_name": "ETL",
         "application_id": None, "state": "firing", "episode": 2, "channels": ["slack"],
@@ -44,56 +36,56 @@ def write_earlier_version(client: redis_lib.Redis) -> str:
         "observed": ["e3", "e2", "e1"], "notifications": 1, "last_notified_at": 2.0,
         "next_at": 3602.0, "resolved_at": None, "resolved_by": None,
     }  # fmt: skip
-    client.set(keys.alert(old_id), json.dumps(alert), ex=DAY)
-    client.sadd(keys.alerts(), old_id)
-    client.zadd(keys.alerts_due(), {old_id: 3602.0})
-    Ledger(client, ttl=DAY).open(f"notify:{old_id}:2:1:slack", "notify", {"channel": "slack"})
+    text_redis.set(keys.alert(old_id), json.dumps(alert), ex=DAY)
+    text_redis.sadd(keys.alerts(), old_id)
+    text_redis.zadd(keys.alerts_due(), {old_id: 3602.0})
+    Ledger(text_redis, ttl=DAY).open(f"notify:{old_id}:2:1:slack", "notify", {"channel": "slack"})
     return old_id
 
 
-def test_histories_and_alerts_move_to_keys_that_name_the_application(client):
-    old_id = write_earlier_version(client)
-    migrate(client, APP)
+def test_histories_and_alerts_move_to_keys_that_name_the_application(text_redis):
+    old_id = write_earlier_version(text_redis)
+    migrate(text_redis, APP)
 
-    history = NotebookHistory(client, ttl=DAY).get(APP, NB)
+    history = NotebookHistory(text_redis, ttl=DAY).get(APP, NB)
     assert history.consecutive_failures == 3
-    assert client.zcard(keys.notebook_history_seen(APP, NB)) == 3
-    assert 0 < client.ttl(keys.notebook_history(APP, NB)) <= DAY
+    assert text_redis.zcard(keys.notebook_history_seen(APP, NB)) == 3
+    assert 0 < text_redis.ttl(keys.notebook_history(APP, NB)) <= DAY
     new_id = keys.alert_id(APP, NB, "errored")
-    alert = Alerts(client, ttl=DAY).get(APP, NB, FailureClass.ERRORED)
+    alert = Alerts(text_redis, ttl=DAY).get(APP, NB, FailureClass.ERRORED)
     assert alert is not None and alert.id == new_id and alert.application_id == APP
     assert alert.state is AlertState.FIRING and alert.episode == 2 and alert.failures == 3
-    assert client.smembers(keys.alerts()) == {new_id}
-    assert client.zscore(keys.alerts_due(), new_id) == 3602.0
-    assert 0 < client.ttl(keys.alert(new_id)) <= DAY
+    assert text_redis.smembers(keys.alerts()) == {new_id}
+    assert text_redis.zscore(keys.alerts_due(), new_id) == 3602.0
+    assert 0 < text_redis.ttl(keys.alert(new_id)) <= DAY
     # The message already sent for this episode is known under its new key: never sent again.
-    copied = Ledger(client, ttl=DAY).get(keys.alert_notice(new_id, 2, 1, "slack"))
+    copied = Ledger(text_redis, ttl=DAY).get(keys.alert_notice(new_id, 2, 1, "slack"))
     assert copied is not None and copied.spec == {"channel": "slack"}
     leftovers = [keys.legacy_notebook_history(NB), keys.legacy_notebook_history_seen(NB)]
-    assert client.exists(*leftovers, keys.alert(old_id)) == 0
-    assert client.zscore(keys.alerts_due(), old_id) is None
+    assert text_redis.exists(*leftovers, keys.alert(old_id)) == 0
+    assert text_redis.zscore(keys.alerts_due(), old_id) is None
 
-    before = {key: client.dump(key) for key in client.scan_iter("nbrelay:*")}
-    migrate(client, APP)  # once is enough; again changes nothing
-    assert {key: client.dump(key) for key in client.scan_iter("nbrelay:*")} == before
+    before = {key: text_redis.dump(key) for key in text_redis.scan_iter("nbrelay:*")}
+    migrate(text_redis, APP)  # once is enough; again changes nothing
+    assert {key: text_redis.dump(key) for key in text_redis.scan_iter("nbrelay:*")} == before
 
 
-def test_state_written_since_in_the_new_layout_wins(client):
-    old_id = write_earlier_version(client)
-    alerts = Alerts(client, ttl=DAY)
+def test_state_written_since_in_the_new_layout_wins(text_redis):
+    old_id = write_earlier_version(text_redis)
+    alerts = Alerts(text_redis, ttl=DAY)
     newer = alerts.failed(APP, NB, FailureClass.ERRORED, {"id": "e9"}, ["email"], SETTINGS)
-    client.hset(keys.notebook_history(APP, NB), mapping={"streak": 1})
-    migrate(client, APP)
+    text_redis.hset(keys.notebook_history(APP, NB), mapping={"streak": 1})
+    migrate(text_redis, APP)
     assert alerts.get(APP, NB, FailureClass.ERRORED).channels == newer.channels == ["email"]
-    assert NotebookHistory(client, ttl=DAY).get(APP, NB).consecutive_failures == 1
-    assert client.exists(keys.alert(old_id), keys.legacy_notebook_history(NB)) == 0
+    assert NotebookHistory(text_redis, ttl=DAY).get(APP, NB).consecutive_failures == 1
+    assert text_redis.exists(keys.alert(old_id), keys.legacy_notebook_history(NB)) == 0
 
 
-def test_the_leading_scheduler_migrates_before_its_first_pass(make_components, client):
+def test_the_leading_scheduler_migrates_before_its_first_pass(make_components, text_redis):
     components = make_components()
-    write_earlier_version(client)
+    write_earlier_version(text_redis)
     follower, leader = Scheduler(components), Scheduler(components)
     assert leader.tick() is True and follower.tick() is False
     app = components.settings.losant_application_id
-    assert client.exists(keys.notebook_history(app, NB)) == 1
-    assert client.exists(keys.legacy_notebook_history(NB)) == 0
+    assert text_redis.exists(keys.notebook_history(app, NB)) == 1
+    assert text_redis.exists(keys.legacy_notebook_history(NB)) == 0

@@ -11,19 +11,6 @@ from service import keys
 from service.followups.actions.ledger import ActionState, Ledger
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
 @pytest.fixture
 def ledger(redis, clock) -> Ledger:
     return Ledger(redis, ttl=2 * 86400, lease=60.0, clock=clock)

@@ -8,12 +8,12 @@ import zipfile
 from pathlib import Path
 
 import nbformat
-import psutil
 import requests
 from nbformat.v4 import new_code_cell, new_notebook
 
 from service.runtime.processes import wait_until
 from tests.support.http_server import Reply, ScriptedServer
+from tests.support.processes import alive
 from tests.support.sandbox import SandboxApp, SandboxProcess
 
 KERNEL_TIMEOUT = 90.0  # seconds: a cold kernel start on a busy 2-core machine
@@ -127,21 +127,14 @@ def test_canceled_run_kills_its_kernel(
         callbackUrl=f"{http_server.url}/callback",
     )
     wait_until(lambda: pid_file.exists() and pid_file.read_text(), KERNEL_TIMEOUT, "the kernel")
-    kernel = psutil.Process(int(pid_file.read_text()))
+    kernel = int(pid_file.read_text())
 
     sandbox_app.cancel(notebook["id"], execution_id)
     record = sandbox_app.wait_for_status(notebook["id"], execution_id, timeout=30)
 
     assert record["status"] == "canceled"
-    wait_until(lambda: not _alive(kernel), 10, "the kernel to be gone")
+    wait_until(lambda: not alive(kernel), 10, "the kernel to be gone")
     assert _callback(http_server, execution_id)["execution"]["status"] == "canceled"
-
-
-def _alive(process: psutil.Process) -> bool:
-    try:
-        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 def test_input_data_export_zips_what_a_run_would_get(

@@ -6,13 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
-import psutil
 import requests
 from nbformat.v4 import new_code_cell, new_notebook
 
 from sandbox.run_loop import RESTART_ERROR
 from service.runtime.processes import wait_until
 from tests.support.http_server import ScriptedServer
+from tests.support.processes import alive
 from tests.support.sandbox import EMPTY_NOTEBOOK, SandboxApp, SandboxProcess
 
 
@@ -66,10 +66,10 @@ def test_sigterm_kills_running_kernels_and_restart_resolves_them(tmp_path: Path)
         notebook = app.create_notebook("sleeper", notebook=sleeper)
         execution_id = app.execute(notebook["id"])
         wait_until(lambda: pid_file.exists() and pid_file.read_text(), 90, "the kernel")
-        kernel = psutil.Process(int(pid_file.read_text()))
+        kernel = int(pid_file.read_text())
 
         assert sandbox.stop() == 0
-        assert wait_until(lambda: not _alive(kernel), 10, "the kernel to be gone")
+        assert wait_until(lambda: not alive(kernel), 10, "the kernel to be gone")
 
         sandbox.start()
         record = app.wait_for_status(notebook["id"], execution_id, timeout=10)
@@ -77,10 +77,3 @@ def test_sigterm_kills_running_kernels_and_restart_resolves_them(tmp_path: Path)
         assert record["executionErrors"] == [RESTART_ERROR]
     finally:
         sandbox.stop()
-
-
-def _alive(process: psutil.Process) -> bool:
-    try:
-        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False

@@ -1,7 +1,6 @@
 import json
 
 import pytest
-import redis as redis_lib
 
 from service import keys
 from service.events.records import ExecutionRecord
@@ -30,20 +29,13 @@ def execution(n: int, status: str, queued: str, notebook: str = NB, **fields) ->
 
 
 @pytest.fixture
-def client(redis, redis_server):
-    connection = redis_lib.Redis.from_url(redis_server.url, decode_responses=True)
-    yield connection
-    connection.close()
+def store(text_redis):
+    return ExecutionStore(text_redis, ttl=2 * DAY)
 
 
 @pytest.fixture
-def store(client):
-    return ExecutionStore(client, ttl=2 * DAY)
-
-
-@pytest.fixture
-def syncs(client):
-    return SyncState(client, lease_seconds=30, ttl=2 * DAY)
+def syncs(text_redis):
+    return SyncState(text_redis, lease_seconds=30, ttl=2 * DAY)
 
 
 def fence(syncs: SyncState, notebook: str = NB) -> int:
@@ -86,7 +78,7 @@ def test_a_stale_fence_writes_nothing(store, syncs):
     assert store.outbox(APP, NB) == []
 
 
-def test_status_indexes_follow_the_last_status(store, syncs, client):
+def test_status_indexes_follow_the_last_status(store, syncs, text_redis):
     token = fence(syncs)
     store.upsert(APP, NB, [execution(1, "queued", "2026-01-01T10:00:00Z")], fence=token)
     store.upsert(APP, NB, [execution(1, "errored", "2026-01-01T10:00:00Z")], fence=token)
@@ -184,18 +176,18 @@ def test_a_requested_run_is_pending_until_terminal(store, syncs):
     assert merged.pipeline_step is None  # Losant's copy of the context wins
 
 
-def test_callbacks_are_counted_only_for_known_executions(store, syncs, client):
+def test_callbacks_are_counted_only_for_known_executions(store, syncs, text_redis):
     store.upsert(APP, NB, [execution(1, "queued", "2026-01-01T10:00:00Z")], fence=fence(syncs))
-    with client.pipeline() as pipe:
+    with text_redis.pipeline() as pipe:
         store.count_callback(pipe, f"{1:024x}", 0)
         store.count_callback(pipe, f"{1:024x}", 0)
         store.count_callback(pipe, f"{99:024x}", 0)
         pipe.execute()
     assert store.get(f"{1:024x}").as_json()["nbrelay"]["callbacksReceived"] == 2
-    assert not client.exists(keys.execution(f"{99:024x}"))
+    assert not text_redis.exists(keys.execution(f"{99:024x}"))
 
 
-def test_every_key_has_a_ttl_within_retention(store, syncs, client):
+def test_every_key_has_a_ttl_within_retention(store, syncs, text_redis):
     store.record_request(
         application_id=APP,
         notebook_id=NB,
@@ -206,18 +198,18 @@ def test_every_key_has_a_ttl_within_retention(store, syncs, client):
         notebook_name="nb",
     )
     store.upsert(APP, NB, [execution(1, "completed", "2026-01-01T10:00:00Z")], fence=fence(syncs))
-    with client.pipeline() as pipe:
+    with text_redis.pipeline() as pipe:
         store.append_event(pipe, {"source": "test"})
         pipe.execute()
     store.record_transition(ExecutionRecord(f"{1:024x}", APP, NB, {"status": "completed"}))
-    for key in client.scan_iter("nbrelay:*"):
+    for key in text_redis.scan_iter("nbrelay:*"):
         if key == keys.sync_lease(APP, NB):
             continue
-        ttl = client.ttl(key)
+        ttl = text_redis.ttl(key)
         assert 0 < ttl <= 2 * DAY, (key, ttl)
 
 
-def test_trim_drops_entries_older_than_retention(store, syncs, client):
+def test_trim_drops_entries_older_than_retention(store, syncs, text_redis):
     now = 1_800_000_000.0
     old = now_iso(now - 3 * DAY)
     recent = now_iso(now - DAY)
@@ -227,8 +219,8 @@ def test_trim_drops_entries_older_than_retention(store, syncs, client):
         [execution(1, "completed", old), execution(2, "completed", recent)],
         fence=fence(syncs),
     )
-    client.xadd(keys.events(), {"source": "old"}, id=f"{int((now - 3 * DAY) * 1000)}-0")
-    client.xadd(keys.events(), {"source": "new"}, id=f"{int((now - DAY) * 1000)}-0")
+    text_redis.xadd(keys.events(), {"source": "old"}, id=f"{int((now - 3 * DAY) * 1000)}-0")
+    text_redis.xadd(keys.events(), {"source": "new"}, id=f"{int((now - DAY) * 1000)}-0")
     store.trim(now)
     assert [r.id for r in store.query().items] == [f"{2:024x}"]
     assert [r.id for r in store.query(application_id=APP, notebook_id=NB).items] == [f"{2:024x}"]

@@ -1,5 +1,4 @@
 import pytest
-import redis as redis_lib
 
 from service import keys
 from service.events.sync_state import Busy, Claim, LeaseKeeper, LeaseLost, SyncState
@@ -10,15 +9,8 @@ NB = "5c782b8d4f3a8e51c1db42e4"
 
 
 @pytest.fixture
-def client(redis, redis_server):
-    connection = redis_lib.Redis.from_url(redis_server.url, decode_responses=True)
-    yield connection
-    connection.close()
-
-
-@pytest.fixture
-def syncs(client):
-    return SyncState(client, lease_seconds=30, ttl=3600)
+def syncs(text_redis):
+    return SyncState(text_redis, lease_seconds=30, ttl=3600)
 
 
 def mark(syncs: SyncState, now: float = 1.0) -> str | None:
@@ -123,12 +115,12 @@ def test_hand_off_passes_a_dirty_notebook_to_a_new_job(syncs):
     assert status.dirty_since is not None
 
 
-def test_the_lease_keeper_renews_a_short_lease(client):
-    syncs = SyncState(client, lease_seconds=0.3, ttl=3600)
+def test_the_lease_keeper_renews_a_short_lease(text_redis):
+    syncs = SyncState(text_redis, lease_seconds=0.3, ttl=3600)
     job = mark(syncs)
     claim = syncs.begin(APP, NB, job, 2.0)
     with LeaseKeeper(syncs, claim) as keeper:
-        wait_until(lambda: client.pttl(keys.sync_lease(APP, NB)) > 250, 1, "a renewal")
-        client.delete(keys.sync_lease(APP, NB))
+        wait_until(lambda: text_redis.pttl(keys.sync_lease(APP, NB)) > 250, 1, "a renewal")
+        text_redis.delete(keys.sync_lease(APP, NB))
         wait_until(keeper.lost.is_set, 2, "the keeper to notice the lost lease")
-    assert not client.exists(keys.sync_lease(APP, NB))
+    assert not text_redis.exists(keys.sync_lease(APP, NB))
