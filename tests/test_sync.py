@@ -5,7 +5,7 @@ import threading
 import pytest
 
 from service import keys
-from service.events.hints import parse_hint
+from service.events.hints import Incoming, parse_hint
 from service.losant import Unavailable
 from service.runtime.processes import wait_until
 
@@ -84,13 +84,9 @@ def test_the_callback_body_is_only_a_hint(components, sandbox_app):
     (execution_id,) = run_directly(sandbox_app, notebook_id)
     claim = {"success": True, "execution": {"id": execution_id, "status": "completed"}}
     body = str(claim).replace("'", '"').replace("True", "true").encode()
+    hint = parse_hint(body)
     components.ingress.accept(
-        "callback",
-        sandbox_app.id,
-        notebook_id,
-        body,
-        "application/json",
-        parse_hint(body),
+        Incoming("callback", sandbox_app.id, notebook_id, body, "application/json", hint)
     )
     status = components.syncs.status(sandbox_app.id, notebook_id)
     assert components.sync.run(sandbox_app.id, notebook_id, job_id=status.active) == "ok"

@@ -58,34 +58,37 @@ def parse_hint(body: bytes) -> Hint:
     )
 
 
-def event_fields(
-    source: str,
-    application_id: str,
-    notebook_id: str,
-    body: bytes,
-    content_type: str | None,
-    hint: Hint,
-    *,
-    run: str | None = None,
-    step: str | None = None,
-    now: float | None = None,
-) -> dict[str, str]:
-    """The stream entry of one accepted request (Redis stream values are strings)."""
-    kept = body[: defaults.EVENT_BODY_KEEP]
-    fields = {
-        "source": source,
-        "application": application_id,
-        "notebook": notebook_id,
-        "receivedAt": now_iso(now),
-        "contentType": content_type or "",
-        "bodyBytes": str(len(body)),
-        "body": kept.decode("utf-8", errors="replace"),
-        "truncated": "1" if len(body) > len(kept) else "0",
-        "execution": hint.execution_id or "",
-        "claimedStatus": hint.status or "",
-    }
-    if run:
-        fields["run"] = run
-    if step:
-        fields["step"] = step
-    return fields
+@dataclass(frozen=True)
+class Incoming:
+    """One accepted callback or relay request: its source, the notebook it names (from the
+    token or the authenticated relay body), its body and what the body says of itself."""
+
+    source: str
+    application_id: str
+    notebook_id: str
+    body: bytes
+    content_type: str | None
+    hint: Hint
+    run: str | None = None
+    step: str | None = None
+
+    def event_fields(self, now: float | None = None) -> dict[str, str]:
+        """Its entry in the event stream (Redis stream values are strings)."""
+        kept = self.body[: defaults.EVENT_BODY_KEEP]
+        fields = {
+            "source": self.source,
+            "application": self.application_id,
+            "notebook": self.notebook_id,
+            "receivedAt": now_iso(now),
+            "contentType": self.content_type or "",
+            "bodyBytes": str(len(self.body)),
+            "body": kept.decode("utf-8", errors="replace"),
+            "truncated": "1" if len(self.body) > len(kept) else "0",
+            "execution": self.hint.execution_id or "",
+            "claimedStatus": self.hint.status or "",
+        }
+        if self.run:
+            fields["run"] = self.run
+        if self.step:
+            fields["step"] = self.step
+        return fields

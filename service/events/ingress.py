@@ -14,7 +14,7 @@ import time
 import redis as redis_lib
 
 from service import metrics
-from service.events.hints import Hint, event_fields
+from service.events.hints import Incoming
 from service.events.store import ExecutionStore
 from service.events.sync_state import SyncState
 from service.queues import Queues
@@ -62,37 +62,15 @@ class Ingress:
         metrics.SYNC_REQUESTS.labels(reason, "enqueued").inc()
         return job_id
 
-    def accept(
-        self,
-        source: str,
-        application_id: str,
-        notebook_id: str,
-        body: bytes,
-        content_type: str | None,
-        hint: Hint,
-        *,
-        run: str | None = None,
-        step: str | None = None,
-    ) -> str | None:
+    def accept(self, incoming: Incoming) -> str | None:
         """Record an incoming request's event, mark the notebook dirty and enqueue its sync."""
         now = time.time()
-        event = event_fields(
-            source,
-            application_id,
-            notebook_id,
-            body,
-            content_type,
-            hint,
-            run=run,
-            step=step,
-            now=now,
-        )
         return self.request_sync(
-            application_id,
-            notebook_id,
-            source,
-            event=event,
-            execution_id=hint.execution_id,
+            incoming.application_id,
+            incoming.notebook_id,
+            incoming.source,
+            event=incoming.event_fields(now),
+            execution_id=incoming.hint.execution_id,
             now=now,
         )
 

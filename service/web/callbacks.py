@@ -7,7 +7,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from service import metrics
 from service.events import tokens
-from service.events.hints import parse_hint
+from service.events.hints import Incoming, parse_hint
 from service.web.errors import ApiError
 from service.web.resources import get_components
 
@@ -30,14 +30,16 @@ def receive(token: str):
         metrics.CALLBACKS_REJECTED.labels("callback", "too-large").inc()
         raise
     components.ingress.accept(
-        "callback",
-        claims.application_id,
-        claims.notebook_id,
-        body,
-        request.content_type,
-        parse_hint(body),
-        run=claims.run,
-        step=claims.step,
+        Incoming(
+            "callback",
+            claims.application_id,
+            claims.notebook_id,
+            body,
+            request.content_type,
+            parse_hint(body),
+            run=claims.run,
+            step=claims.step,
+        )
     )
     metrics.CALLBACKS_RECEIVED.labels("callback").inc()
     return jsonify({"accepted": True}), 202

@@ -10,7 +10,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from service import defaults, keys, metrics, standard_webhooks
-from service.events.hints import parse_hint
+from service.events.hints import Incoming, parse_hint
 from service.web.auth import bearer_token, token_matches
 from service.web.errors import ApiError
 from service.web.resources import get_components
@@ -55,7 +55,7 @@ def relay():
     ):
         return jsonify({"accepted": True, "duplicate": True}), 202
     components.ingress.accept(
-        "hook", hint.application_id, hint.notebook_id, body, request.content_type, hint
+        Incoming("hook", hint.application_id, hint.notebook_id, body, request.content_type, hint)
     )
     metrics.CALLBACKS_RECEIVED.labels("hook").inc()
     return jsonify({"accepted": True}), 202
