@@ -8,6 +8,7 @@ import logging
 from flask import Flask, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import MethodNotAllowed as HttpMethodNotAllowed
 
 from sandbox import api, control, downloads
 from sandbox.errors import (
@@ -29,7 +30,7 @@ def create_app(services: Services) -> Flask:
     """An app over already built services (`SandboxServer` starts and stops them)."""
     app = Flask("sandbox")
     app.config["MAX_CONTENT_LENGTH"] = services.settings.upload_limit
-    app.json.sort_keys = False
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # on Flask's default provider
     # Losant paths are exact: no redirects (HTML) for a trailing or doubled slash, just 404.
     app.url_map.strict_slashes = False
     app.url_map.merge_slashes = False
@@ -66,7 +67,7 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> ResponseReturnValue:
-        if error.code == 405:
+        if isinstance(error, HttpMethodNotAllowed):
             response = _error_response(MethodNotAllowed(f"{request.method} is not allowed"))
             response.headers["Allow"] = ", ".join(error.valid_methods or ())
             return response

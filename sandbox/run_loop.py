@@ -186,14 +186,14 @@ class RunLoop:
                     runs.remove(run)
                     self._finish(run, {"status": "canceled"})
                     return
-        run = self._running.get(execution_id)
-        if run is None:
+        running = self._running.get(execution_id)
+        if running is None:
             # Not known here: it was picked up while being marked, or is already gone.
             self._finish(_Run(execution_id, "", "", None), {"status": "canceled"})
-        elif run.handle is not None:
-            run.handle.cancel()
+        elif running.handle is not None:
+            running.handle.cancel()
         else:
-            self._finish(run, {"status": "canceled"})
+            self._finish(running, {"status": "canceled"})
 
     def _on_discard(self, notebook_id: str, execution_ids: list[str]) -> None:
         for app_id, runs in self._queued.items():

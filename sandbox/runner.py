@@ -146,7 +146,12 @@ async def _run_notebook(
     try:
         async with client.async_setup_kernel(env=env, cwd=str(cwd), cleanup_kc=True):
             deadline = time.monotonic() + time_limit
-            client.timeout_func = lambda cell: max(deadline - time.monotonic(), MIN_CELL_TIMEOUT)
+
+            def remaining(cell: object) -> float:
+                return max(deadline - time.monotonic(), MIN_CELL_TIMEOUT)
+
+            # nbclient types the timeout as whole seconds, but uses any number of seconds.
+            client.timeout_func = remaining  # type: ignore[assignment]
             index = 0
             try:
                 for index, cell in enumerate(notebook.cells):

@@ -81,7 +81,7 @@ def connection_history(
 def device_metadata(spec: dict[str, Any], relative_to: datetime, rng: random.Random) -> bytes:
     """One record per device; CSV columns `ID,Device Name,Description,Device Class,Tags,Creation
     Date,Last Updated` (tags as `key=value;...`), or a JSON array with `format: json`."""
-    records = []
+    records: list[dict[str, Any]] = []
     for device in _devices(spec, rng):
         created = _record_date(relative_to, rng)
         records.append(

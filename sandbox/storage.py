@@ -13,7 +13,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -141,19 +141,20 @@ class Storage:
                     application_id, name or f"Application {application_id}", None, None
                 )
             )
-            values = {
-                "name": name or current.name,
-                "max_run_minutes": settings.get("max_run_minutes", current.max_run_minutes),
-                "parallel_runs": settings.get("parallel_runs", current.parallel_runs),
-            }
+            updated = Application(
+                application_id,
+                name or current.name,
+                settings.get("max_run_minutes", current.max_run_minutes),
+                settings.get("parallel_runs", current.parallel_runs),
+            )
             db.execute(
                 "INSERT INTO applications (id, name, created_at, max_run_minutes, parallel_runs)"
                 " VALUES (:id, :name, :created_at, :max_run_minutes, :parallel_runs)"
                 " ON CONFLICT (id) DO UPDATE SET name = :name,"
                 " max_run_minutes = :max_run_minutes, parallel_runs = :parallel_runs",
-                {"id": application_id, "created_at": created_at, **values},
+                {**asdict(updated), "created_at": created_at},
             )
-        return Application(application_id, **values), row is None
+        return updated, row is None
 
     # notebooks
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -214,7 +215,11 @@ def _describe(location: str, error: ValidationError) -> str:
     where = location + "".join(
         f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path
     )
-    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+    if (
+        error.validator == "additionalProperties"
+        and isinstance(error.instance, dict)
+        and isinstance(error.schema, Mapping)
+    ):
         allowed = error.schema.get("properties", {})
         extra = sorted(str(k) for k in error.instance if k not in allowed)
         return _short(f"{where}: unknown field(s) {', '.join(extra)}")

@@ -129,13 +129,16 @@ class Components:
         def start(notebook: str, **options: Any) -> str:
             return self.starter.start(notebook, **options).execution_id
 
+        def enqueue(kind: str, key: str) -> None:
+            self.queues.enqueue_action(kind, key)
+
         return build_followups(
             self.redis,
             self.registry,
             losant=self.losant,
             application_id=self.settings.losant_application_id or "",
             start=start,
-            enqueue=lambda kind, key: self.queues.enqueue_action(kind, key),
+            enqueue=enqueue,
             ttl=self.settings.retention_seconds,
             known_name=self.store.notebook_name,
             action_lease=self.settings.action_lease,

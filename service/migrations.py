@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import cast
 
 import redis as redis_lib
 
@@ -56,7 +57,7 @@ def _scope_histories(redis: redis_lib.Redis, application_id: str) -> int:
 
 def _scope_alerts(redis: redis_lib.Redis, application_id: str) -> int:
     moved = 0
-    for old_id in redis.smembers(keys.alerts()):
+    for old_id in cast(set[str], redis.smembers(keys.alerts())):
         notebook_id, _, failure_class = old_id.partition(":")
         if not OBJECT_ID.match(notebook_id) or ":" in failure_class:
             continue  # already `<application>:<notebook>:<class>`

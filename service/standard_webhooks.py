@@ -13,11 +13,17 @@ import binascii
 import hashlib
 import hmac
 import time
-from collections.abc import Mapping
+from typing import Protocol
 
 from service import defaults
 
 SECRET_PREFIX = "whsec_"
+
+
+class HeaderLookup(Protocol):
+    """Request headers, read by lowercase name (Werkzeug's `Headers` ignores case)."""
+
+    def get(self, key: str, default: str, /) -> str: ...
 
 
 class InvalidSignature(Exception):
@@ -52,7 +58,7 @@ def headers(secret: str, message_id: str, body: bytes, timestamp: int | None = N
 
 def verify(
     secret: str,
-    request_headers: Mapping[str, str],
+    request_headers: HeaderLookup,
     body: bytes,
     *,
     tolerance: int = defaults.WEBHOOK_TOLERANCE,

@@ -20,10 +20,11 @@ import binascii
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import redis as redis_lib
 from redis.client import Pipeline
+from redis.typing import EncodableT, FieldT
 
 from service import defaults, keys
 from service.events.records import (
@@ -108,6 +109,9 @@ redis.call('HINCRBY', KEYS[1], 'callbacks', 1)
 redis.call('HSET', KEYS[1], 'last_callback_at', ARGV[1])
 return 1
 """
+
+
+_StreamEntries = list[tuple[str, dict[str, str]]]  # an XREVRANGE reply, decoded
 
 
 class ExecutionStore:
@@ -241,22 +245,21 @@ class ExecutionStore:
 
     def append_event(self, pipe: Pipeline, fields: Mapping[str, str]) -> None:
         """Queue on `pipe` the append of one raw ingress event to the capped event stream."""
-        pipe.xadd(
-            keys.events(), dict(fields), maxlen=defaults.EVENT_STREAM_MAXLEN, approximate=True
-        )
+        entry: dict[FieldT, EncodableT] = {name: value for name, value in fields.items()}
+        pipe.xadd(keys.events(), entry, maxlen=defaults.EVENT_STREAM_MAXLEN, approximate=True)
         pipe.expire(keys.events(), self.ttl)
 
     def events(self, count: int = 100) -> list[tuple[str, dict[str, str]]]:
         """The newest raw events, newest first."""
-        return [
-            (entry_id, data) for entry_id, data in self.redis.xrevrange(keys.events(), count=count)
-        ]
+        entries = cast(_StreamEntries, self.redis.xrevrange(keys.events(), count=count))
+        return [(entry_id, data) for entry_id, data in entries]
 
     # transitions
 
     def outbox(self, application_id: str, notebook_id: str) -> list[str]:
         """Executions of the notebook whose claimed transition has not been handled yet."""
-        return list(self.redis.zrange(keys.transition_outbox(application_id, notebook_id), 0, -1))
+        index = keys.transition_outbox(application_id, notebook_id)
+        return cast(list[str], self.redis.zrange(index, 0, -1))
 
     def record_transition(self, record: ExecutionRecord, now: float | None = None) -> None:
         """Append a terminal transition to the transition stream."""
@@ -282,12 +285,14 @@ class ExecutionStore:
 
     def transitions(self, count: int = 100) -> list[dict[str, str]]:
         """The newest recorded transitions, newest first."""
-        return [data for _, data in self.redis.xrevrange(keys.transitions(), count=count)]
+        entries = cast(_StreamEntries, self.redis.xrevrange(keys.transitions(), count=count))
+        return [data for _, data in entries]
 
     # reads
 
     def get(self, execution_id: str) -> ExecutionRecord | None:
-        return self._record(execution_id, self.redis.hgetall(keys.execution(execution_id)))
+        data = cast(dict[str, str], self.redis.hgetall(keys.execution(execution_id)))
+        return self._record(execution_id, data)
 
     def get_many(self, execution_ids: Iterable[str]) -> list[ExecutionRecord]:
         ids = list(execution_ids)
@@ -343,8 +348,11 @@ class ExecutionStore:
         last: tuple[float, str] | None = None
         offset, batch = 0, max(limit * 2, 50)
         while len(items) < limit:
-            entries = self.redis.zrevrangebyscore(
-                index, high, low, start=offset, num=batch, withscores=True
+            entries = cast(
+                list[tuple[str, float]],
+                self.redis.zrevrangebyscore(
+                    index, high, low, start=offset, num=batch, withscores=True
+                ),
             )
             if not entries:
                 break
@@ -383,13 +391,12 @@ class ExecutionStore:
 
     def notebook_names(self) -> dict[str, str]:
         """notebook_ref -> name, for notebooks whose name nbrelay has seen."""
-        return self.redis.hgetall(keys.notebook_names())
+        return cast(dict[str, str], self.redis.hgetall(keys.notebook_names()))
 
     def notebook_name(self, application_id: str, notebook_id: str) -> str | None:
         """The notebook's name as last seen through the API, if nbrelay has seen it."""
-        return self.redis.hget(
-            keys.notebook_names(), keys.notebook_ref(application_id, notebook_id)
-        )
+        ref = keys.notebook_ref(application_id, notebook_id)
+        return cast(str | None, self.redis.hget(keys.notebook_names(), ref))
 
     # sync backlog and pending runs (read by metrics and the reconciler)
 
@@ -408,7 +415,10 @@ class ExecutionStore:
         self, now: float, limit: int = defaults.PENDING_CHECK_BATCH
     ) -> list[tuple[str, str, str]]:
         """Pending runs whose next check is due: (application, notebook, execution)."""
-        members = self.redis.zrangebyscore(keys.pending_checks(), "-inf", now, start=0, num=limit)
+        members = cast(
+            list[str],
+            self.redis.zrangebyscore(keys.pending_checks(), "-inf", now, start=0, num=limit),
+        )
         return [keys.split_pending_member(m) for m in members]
 
     def reschedule_pending(
@@ -454,7 +464,7 @@ class ExecutionStore:
         """Drop index and stream entries older than the retention period."""
         moment = time.time() if now is None else now
         cutoff_ms = int((moment - self.ttl) * 1000)
-        notebook_refs = self.redis.zrangebyscore(keys.notebooks(), "-inf", "+inf")
+        notebook_refs = cast(list[str], self.redis.zrangebyscore(keys.notebooks(), "-inf", "+inf"))
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.zremrangebyscore(keys.executions_by_time(), "-inf", f"({cutoff_ms}")
             for status in STATUSES:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from typing import cast
 
 import redis as redis_lib
 from redis.client import Pipeline
@@ -311,7 +312,10 @@ class SyncState:
 
     def dirty(self) -> list[tuple[str, str, float]]:
         """Every dirty notebook: (application, notebook, dirty since), longest waiting first."""
-        entries = self.redis.zrange(keys.dirty_notebooks(), 0, -1, withscores=True)
+        entries = cast(
+            list[tuple[str, float]],
+            self.redis.zrange(keys.dirty_notebooks(), 0, -1, withscores=True),
+        )
         return [(*keys.split_notebook_ref(ref), since) for ref, since in entries]
 
     def status(self, application_id: str, notebook_id: str) -> NotebookSyncStatus:

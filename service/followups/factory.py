@@ -18,6 +18,7 @@ from service.followups.alerts.notifier import AlertNotifier, NotebookNames
 from service.followups.alerts.state import Alerts
 from service.followups.channels.delivery import DEFAULT_CHANNEL_POLICY, RetryPolicy
 from service.followups.facade import Followups
+from service.followups.pipeline_file.model import PipelineFile
 from service.followups.pipeline_file.registry import PipelineRegistry
 from service.followups.pipelines.coordinator import RunCoordinator
 from service.followups.pipelines.runs import RunStore
@@ -51,6 +52,10 @@ def build_followups(
         loaded = None if known else registry.current()
         return known or (loaded.notebook_name(notebook_id) if loaded else None)
 
+    def pipeline_file() -> PipelineFile | None:
+        loaded = registry.current()
+        return loaded.file if loaded else None
+
     ledger = Ledger(redis, ttl=ttl, lease=action_lease, clock=clock)
     failed_deliveries = FailedDeliveries(redis, ttl=ttl, clock=clock)
     performer = Performer(
@@ -58,7 +63,7 @@ def build_followups(
         losant=losant,
         application_id=application_id,
         start=start,
-        pipeline_file=lambda: (loaded := registry.current()) and loaded.file,
+        pipeline_file=pipeline_file,
         failed_deliveries=failed_deliveries,
         channel_policy=channel_policy,
     )

@@ -89,7 +89,8 @@ class EmbeddedRedis:
 
     def _alive(self) -> bool:
         if self.process is None or self.process.poll() is not None:
-            stderr = self.process.stderr.read().decode(errors="replace") if self.process else ""
+            pipe = self.process.stderr if self.process else None
+            stderr = pipe.read().decode(errors="replace") if pipe else ""
             raise EmbeddedRedisError(f"redis-server exited: {stderr.strip() or 'no output'}")
         return True
 

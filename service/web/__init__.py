@@ -21,7 +21,7 @@ def create_app(settings: Settings | None = None, *, components: Components | Non
         components = Components.from_settings(settings or Settings.from_env())
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = defaults.MAX_BODY_BYTES
-    app.json.sort_keys = False
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # on Flask's default provider
     app.extensions[EXTENSION] = components
     errors.init_app(app)
     for blueprint in (callbacks.bp, relay.bp, api.bp, pipelines.bp, ops.bp, dashboard.bp):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, jsonify, request, url_for
 
 from service import defaults
@@ -79,13 +81,14 @@ def get_execution(execution_id: str):
 @bp.post("/notebooks/<notebook>/executions")
 def create_execution(notebook: str):
     """Start a run of `notebook` (id or name), like `nbrelay run`."""
-    body = {}
+    body: dict[str, Any] = {}
     if request.get_data(cache=True):
         if not request.is_json:
             raise ApiError(415, "the body must be application/json")
-        body = request.get_json(silent=True)
-        if not isinstance(body, dict):
+        parsed = request.get_json(silent=True)
+        if not isinstance(parsed, dict):
             raise ApiError(400, "the body must be a JSON object")
+        body = parsed
     unknown = set(body) - {"context", "relativeTo", "requestedBy"}
     if unknown:
         raise ApiError(400, f"unknown field {sorted(unknown)[0]!r}")

@@ -25,7 +25,7 @@ def _json(description: str, schema: str) -> dict[str, Any]:
 _ACCEPTED = _json("Recorded; a sync of the notebook is queued", "Accepted")
 _UNAUTHORIZED = _error("Missing or wrong bearer token")
 _UNAVAILABLE = _error("Redis (or, when starting a run, Losant) is unavailable")
-_BEARER = [{"bearer": []}]
+_BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 
 PATHS: dict[str, Any] = {
     "/callbacks/{token}": {

@@ -67,9 +67,10 @@ def start_run(name: str):
     if request.get_data(cache=True):
         if not request.is_json:
             raise ApiError(415, "the body must be application/json")
-        body = request.get_json(silent=True)
-        if not isinstance(body, dict):
+        parsed = request.get_json(silent=True)
+        if not isinstance(parsed, dict):
             raise ApiError(400, "the body must be a JSON object")
+        body = parsed
     unknown = set(body) - {"params", "requestedBy"}
     if unknown:
         raise ApiError(400, f"unknown field {sorted(unknown)[0]!r}")
@@ -208,5 +209,7 @@ def undo_action(key: str):
     except UsageProblem as exc:
         raise ApiError(409, str(exc)) from None
     record = followups.action(undo)
+    if record is None:
+        raise ApiError(404, f"no action {undo}")
     location = url_for("pipelines.get_action", key=undo)
     return jsonify(record.describe()), 202, {"Location": location}

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 import redis as redis_lib
 
@@ -199,7 +199,10 @@ class Ledger:
         found: list[ActionRecord] = []
         start = 0
         while len(found) < limit:
-            batch = self.redis.zrevrange(keys.actions_by_time(), start, start + 4 * limit - 1)
+            batch = cast(
+                list[str | bytes],
+                self.redis.zrevrange(keys.actions_by_time(), start, start + 4 * limit - 1),
+            )
             if not batch:
                 break
             start += len(batch)
@@ -217,11 +220,12 @@ class Ledger:
         def attempt(pipe: redis_lib.client.Pipeline) -> None:
             raw = pipe.get(keys.action(lease.key))
             record = ActionRecord.from_json(raw) if raw else None
-            result[0] = record is not None and record.token == lease.token
-            if result[0]:
-                record.progress = progress
-                pipe.multi()
-                pipe.set(keys.action(lease.key), record.to_json(), keepttl=True)
+            if record is None or record.token != lease.token:
+                return
+            result[0] = True
+            record.progress = progress
+            pipe.multi()
+            pipe.set(keys.action(lease.key), record.to_json(), keepttl=True)
 
         self.redis.transaction(attempt, keys.action(lease.key))
         return result[0]

@@ -167,4 +167,4 @@ def _patched_inputs(inputs: list[dict[str, Any]], changes: dict[str, dict[str, A
         unknown = set(fields) - set(INPUT_FIELDS)
         if unknown:
             raise ActionFailed(f"input field {sorted(unknown)[0]!r} cannot be patched")
-    return [{**i, **changes.get(i.get("fileName"), {})} for i in inputs]
+    return [{**i, **changes.get(i.get("fileName", ""), {})} for i in inputs]

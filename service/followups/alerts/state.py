@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import redis as redis_lib
 
@@ -75,6 +75,10 @@ class Due:
 
     def action_key(self, channel: str) -> str:
         return keys.alert_notice(self.alert.id, self.alert.episode, self.number, channel)
+
+
+# What a change of an alert returns: the alert to save, or None to leave nothing stored.
+_Changed = TypeVar("_Changed", bound=Alert | None)
 
 
 class Alerts:
@@ -205,10 +209,8 @@ class Alerts:
             owed.extend(result)
         return owed
 
-    def _change(
-        self, identity: str, change: Callable[[Alert | None, float], Alert | None]
-    ) -> Alert | None:
-        saved: list[Alert | None] = []
+    def _change(self, identity: str, change: Callable[[Alert | None, float], _Changed]) -> _Changed:
+        saved: list[_Changed] = []
 
         def attempt(pipe: redis_lib.client.Pipeline) -> None:
             saved.clear()

@@ -3,7 +3,8 @@ file's `channels:` section."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from pydantic import Field
 
@@ -17,7 +18,7 @@ ChannelConfig = Annotated[
     SlackConfig | WebhookConfig | EmailConfig | LogConfig, Field(discriminator="kind")
 ]
 
-_CLASSES: dict[type, type[Channel]] = {
+_CLASSES: dict[type, Callable[[str, Any], Channel]] = {
     SlackConfig: SlackChannel,
     WebhookConfig: WebhookChannel,
     EmailConfig: EmailChannel,

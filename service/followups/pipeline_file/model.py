@@ -3,7 +3,7 @@ channels, notebooks, templates) are checked by `validation`, which also locates 
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -36,7 +36,7 @@ NameList = Annotated[list[Name], BeforeValidator(_listify)]
 FailurePolicy = Literal["fail", "skip", "continue"]
 
 # Fields of a notebook input that a patch may set (Losant's names, see the notebook schema).
-INPUT_FIELDS = (
+InputField = Literal[
     "start",
     "end",
     "deviceIds",
@@ -48,7 +48,8 @@ INPUT_FIELDS = (
     "filePath",
     "private",
     "format",
-)
+]
+INPUT_FIELDS: tuple[str, ...] = get_args(InputField)
 
 
 class Strict(BaseModel):
@@ -123,7 +124,7 @@ class PatchAction(Strict):
 
     notebook: NotebookReference
     set: dict[Literal["name", "description", "imageVersion"], Any] = Field(default_factory=dict)
-    inputs: dict[str, dict[Literal[INPUT_FIELDS], Any]] = Field(default_factory=dict)
+    inputs: dict[str, dict[InputField, Any]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _something(self) -> PatchAction:

@@ -129,13 +129,14 @@ def free_names(tree: nodes.Template) -> set[str]:
 
 def attributes_of(tree: nodes.Template, variable: str) -> set[str]:
     """Every constant attribute or key read from `variable`: `steps.a` and `steps['a']` give a."""
-    found = set()
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        if isinstance(node.node, nodes.Name) and node.node.name == variable:
-            if isinstance(node, nodes.Getattr):
-                found.add(node.attr)
-            elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
-                found.add(node.arg.value)
+    found: set[str] = set()
+    for attribute in tree.find_all(nodes.Getattr):
+        if isinstance(attribute.node, nodes.Name) and attribute.node.name == variable:
+            found.add(attribute.attr)
+    for item in tree.find_all(nodes.Getitem):
+        if isinstance(item.node, nodes.Name) and item.node.name == variable:
+            if isinstance(item.arg, nodes.Const) and isinstance(item.arg.value, str):
+                found.add(item.arg.value)
     return found
 
 

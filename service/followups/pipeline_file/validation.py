@@ -12,6 +12,7 @@ from pathlib import Path as FilePath
 from typing import Any
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic_core import ErrorDetails
 
 from service.config import OBJECT_ID
 from service.errors import UsageProblem
@@ -198,7 +199,7 @@ class _Checker:
                 self._pydantic_problem(error, data, path)
             return None
 
-    def _pydantic_problem(self, error: dict[str, Any], data: Any, path: Path) -> None:
+    def _pydantic_problem(self, error: ErrorDetails, data: Any, path: Path) -> None:
         loc = list(error["loc"])
         real: list[Any] = []
         current = data
@@ -238,7 +239,7 @@ class _Checker:
             self.add(full, message)
 
     @staticmethod
-    def _pattern_message(error: dict[str, Any]) -> str:
+    def _pattern_message(error: ErrorDetails) -> str:
         pattern = (error.get("ctx") or {}).get("pattern")
         if pattern == NAME:
             return (
@@ -257,8 +258,8 @@ class _Checker:
             self.add((), "the file must be a mapping of sections (pipelines, rules, channels, ...)")
             return None
         shell = self.validate(_Shell, data, ())
-        sections = {
-            name: data.get(name) if isinstance(data.get(name), dict) else {}
+        sections: dict[str, dict[Any, Any]] = {
+            name: value if isinstance(value := data.get(name), dict) else {}
             for name in ("notebooks", "channels", "pipelines", "rules")
         }
         for section, entries in sections.items():
@@ -283,7 +284,7 @@ class _Checker:
         for name, rule in rules.items():
             self._check_rule(name, rule, channel_names)
         if self.resolver is not None:
-            self._check_notebooks(notebooks, pipelines, rules)
+            self._check_notebooks(self.resolver, notebooks, pipelines, rules)
         if self.problems or shell is None:
             return None
         return self.validate(PipelineFile, data, ())
@@ -343,9 +344,9 @@ class _Checker:
         known = set(raw.get("steps") or {})
         for key, step in pipeline.steps.items():
             step_path = path + ("steps", key)
-            for index, upstream in enumerate(step.after):
-                if upstream not in known:
-                    self.add(step_path + ("after", index), _unknown("step", upstream, known))
+            for index, after in enumerate(step.after):
+                if after not in known:
+                    self.add(step_path + ("after", index), _unknown("step", after, known))
         for cycle in _cycles(pipeline):
             self.add(path + ("steps", cycle[0], "after"), "cycle: " + " → ".join(cycle))
         for key, step in pipeline.steps.items():
@@ -416,6 +417,7 @@ class _Checker:
 
     def _check_notebooks(
         self,
+        resolver: NotebookResolver,
         aliases: dict[str, NotebookEntry],
         pipelines: dict[str, Pipeline],
         rules: dict[str, Rule],
@@ -432,13 +434,13 @@ class _Checker:
                 for kind in ("execute", "patch"):
                     target = getattr(getattr(action, kind, None), "notebook", None)
                     if target is not None:
-                        path = ("rules", name, "actions", index, kind, "notebook")
+                        path: Path = ("rules", name, "actions", index, kind, "notebook")
                         sites.append((path, target))
         verdicts: dict[str, str | None] = {}
 
         def problem(reference: str) -> str | None:
             if reference not in verdicts:
-                verdicts[reference] = self.resolver(reference)
+                verdicts[reference] = resolver(reference)
             return verdicts[reference]
 
         for alias, entry in aliases.items():

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 import redis as redis_lib
 
@@ -254,9 +254,9 @@ def execution_ended(
 
 def _variables(run: Run, pipeline: Pipeline, key: str) -> dict[str, Any]:
     steps = {
-        name: execution_variables(run.steps[name].execution)
+        name: execution_variables(execution)
         for name in pipeline.upstream(key)
-        if run.steps[name].execution is not None
+        if (execution := run.steps[name].execution) is not None
     }
     return {"params": run.params, "run": {"id": run.id, "pipeline": run.pipeline}, "steps": steps}
 
@@ -346,13 +346,14 @@ class RunStore:
 
     def recent(self, pipeline: str, limit: int) -> list[Run]:
         """The pipeline's most recent runs, newest first."""
-        ids = self.redis.zrevrange(keys.runs_of(pipeline), 0, limit - 1)
+        ids = cast(list[str | bytes], self.redis.zrevrange(keys.runs_of(pipeline), 0, limit - 1))
         raws = self.redis.mget([keys.run(_text(i)) for i in ids]) if ids else []
         return [Run.from_json(raw) for raw in raws if raw]
 
     def active(self) -> list[str]:
         """Runs that have a step not yet ended."""
-        return [_text(i) for i in self.redis.zrange(keys.active_runs(), 0, -1)]
+        ids = cast(list[str | bytes], self.redis.zrange(keys.active_runs(), 0, -1))
+        return [_text(i) for i in ids]
 
     def forget_active(self, run_id: str) -> None:
         """Stop looking at an active run whose record is gone (expired under retention)."""
