@@ -16,8 +16,8 @@ TTL = 30 * 86400
 
 
 @pytest.fixture
-def alerts(redis, clock):
-    return Alerts(redis, ttl=TTL, clock=clock)
+def alerts(text_redis, clock):
+    return Alerts(text_redis, ttl=TTL, clock=clock)
 
 
 def fail(alerts, execution_id, channels=("slack",)):
@@ -83,8 +83,8 @@ def test_alert_classes_are_separate(alerts, clock):
     ]
 
 
-def test_history_counts_each_execution_once(redis):
-    history = NotebookHistory(redis, ttl=TTL)
+def test_history_counts_each_execution_once(text_redis):
+    history = NotebookHistory(text_redis, ttl=TTL)
     assert history.get(APP, NB).consecutive_failures == 0
     history.record(APP, NB, "ok", "completed", "2024-05-01T02:00:00Z", 1)
     for execution in ("e1", "e2", "e2"):
@@ -95,7 +95,7 @@ def test_history_counts_each_execution_once(redis):
     assert state.last_success_at.isoformat() == "2024-05-01T02:00:00+00:00"
 
 
-def test_a_notebook_id_in_two_applications_has_two_alerts_and_histories(alerts, redis):
+def test_a_notebook_id_in_two_applications_has_two_alerts_and_histories(alerts, text_redis):
     other_app = "65a0c0ffee0000000000a002"
     fail(alerts, "e1")
     alerts.failed(other_app, NB, FailureClass.ERRORED, {"id": "e9"}, ["email"], SETTINGS)
@@ -103,7 +103,7 @@ def test_a_notebook_id_in_two_applications_has_two_alerts_and_histories(alerts, 
     assert alerts.get(other_app, NB, FailureClass.ERRORED).channels == ["email"]
     assert alerts.completed(other_app, NB, {"id": "ok"}) == []
     assert alerts.get(APP, NB, FailureClass.ERRORED).state is AlertState.PENDING
-    history = NotebookHistory(redis, ttl=TTL)
+    history = NotebookHistory(text_redis, ttl=TTL)
     history.record(APP, NB, "e1", "errored", "", 1)
     assert history.get(APP, NB).consecutive_failures == 1
     assert history.get(other_app, NB).consecutive_failures == 0

@@ -12,21 +12,21 @@ from service.followups.actions.ledger import ActionState, Ledger
 
 
 @pytest.fixture
-def ledger(redis, clock) -> Ledger:
-    return Ledger(redis, ttl=2 * 86400, lease=60.0, clock=clock)
+def ledger(text_redis, clock) -> Ledger:
+    return Ledger(text_redis, ttl=2 * 86400, lease=60.0, clock=clock)
 
 
-def test_a_key_is_opened_once(ledger, redis):
+def test_a_key_is_opened_once(ledger, text_redis):
     assert ledger.open("run:r1:step:b:attempt:1", "execute", {"notebook": "n"})
     assert not ledger.open("run:r1:step:b:attempt:1", "execute", {"notebook": "other"})
     record = ledger.get("run:r1:step:b:attempt:1")
     assert record.state is ActionState.PENDING
     assert record.spec == {"notebook": "n"}
-    assert 0 < redis.ttl(keys.action("run:r1:step:b:attempt:1")) <= 2 * 86400
+    assert 0 < text_redis.ttl(keys.action("run:r1:step:b:attempt:1")) <= 2 * 86400
 
 
-def test_concurrent_opens_claim_exactly_once(redis, clock):
-    ledgers = [Ledger(redis, ttl=86400, clock=clock) for _ in range(20)]
+def test_concurrent_opens_claim_exactly_once(text_redis, clock):
+    ledgers = [Ledger(text_redis, ttl=86400, clock=clock) for _ in range(20)]
     results: list[bool] = []
     barrier = threading.Barrier(len(ledgers))
 
@@ -42,13 +42,13 @@ def test_concurrent_opens_claim_exactly_once(redis, clock):
     assert sorted(results) == [False] * 19 + [True]
 
 
-def test_concurrent_acquires_hand_out_one_lease(redis, clock):
-    Ledger(redis, ttl=86400, clock=clock).open("k", "execute", {})
+def test_concurrent_acquires_hand_out_one_lease(text_redis, clock):
+    Ledger(text_redis, ttl=86400, clock=clock).open("k", "execute", {})
     leases = []
     barrier = threading.Barrier(10)
 
     def acquire() -> None:
-        ledger = Ledger(redis, ttl=86400, clock=clock)
+        ledger = Ledger(text_redis, ttl=86400, clock=clock)
         barrier.wait()
         leases.append(ledger.acquire("k"))
 

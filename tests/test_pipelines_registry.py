@@ -32,14 +32,14 @@ def losant(sandbox):
     client.close()
 
 
-def test_valid_file_is_published_and_invalid_edits_are_not(redis, tmp_path, caplog):
+def test_valid_file_is_published_and_invalid_edits_are_not(text_redis, tmp_path, caplog):
     path = tmp_path / "pipelines.yaml"
     path.write_text(GOOD % "Report")
-    registry = PipelineRegistry(redis, path, ttl=TTL)
+    registry = PipelineRegistry(text_redis, path, ttl=TTL)
     with caplog.at_level(logging.INFO, logger="service.followups.pipeline_file.registry"):
         registry.refresh()
     assert "pipeline file" in caplog.text and "loaded: 1 pipeline (2 steps)" in caplog.text
-    reader = PipelineRegistry(redis, None, ttl=TTL)  # another process: it only reads
+    reader = PipelineRegistry(text_redis, None, ttl=TTL)  # another process: it only reads
     assert list(reader.current().file.pipelines["p"].steps) == ["a", "b"]
 
     caplog.clear()
@@ -47,11 +47,11 @@ def test_valid_file_is_published_and_invalid_edits_are_not(redis, tmp_path, capl
     with caplog.at_level(logging.INFO, logger="service.followups.pipeline_file.registry"):
         registry.refresh()
         registry.refresh()
-        PipelineRegistry(redis, path, ttl=TTL).refresh()  # a second process meets the same file
+        PipelineRegistry(text_redis, path, ttl=TTL).refresh()  # a second process, the same file
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1
-    (note,) = redis.scan_iter(keys.pipeline_file_note("rejected:*"))
-    assert 0 < redis.ttl(note) <= TTL  # reported once for the configured retention
+    (note,) = text_redis.scan_iter(keys.pipeline_file_note("rejected:*"))
+    assert 0 < text_redis.ttl(note) <= TTL  # reported once for the configured retention
     assert "is invalid; the version in force stays" in errors[0].getMessage()
     assert (
         "pipelines.yaml:7: pipelines.p.steps.b.after[0]: unknown step 'z'" in errors[0].getMessage()
@@ -63,11 +63,11 @@ def test_valid_file_is_published_and_invalid_edits_are_not(redis, tmp_path, capl
     assert reader.current().file.pipelines["p"].steps["b"].notebook == "Report v2"
 
 
-def test_notebooks_are_checked_and_resolved(redis, tmp_path, sandbox_app, losant, caplog):
+def test_notebooks_are_checked_and_resolved(text_redis, tmp_path, sandbox_app, losant, caplog):
     etl = sandbox_app.create_notebook("Nightly ETL")
     path = tmp_path / "pipelines.yaml"
     path.write_text(GOOD % "Report")
-    registry = PipelineRegistry(redis, path, ttl=TTL, losant=lambda: (losant, sandbox_app.id))
+    registry = PipelineRegistry(text_redis, path, ttl=TTL, losant=lambda: (losant, sandbox_app.id))
     with caplog.at_level(logging.ERROR):
         registry.refresh()
     assert "unknown notebook 'Report'" in caplog.text
@@ -85,11 +85,11 @@ def test_notebooks_are_checked_and_resolved(redis, tmp_path, sandbox_app, losant
     assert loaded.notebook_name("0" * 24) is None
 
 
-def test_a_file_losant_cannot_check_is_tried_again_later(redis, tmp_path, caplog):
+def test_a_file_losant_cannot_check_is_tried_again_later(text_redis, tmp_path, caplog):
     path = tmp_path / "pipelines.yaml"
     path.write_text(GOOD % "Report")
     down = LosantClient(f"http://127.0.0.1:{free_port()}", "token", max_retries=0)
-    registry = PipelineRegistry(redis, path, ttl=TTL, losant=lambda: (down, "0" * 24))
+    registry = PipelineRegistry(text_redis, path, ttl=TTL, losant=lambda: (down, "0" * 24))
     try:
         with caplog.at_level(logging.WARNING, logger="service.followups.pipeline_file.registry"):
             registry.refresh()
@@ -101,12 +101,12 @@ def test_a_file_losant_cannot_check_is_tried_again_later(redis, tmp_path, caplog
     assert registry.current() is None
 
 
-def test_unsetting_the_file_withdraws_it(redis, tmp_path):
+def test_unsetting_the_file_withdraws_it(text_redis, tmp_path):
     path = tmp_path / "pipelines.yaml"
     path.write_text(GOOD % "Report")
-    PipelineRegistry(redis, path, ttl=TTL).refresh()
-    assert PipelineRegistry(redis, None, ttl=TTL).current() is not None
+    PipelineRegistry(text_redis, path, ttl=TTL).refresh()
+    assert PipelineRegistry(text_redis, None, ttl=TTL).current() is not None
     PipelineRegistry(
-        redis, None, ttl=TTL
+        text_redis, None, ttl=TTL
     ).refresh()  # the scheduler, restarted without NBRELAY_PIPELINES
-    assert PipelineRegistry(redis, None, ttl=TTL).current() is None
+    assert PipelineRegistry(text_redis, None, ttl=TTL).current() is None

@@ -202,8 +202,8 @@ def test_parameters_are_checked():
     assert start(DIAMOND, {"day": None}, {"day": "d"}).params == {"day": "d"}
 
 
-def test_store_applies_concurrent_changes_without_losing_any(redis):
-    store = RunStore(redis, ttl=86400)
+def test_store_applies_concurrent_changes_without_losing_any(text_redis):
+    store = RunStore(text_redis, ttl=86400)
     run = start(DIAMOND, {"day": "x"})
     store.create(run)
     a_record = ended("ea", outputInfo={"data.csv": {"url": "u"}}, templateContext='{"rows": 1}')
@@ -211,7 +211,7 @@ def test_store_applies_concurrent_changes_without_losing_any(redis):
     barrier = threading.Barrier(2)
 
     def finish(step: str) -> None:
-        other = RunStore(redis, ttl=86400)
+        other = RunStore(text_redis, ttl=86400)
         barrier.wait()
         other.change(run.id, lambda r, now: execution_ended(r, step, 1, ended(f"e{step}"), now))
 

@@ -8,6 +8,7 @@
 - `channels/`: one class per kind of notification channel.
 
 Everything outside talks to the `Followups` facade (`facade`), built by `build_followups`
-(`factory`). Nothing is imported here, so that reading the pipeline file does not load the
-metrics before a command has set them up.
+(`factory`). Their stores read Redis through a connection that decodes responses. Nothing is
+imported here, so that reading the pipeline file does not load the metrics before a command
+has set them up.
 """

@@ -6,6 +6,8 @@ schedulers never take the same member at once, and a member whose job never ran 
 
 from __future__ import annotations
 
+from typing import cast
+
 import redis as redis_lib
 
 # KEYS: 1 due zset. ARGV: now, pushed score, limit.
@@ -28,4 +30,4 @@ class DueSchedule:
     def take(self, now: float, hold_until: float, limit: int) -> list[str]:
         """Members due at `now` (at most `limit`), each pushed to `hold_until`."""
         members = self._take(keys=[self.key], args=[now, hold_until, limit])
-        return [m.decode() if isinstance(m, bytes) else m for m in members]
+        return cast(list[str], members)

@@ -9,6 +9,8 @@ import redis as redis_lib
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
+from service.losant import errors as losant_errors
+
 log = logging.getLogger(__name__)
 
 _TYPES = {
@@ -70,9 +72,7 @@ def _redis_error(exc: redis_lib.RedisError) -> Response:
     return error_response(503, "the service's storage is unavailable; try again shortly")
 
 
-def _losant_error(exc: Exception) -> Response:
-    from service.losant import errors as losant_errors
-
+def _losant_error(exc: losant_errors.LosantError) -> Response:
     status = getattr(exc, "status", None)
     if isinstance(exc, losant_errors.NotFound):
         return error_response(404, str(exc))
@@ -100,10 +100,8 @@ def _unexpected(exc: Exception) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    from service.losant.errors import LosantError
-
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(redis_lib.RedisError, _redis_error)
-    app.register_error_handler(LosantError, _losant_error)
+    app.register_error_handler(losant_errors.LosantError, _losant_error)
     app.register_error_handler(Exception, _unexpected)

@@ -200,13 +200,13 @@ class Ledger:
         start = 0
         while len(found) < limit:
             batch = cast(
-                list[str | bytes],
+                list[str],
                 self.redis.zrevrange(keys.actions_by_time(), start, start + 4 * limit - 1),
             )
             if not batch:
                 break
             start += len(batch)
-            for raw in self.redis.mget([keys.action(_text(k)) for k in batch]):
+            for raw in self.redis.mget([keys.action(k) for k in batch]):
                 record = ActionRecord.from_json(raw) if raw else None
                 if record is not None and (kind is None or record.kind == kind):
                     found.append(record)
@@ -291,7 +291,3 @@ class Ledger:
         """
         now = self.clock()
         return self._due.take(now, now + self.lease, limit)
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value

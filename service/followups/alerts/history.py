@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 import redis as redis_lib
 
@@ -69,11 +70,9 @@ class NotebookHistory:
         )
 
     def get(self, application_id: str, notebook_id: str) -> History:
-        raw = self.redis.hgetall(keys.notebook_history(application_id, notebook_id))
-        data = {
-            (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-            for k, v in raw.items()
-        }
+        data = cast(
+            dict[str, str], self.redis.hgetall(keys.notebook_history(application_id, notebook_id))
+        )
         last = data.get("last_success_at") or None
         return History(
             int(data.get("streak", 0)),

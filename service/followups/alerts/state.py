@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import redis as redis_lib
 
@@ -97,7 +97,7 @@ class Alerts:
         return Alert.from_json(raw) if raw else None
 
     def all(self) -> list[Alert]:
-        ids = sorted(_text(i) for i in self.redis.smembers(keys.alerts()))
+        ids = sorted(cast(set[str], self.redis.smembers(keys.alerts())))
         raws = self.redis.mget([keys.alert(i) for i in ids]) if ids else []
         return [Alert.from_json(raw) for raw in raws if raw]
 
@@ -229,7 +229,3 @@ class Alerts:
 
         self.redis.transaction(attempt, keys.alert(identity))
         return saved[0]
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value

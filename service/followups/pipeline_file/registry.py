@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis as redis_lib
 
@@ -88,7 +88,7 @@ class PipelineRegistry:
         try:
             stat = self.path.stat()
             text = None
-            published = _texts(self.redis.hmget(keys.pipeline_file(), ["digest", "stamp"]))
+            published = _fields(self.redis.hmget(keys.pipeline_file(), ["digest", "stamp"]))
             stamp = f"{stat.st_mtime_ns}:{stat.st_size}"
             if published[1] == stamp:
                 return
@@ -146,15 +146,15 @@ class PipelineRegistry:
 
     def current(self) -> Loaded | None:
         """The published pipeline file (None when none was ever loaded)."""
-        digest = _texts(self.redis.hmget(keys.pipeline_file(), ["digest"]))[0]
+        digest = _fields(self.redis.hmget(keys.pipeline_file(), ["digest"]))[0]
         if digest is None and self.path is not None:
             self.refresh()
-            digest = _texts(self.redis.hmget(keys.pipeline_file(), ["digest"]))[0]
+            digest = _fields(self.redis.hmget(keys.pipeline_file(), ["digest"]))[0]
         if digest is None:
             return None
         if self._cache is not None and self._cache.digest == digest:
             return self._cache
-        text, ids = _texts(self.redis.hmget(keys.pipeline_file(), ["text", "ids"]))
+        text, ids = _fields(self.redis.hmget(keys.pipeline_file(), ["text", "ids"]))
         try:
             self._cache = Loaded(load_text(text or ""), digest, json.loads(ids or "{}"))
         except PipelineFileInvalid as exc:
@@ -174,5 +174,6 @@ class PipelineRegistry:
             log.error(message, *args)
 
 
-def _texts(values: list[Any]) -> list[str | None]:
-    return [v.decode() if isinstance(v, bytes) else v for v in values]
+def _fields(values: object) -> list[str | None]:
+    """An HMGET reply of the decoding connection."""
+    return cast(list[str | None], values)

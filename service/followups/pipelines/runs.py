@@ -346,14 +346,13 @@ class RunStore:
 
     def recent(self, pipeline: str, limit: int) -> list[Run]:
         """The pipeline's most recent runs, newest first."""
-        ids = cast(list[str | bytes], self.redis.zrevrange(keys.runs_of(pipeline), 0, limit - 1))
-        raws = self.redis.mget([keys.run(_text(i)) for i in ids]) if ids else []
+        ids = cast(list[str], self.redis.zrevrange(keys.runs_of(pipeline), 0, limit - 1))
+        raws = self.redis.mget([keys.run(i) for i in ids]) if ids else []
         return [Run.from_json(raw) for raw in raws if raw]
 
     def active(self) -> list[str]:
         """Runs that have a step not yet ended."""
-        ids = cast(list[str | bytes], self.redis.zrange(keys.active_runs(), 0, -1))
-        return [_text(i) for i in ids]
+        return cast(list[str], self.redis.zrange(keys.active_runs(), 0, -1))
 
     def forget_active(self, run_id: str) -> None:
         """Stop looking at an active run whose record is gone (expired under retention)."""
@@ -382,7 +381,3 @@ class RunStore:
 
         self.redis.transaction(attempt, keys.run(run_id))
         return saved[0]
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
