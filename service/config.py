@@ -19,7 +19,6 @@ from service import defaults
 from service.errors import UsageProblem
 
 OBJECT_ID = re.compile(r"^[A-Fa-f\d]{24}$")
-MIN_SECRET_LENGTH = 16
 
 # What the separate processes of a real deployment (web, worker, scheduler) cannot run without.
 DEPLOYMENT_REQUIRED = (
@@ -173,10 +172,10 @@ def _secrets(raw: str) -> tuple[str, ...]:
     values = tuple(v.strip() for v in raw.split(","))
     if any(not v for v in values):
         raise ConfigError("NBRELAY_SECRET", "has an empty entry in its comma-separated list")
-    if any(len(v) < MIN_SECRET_LENGTH for v in values):
-        raise ConfigError(
-            "NBRELAY_SECRET", f"each secret must be at least {MIN_SECRET_LENGTH} characters long"
-        )
+    if any(len(v) < defaults.MIN_SECRET_LENGTH for v in values):
+        minimum = defaults.MIN_SECRET_LENGTH
+        message = f"each secret must be at least {minimum} characters long"
+        raise ConfigError("NBRELAY_SECRET", message)
     return values
 
 

@@ -111,3 +111,17 @@ API_RUNS_PAGE = 50  # runs of GET /api/pipelines/<name>/runs
 API_ACTIONS_PAGE = 100  # actions of GET /api/actions
 CLI_ACTIONS_PAGE = 50  # actions of `nbrelay actions list` unless --limit says otherwise
 CLI_EXECUTIONS_PAGE = 20  # executions of `nbrelay executions` unless --limit says otherwise
+
+# Lengths of what is kept or shown of errors and replies
+MIN_SECRET_LENGTH = 16  # characters of each NBRELAY_SECRET
+ERROR_SUMMARY_LENGTH = 500  # characters of an error kept with a failed sync or action
+STEP_REASON_LENGTH = 300  # characters of an execution's first error in a failed step's reason
+LOSANT_ERROR_LENGTH = 300  # characters of Losant's error message kept in a LosantError
+CHANNEL_REPLY_EXCERPT = 200  # characters of a channel's failed reply kept in the error
+ALERT_ERRORS_SHOWN = 5  # executionErrors listed in an alert message
+ALERT_ERROR_LENGTH = 500  # characters of one executionErrors message in an alert
+
+# Local processes (nbrelay up, tests, benchmarks)
+PROBE_TIMEOUT = 1.0  # seconds for one look at whether a process answers (readiness, ping)
+REAP_TIMEOUT = 5.0  # seconds to wait for a killed process group to be gone
+EMBEDDED_REDIS_STOP_TIMEOUT = 10.0  # seconds Redis gets to write its append-only file and exit

@@ -27,13 +27,7 @@ def parse_time_ms(value: Any) -> int | None:
         return None
     if isinstance(value, (int, float)):
         return int(value)
-    try:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
+    return _iso_ms(str(value))
 
 
 def parse_instant(text: str) -> int:
@@ -42,12 +36,18 @@ def parse_instant(text: str) -> int:
     value = text.strip()
     if _DIGITS.match(value):
         return int(value)
+    milliseconds = _iso_ms(value)
+    if milliseconds is None:
+        raise ValueError(f"{text!r} is neither milliseconds since epoch nor an ISO 8601 date-time")
+    return milliseconds
+
+
+def _iso_ms(text: str) -> int | None:
+    """Milliseconds since epoch of an ISO 8601 date-time (UTC when it names no zone)."""
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(
-            f"{text!r} is neither milliseconds since epoch nor an ISO 8601 date-time"
-        ) from None
+        return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp() * 1000)

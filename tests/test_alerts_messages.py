@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from service.followups.alerts.messages import (
-    MAX_ERRORS_SHOWN,
+from service import defaults
+from service.followups.messages import (
     AlertMessage,
     Event,
     ExecutionError,
@@ -74,9 +74,9 @@ def test_resolved_message_says_how_long_it_was_broken():
 
 
 def test_errors_are_cut_to_a_readable_size():
-    errors = tuple(ExecutionError("E", "x" * 2000) for _ in range(MAX_ERRORS_SHOWN + 2))
+    errors = tuple(ExecutionError("E", "x" * 2000) for _ in range(defaults.ALERT_ERRORS_SHOWN + 2))
     lines = error_lines(firing_message(errors=errors))
-    assert len(lines) == MAX_ERRORS_SHOWN + 1
+    assert len(lines) == defaults.ALERT_ERRORS_SHOWN + 1
     assert len(lines[0]) < 520 and lines[0].endswith("…")
     assert lines[-1] == "… and 2 more"
 

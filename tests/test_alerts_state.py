@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from service.followups.alerts.history import NotebookHistory
-from service.followups.alerts.messages import FailureClass
 from service.followups.alerts.state import Alerts, AlertState
+from service.followups.messages import FailureClass
 from service.followups.pipeline_file.model import AlertSettings
 
 SETTINGS = AlertSettings(group_wait=30, repeat_interval=3600, send_resolved=True)

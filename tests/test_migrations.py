@@ -1,4 +1,5 @@
-"""Data written by an earlier nbrelay, moved to the current key layout by the leading scheduler."""
+"""Alert states and histories written by an earlier nbrelay, moved to the current keys when a
+worker or scheduler starts."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ import redis as redis_lib
 from service import keys
 from service.followups.actions.ledger import Ledger
 from service.followups.alerts.history import NotebookHistory
-from service.followups.alerts.messages import FailureClass
+from service.followups.alerts.migration import migrate
 from service.followups.alerts.state import Alerts, AlertState
+from service.followups.messages import FailureClass
 from service.followups.pipeline_file.model import AlertSettings
-from service.migrations import migrate
-from workers.scheduler import Scheduler
+from workers.runtime import run_worker
 
 APP = "65a0c0ffee0000000000a001"
 NB = "65a0c0ffee0000000000b001"
@@ -79,13 +80,42 @@ def test_state_written_since_in_the_new_layout_wins(text_redis):
     assert alerts.get(APP, NB, FailureClass.ERRORED).channels == newer.channels == ["email"]
     assert NotebookHistory(text_redis, ttl=DAY).get(APP, NB).consecutive_failures == 1
     assert text_redis.exists(keys.alert(old_id), keys.legacy_notebook_history(NB)) == 0
+    # The newer alert's own messages are not mistaken for ones sent in the dropped episode.
+    new_id = keys.alert_id(APP, NB, "errored")
+    assert Ledger(text_redis, ttl=DAY).get(keys.alert_notice(new_id, 2, 1, "slack")) is None
 
 
-def test_the_leading_scheduler_migrates_before_its_first_pass(make_components, text_redis):
+def test_a_move_cut_short_is_finished_by_the_next_one(text_redis):
+    old_id = write_earlier_version(text_redis)
+    migrate(text_redis, APP)
+    new_id = keys.alert_id(APP, NB, "errored")
+    moved = text_redis.get(keys.alert(new_id))
+    # As if the process had died right after writing the new alert: the rest is still to do.
+    text_redis.delete(keys.action(keys.alert_notice(new_id, 2, 1, "slack")))
+    text_redis.srem(keys.alerts(), new_id)
+    write_earlier_version(text_redis)
+    migrate(text_redis, APP)
+    assert text_redis.get(keys.alert(new_id)) == moved
+    assert text_redis.smembers(keys.alerts()) == {new_id}
+    assert Ledger(text_redis, ttl=DAY).get(keys.alert_notice(new_id, 2, 1, "slack")) is not None
+    assert text_redis.exists(keys.alert(old_id)) == 0
+
+
+def test_an_alert_that_cannot_be_read_is_left_and_the_rest_moves(text_redis, caplog):
+    write_earlier_version(text_redis)
+    broken = "65a0c0ffee0000000000b002:timeout"
+    text_redis.set(keys.alert(broken), "{not json")
+    text_redis.sadd(keys.alerts(), broken)
+    migrate(text_redis, APP)
+    assert "alert 65a0c0ffee0000000000b002:timeout of an earlier version" in caplog.text
+    assert text_redis.get(keys.alert(broken)) == "{not json"
+    assert keys.alert_id(APP, NB, "errored") in text_redis.smembers(keys.alerts())
+
+
+def test_a_worker_moves_the_data_before_it_takes_a_job(make_components, text_redis):
     components = make_components()
     write_earlier_version(text_redis)
-    follower, leader = Scheduler(components), Scheduler(components)
-    assert leader.tick() is True and follower.tick() is False
+    run_worker(components.settings, burst=True)
     app = components.settings.losant_application_id
     assert text_redis.exists(keys.notebook_history(app, NB)) == 1
     assert text_redis.exists(keys.legacy_notebook_history(NB)) == 0

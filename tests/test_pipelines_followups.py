@@ -11,7 +11,7 @@ import pytest
 from service import defaults
 from service.errors import UsageProblem
 from service.followups.actions.ledger import ActionState
-from service.followups.alerts.messages import FailureClass
+from service.followups.messages import FailureClass
 from service.followups.pipelines.runs import RunStatus, StepState
 from tests.support.followups import Harness
 from tests.support.http_server import Reply, ScriptedServer

@@ -3,6 +3,8 @@ jobs work with.
 
 Each process builds its `Components` once (the composition root) and installs it here, because
 RQ calls a job function with its arguments only; jobs reach the components through `current()`.
+Before it takes a job or a pass, each process moves data an earlier version wrote under other
+keys (`service.followups.alerts.migration`).
 
 Workers are RQ `SimpleWorker`s: jobs run in the worker process itself, so the Losant client and
 its connection pool are reused from job to job instead of being rebuilt in a fork for every
@@ -19,10 +21,12 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+import redis as redis_lib
 from rq import SimpleWorker
 
 from service.composition import Components
 from service.config import Settings
+from service.followups.alerts.migration import migrate
 from service.queues import QUEUES
 from workers.scheduler import Scheduler
 
@@ -48,6 +52,7 @@ def current() -> Components:
 def run_worker(settings: Settings, queues: Sequence[str] = QUEUES, *, burst: bool = False) -> None:
     components = Components.from_settings(settings)
     install(components)
+    _migrate(components)
     worker = SimpleWorker(
         [components.queues.queue(name) for name in queues], connection=components.rq_redis
     )
@@ -61,6 +66,7 @@ def run_worker(settings: Settings, queues: Sequence[str] = QUEUES, *, burst: boo
 def run_scheduler(settings: Settings) -> None:
     """Run the scheduler until SIGTERM or SIGINT."""
     components = Components.from_settings(settings)
+    _migrate(components)
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -72,3 +78,11 @@ def run_scheduler(settings: Settings) -> None:
         Scheduler(components).run(stop)
     finally:
         components.close()
+
+
+def _migrate(components: Components) -> None:
+    """Move data of an earlier version; a failure is logged, and the process serves anyway."""
+    try:
+        migrate(components.redis, components.settings.losant_application_id or "")
+    except redis_lib.RedisError:
+        log.exception("could not move data written by an earlier version")

@@ -2,8 +2,6 @@
 
 Only one scheduler does this at a time (a leader key with a TTL), so extra replicas are spares
 that take over within a few intervals when the leader dies, or at once when it stops cleanly.
-Before its first pass, a leader brings data written by an earlier version up to date
-(`service.migrations`).
 """
 
 from __future__ import annotations
@@ -15,7 +13,6 @@ import uuid
 
 from service import defaults, keys
 from service.composition import Components
-from service.migrations import migrate
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +43,6 @@ class Scheduler:
         self.interval = min(settings.reconcile_interval, settings.poll_interval)
         self._lead = components.redis.register_script(_LEAD)
         self._resign = components.redis.register_script(_RESIGN)
-        self._migrated = False
 
     def is_leader(self) -> bool:
         ttl_ms = int(self.interval * defaults.SCHEDULER_LEADER_TTL * 1000) + 1000
@@ -57,9 +53,6 @@ class Scheduler:
         moment = time.time() if now is None else now
         if not self.is_leader():
             return False
-        if not self._migrated:
-            migrate(self.components.redis, self.components.settings.losant_application_id or "")
-            self._migrated = True
         self.components.reconciler.tick(moment)
         self.components.followups.tick()
         return True

@@ -10,6 +10,7 @@ from service import defaults
 from service.cli.session import connect
 from service.errors import UsageProblem
 from service.followups.actions.ledger import ActionNotFound, ActionRecord
+from service.followups.pipeline_file.model import ACTION_KINDS
 
 
 @click.group()
@@ -18,7 +19,7 @@ def actions() -> None:
 
 
 @actions.command("list")
-@click.option("--kind", type=click.Choice(["execute", "retry", "patch", "notify"]))
+@click.option("--kind", type=click.Choice(ACTION_KINDS))
 @click.option(
     "--limit", type=click.IntRange(1, 1000), default=defaults.CLI_ACTIONS_PAGE, show_default=True
 )

@@ -11,9 +11,9 @@ import click
 from service.cli.session import connect
 from service.config import Settings
 from service.errors import NbrelayError, UsageProblem
-from service.followups.alerts.messages import AlertMessage, Event
 from service.followups.channels import build_channel
 from service.followups.channels.delivery import ONCE, deliver
+from service.followups.messages import AlertMessage, Event
 from service.followups.pipeline_file.validation import load_file
 
 

@@ -148,7 +148,7 @@ class NotebookSync:
         return Read(records, calls, next_cursor(records, claim.cursor_ms))
 
     def _record_failure(self, claim: Claim, exc: Exception, final: bool) -> None:
-        summary = f"{type(exc).__name__}: {exc}"[:500]
+        summary = f"{type(exc).__name__}: {exc}"[: defaults.ERROR_SUMMARY_LENGTH]
         log.warning(
             "sync of notebook %s failed%s: %s",
             claim.notebook_id,

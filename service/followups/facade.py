@@ -52,7 +52,7 @@ class Followups:
         """React to one execution's terminal status. Safe to call more than once for the same
         execution: every effect is claimed under a key made from it."""
         execution = record.losant or {}
-        self._notifier.observe(record.application_id, record.notebook_id, execution)
+        self._notifier.observe(record)
         loaded = self._registry.current()
         decision = self._rules.decide(loaded, record)
         step = record.pipeline_step

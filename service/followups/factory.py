@@ -15,6 +15,7 @@ from service.followups.actions.performer import Performer, Starter
 from service.followups.alerts.deliveries import FailedDeliveries
 from service.followups.alerts.history import NotebookHistory
 from service.followups.alerts.notifier import AlertNotifier, NotebookNames
+from service.followups.alerts.sender import NotificationSender
 from service.followups.alerts.state import Alerts
 from service.followups.channels.delivery import DEFAULT_CHANNEL_POLICY, RetryPolicy
 from service.followups.facade import Followups
@@ -58,16 +59,15 @@ def build_followups(
 
     ledger = Ledger(redis, ttl=ttl, lease=action_lease, clock=clock)
     failed_deliveries = FailedDeliveries(redis, ttl=ttl, clock=clock)
-    performer = Performer(
-        ledger=ledger,
-        losant=losant,
-        application_id=application_id,
-        start=start,
-        pipeline_file=pipeline_file,
-        failed_deliveries=failed_deliveries,
-        channel_policy=channel_policy,
-    )
-    actions = ActionDispatcher(ledger, performer, enqueue, clock=clock)
+    performer = Performer(ledger, losant, application_id, start)
+    sender = NotificationSender(pipeline_file, failed_deliveries, channel_policy)
+    handlers = {
+        "execute": performer.execute,
+        "retry": performer.execute,
+        "patch": performer.patch,
+        "notify": sender.send,
+    }
+    actions = ActionDispatcher(ledger, handlers, enqueue, clock=clock)
     runs = RunStore(redis, ttl=ttl, clock=clock)
     alerts = Alerts(redis, ttl=ttl, clock=clock)
     notifier = AlertNotifier(

@@ -18,8 +18,8 @@ from typing import Any
 from service import defaults, keys
 from service.events.records import ExecutionRecord
 from service.followups.actions.dispatcher import ActionDispatcher
-from service.followups.alerts.messages import FailureClass, execution_facts
 from service.followups.alerts.notifier import AlertNotifier, NotebookNames
+from service.followups.messages import FailureClass, execution_facts
 from service.followups.pipeline_file.model import (
     ExecuteItem,
     NotifyItem,
@@ -27,6 +27,7 @@ from service.followups.pipeline_file.model import (
     Retry,
     RetryItem,
     Rule,
+    action_kind,
 )
 from service.followups.pipeline_file.registry import Loaded
 from service.followups.pipeline_file.templates import (
@@ -66,13 +67,13 @@ class RulesEngine:
     def __init__(
         self,
         actions: ActionDispatcher,
-        alerts: AlertNotifier,
+        notifier: AlertNotifier,
         notebook_name: NotebookNames,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.actions = actions
-        self.alerts = alerts
+        self.notifier = notifier
         self.notebook_name = notebook_name
         self.clock = clock
 
@@ -103,7 +104,8 @@ class RulesEngine:
                         self._act(loaded, name, action, key, trigger, record)
                     except TemplateError as exc:
                         log.warning("rule %s: %s", name, exc, extra={"rule": name, "action": key})
-                        self.actions.record_failure(key, _kind(action), {"rule": name}, str(exc))
+                        kind = action_kind(action)
+                        self.actions.record_failure(key, kind, {"rule": name}, str(exc))
 
     def _missed_callback(self, record: ExecutionRecord) -> bool:
         """Whether nbrelay started this execution and no callback came for it, although it
@@ -180,11 +182,11 @@ class RulesEngine:
             self._retry(rule, action, record)
         elif isinstance(action, NotifyItem):
             if trigger == "completed":
-                self.alerts.notify_completed(
+                self.notifier.notify_completed(
                     key, action.notify, record.application_id, record.notebook_id, execution
                 )
             else:
-                self.alerts.failed(
+                self.notifier.failed(
                     record.application_id,
                     record.notebook_id,
                     FailureClass(trigger),
@@ -211,7 +213,3 @@ class RulesEngine:
         }
         now = self.clock()
         self.actions.open(key, "retry", spec, now + action.retry.delay_before(attempt + 1))
-
-
-def _kind(action: Any) -> str:
-    return next(kind for kind in ("execute", "patch", "retry", "notify") if hasattr(action, kind))

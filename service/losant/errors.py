@@ -13,9 +13,9 @@ from email.utils import parsedate_to_datetime
 from http import HTTPStatus
 from typing import Any
 
+from service import defaults
 from service.errors import NbrelayError, UsageProblem
 
-MAX_MESSAGE_LENGTH = 300
 MAY_OR_MAY_NOT = (
     "the request may or may not have been applied; check Losant before sending it again"
 )
@@ -130,8 +130,8 @@ def clean(text: str, redact: str | None = None) -> str:
     if redact:
         text = text.replace(redact, "[redacted]")
     text = " ".join(text.split())
-    if len(text) > MAX_MESSAGE_LENGTH:
-        text = text[: MAX_MESSAGE_LENGTH - 1] + "…"
+    if len(text) > defaults.LOSANT_ERROR_LENGTH:
+        text = text[: defaults.LOSANT_ERROR_LENGTH - 1] + "…"
     return text
 
 

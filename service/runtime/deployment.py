@@ -70,7 +70,7 @@ class Deployment:
 
     def ready(self) -> bool:
         """Whether the web process answers `/readyz` (Redis reachable)."""
-        return requests.get(f"{self.url}/readyz", timeout=1).ok
+        return requests.get(f"{self.url}/readyz", timeout=defaults.PROBE_TIMEOUT).ok
 
     def _child(self, role: str, *args: str) -> Child:
         """A child not started yet: workers are numbered, a second web or scheduler too."""

@@ -73,7 +73,7 @@ class EmbeddedRedis:
             stderr=subprocess.PIPE,
             start_new_session=True,
         )
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        client = redis.Redis(port=self.port, socket_connect_timeout=defaults.PROBE_TIMEOUT)
         try:
             wait_until(
                 lambda: self._alive() and client.ping(),
@@ -94,7 +94,7 @@ class EmbeddedRedis:
             raise EmbeddedRedisError(f"redis-server exited: {stderr.strip() or 'no output'}")
         return True
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = defaults.EMBEDDED_REDIS_STOP_TIMEOUT) -> None:
         """Stop the server gracefully (SIGTERM lets it flush the append-only file)."""
         if self.process is None:
             return

@@ -50,7 +50,7 @@ class Child:
 
     name: str
     argv: Sequence[str]
-    env: Mapping[str, str] | None = None
+    env: Mapping[str, str] | None = field(default=None, repr=False)  # secrets among them
     log_path: Path | None = None
     cwd: Path | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
@@ -113,7 +113,7 @@ class Child:
     def kill(self) -> None:
         """SIGKILL the whole group, as a crash of the host would."""
         self.reap_group()
-        self.wait(5.0)
+        self.wait(defaults.REAP_TIMEOUT)
 
     def log(self) -> str:
         """What the child wrote to its log file so far ('' without one)."""
@@ -161,4 +161,4 @@ def stop_together(children: Sequence[Child], timeout: float) -> None:
         if not child.wait(max(0.0, deadline - time.monotonic())):
             log.warning("%s did not stop in time; killing it", child.name)
         child.reap_group()
-        child.wait(5.0)
+        child.wait(defaults.REAP_TIMEOUT)

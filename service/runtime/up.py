@@ -232,7 +232,8 @@ class Up:
         data = (self.data_dir / "sandbox").resolve()
         self.supervisor.start(sandbox_child(port, data, token, os.environ), stage=1)
         with SandboxClient(url, token) as client:
-            self._await(lambda: client.health(timeout=1), f"the sandbox at {url}")
+            answers = lambda: client.health(timeout=defaults.PROBE_TIMEOUT)  # noqa: E731
+            self._await(answers, f"the sandbox at {url}")
         application_id, demo = seed_demo(url, token, self.data_dir / "demo.json")
         return url, application_id, demo
 

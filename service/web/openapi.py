@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from service import __version__
-from service.events.store import STATUSES
+from service.events.records import STATUSES
+from service.followups.pipeline_file.model import ACTION_KINDS
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -351,7 +352,7 @@ PATHS.update(
                     {
                         "name": "kind",
                         "in": "query",
-                        "schema": {"enum": ["execute", "retry", "patch", "notify"]},
+                        "schema": {"enum": list(ACTION_KINDS)},
                     }
                 ],
                 "responses": {
@@ -457,7 +458,7 @@ SCHEMAS.update(
             "required": ["key", "kind", "state"],
             "properties": {
                 "key": {"type": "string"},
-                "kind": {"enum": ["execute", "retry", "patch", "notify"]},
+                "kind": {"enum": list(ACTION_KINDS)},
                 "state": {"enum": ["pending", "running", "done", "failed"]},
                 "spec": {"type": "object"},
                 "attempts": {"type": "integer"},

@@ -11,6 +11,7 @@ from service.errors import UsageProblem
 from service.followups.actions.ledger import ActionNotFound
 from service.followups.alerts.state import Alert
 from service.followups.channels import build_channel
+from service.followups.pipeline_file.model import ACTION_KINDS
 from service.followups.pipelines.runs import Run, RunNotFound
 from service.times import iso
 from service.web.auth import require_api_token
@@ -182,10 +183,10 @@ def _iso(moment: float | None) -> str | None:
 
 @bp.get("/actions")
 def list_actions():
-    """Recent follow-up actions, newest first; query `kind` (execute, retry, patch, notify)."""
+    """Recent follow-up actions, newest first; query `kind` (execute, patch, retry, notify)."""
     kind = request.args.get("kind") or None
-    if kind is not None and kind not in ("execute", "retry", "patch", "notify"):
-        raise ApiError(400, "kind must be execute, retry, patch or notify")
+    if kind is not None and kind not in ACTION_KINDS:
+        raise ApiError(400, f"kind must be one of {', '.join(ACTION_KINDS)}")
     records = get_components().followups.actions(defaults.API_ACTIONS_PAGE, kind)
     return jsonify({"items": [r.describe() for r in records]})
 

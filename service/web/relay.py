@@ -15,7 +15,7 @@ from service.web.auth import bearer_token, token_matches
 from service.web.errors import ApiError
 from service.web.resources import get_components
 
-bp = Blueprint("hooks", __name__)
+bp = Blueprint("relay", __name__)
 
 
 @bp.post("/hooks/losant")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from service.followups.alerts.messages import AlertMessage, Event, FailureClass, execution_facts
+from service.followups.messages import AlertMessage, Event, FailureClass, execution_facts
 
 ERRORED_EXECUTION = {
     "id": "65a0c0ffee0000000000e001",

@@ -12,18 +12,30 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from service import defaults, keys, metrics
-from service.errors import UsageProblem
-from service.followups.actions.ledger import ActionNotFound, ActionRecord, ActionState, Ledger
-from service.followups.actions.performer import ActionFailed, Performer
+from service.errors import NbrelayError, UsageProblem
+from service.followups.actions.ledger import (
+    ActionNotFound,
+    ActionRecord,
+    ActionState,
+    Lease,
+    Ledger,
+)
 from service.followups.pipeline_file.templates import TemplateError
 from service.losant import AmbiguousNotebook, BadRequest, LosantError, NotFound, OutcomeUnknown
 
 log = logging.getLogger(__name__)
+
+
+class ActionFailed(NbrelayError):
+    """The action cannot be performed and trying again will not help."""
+
+
+Handler = Callable[[Lease], dict[str, Any]]  # performs one kind of action; returns its outcome
 
 PERMANENT = (ActionFailed, NotFound, BadRequest, AmbiguousNotebook, UsageProblem, TemplateError)
 UNSET = {"description": "", "inputs": []}  # what an absent notebook field is set back to
@@ -48,14 +60,15 @@ class ActionDispatcher:
     def __init__(
         self,
         ledger: Ledger,
-        performer: Performer,
+        handlers: Mapping[str, Handler],
         enqueue: Callable[[str, str], None],
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """`enqueue(kind, key)` hands an action to a worker."""
+        """`handlers` perform each kind of action (execute, retry, patch, notify);
+        `enqueue(kind, key)` hands an action to a worker."""
         self.ledger = ledger
-        self.performer = performer
+        self.handlers = handlers
         self.enqueue = enqueue
         self.clock = clock
 
@@ -117,14 +130,8 @@ class ActionDispatcher:
             error = f"gave up after {lease.attempt - 1} attempts: {record.error}"
             self.ledger.fail(lease, error)
             return Performed("failed", record, error=error)
-        handler = {
-            "execute": self.performer.execute,
-            "retry": self.performer.execute,
-            "patch": self.performer.patch,
-            "notify": self.performer.notify,
-        }[record.kind]
         try:
-            result = handler(lease)
+            result = self.handlers[record.kind](lease)
         except PERMANENT as exc:
             error = _message(exc)
             self.ledger.fail(lease, error)
@@ -148,4 +155,4 @@ class ActionDispatcher:
 
 
 def _message(exc: Exception) -> str:
-    return " ".join(str(exc).split())[:500] or type(exc).__name__
+    return " ".join(str(exc).split())[: defaults.ERROR_SUMMARY_LENGTH] or type(exc).__name__

@@ -1,6 +1,7 @@
-"""Performing follow-up actions. Each method does one kind of action for one ledger lease and
-returns its outcome; `ActionFailed` means it will never work (recorded, not retried), any
-`LosantError` but the permanent ones means "try again later".
+"""Performing the actions that act on Losant: executes (and retries) and patches. Each method does
+one kind of action for one ledger lease and returns its outcome; `ActionFailed` means it will
+never work (recorded, not retried), any `LosantError` but the permanent ones means "try again
+later". Notifications are sent by `service.followups.alerts.sender`.
 
 An attempt after the first one starts by finding out whether an earlier attempt already acted:
 for an execution, Losant's `/logs` is searched for an execution carrying the action's marker
@@ -13,22 +14,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from service import defaults, metrics
-from service.errors import NbrelayError
+from service import defaults
+from service.followups.actions.dispatcher import ActionFailed
 from service.followups.actions.ledger import ActionRecord, Lease, Ledger
-from service.followups.alerts.deliveries import FailedDeliveries
-from service.followups.alerts.messages import AlertMessage
-from service.followups.channels import build_channel
-from service.followups.channels.delivery import DEFAULT_CHANNEL_POLICY, RetryPolicy, deliver
-from service.followups.pipeline_file.model import INPUT_FIELDS, PipelineFile
+from service.followups.pipeline_file.model import INPUT_FIELDS
 from service.losant import LosantClient
 from service.marker import Marker, read_marker
 
 PATCHABLE = ("name", "description", "imageVersion", "inputs")
-
-
-class ActionFailed(NbrelayError):
-    """The action cannot be performed and trying again will not help."""
 
 
 class Starter(Protocol):
@@ -47,15 +40,12 @@ class Starter(Protocol):
 
 @dataclass
 class Performer:
-    """What performing actions needs."""
+    """What performing actions on Losant needs."""
 
     ledger: Ledger
     losant: Callable[[], LosantClient]
     application_id: str
     start: Starter
-    pipeline_file: Callable[[], PipelineFile | None]
-    failed_deliveries: FailedDeliveries
-    channel_policy: RetryPolicy = DEFAULT_CHANNEL_POLICY
 
     def execute(self, lease: Lease) -> dict[str, Any]:
         spec = lease.record.spec
@@ -108,30 +98,6 @@ class Performer:
             "before": {k: before.get(k) for k in changes},
             "after": {k: patched.get(k) for k in changes},
         }
-
-    def notify(self, lease: Lease) -> dict[str, Any]:
-        spec = lease.record.spec
-        loaded = self.pipeline_file()
-        config = loaded.channels.get(spec["channel"]) if loaded else None
-        if config is None:
-            raise ActionFailed(f"channel {spec['channel']} is not configured any more")
-        channel = build_channel(spec["channel"], config)
-        message = AlertMessage.from_dict(spec["message"])
-        result = deliver(channel, message, self.channel_policy)
-        outcome = "delivered" if result.delivered else "failed"
-        metrics.NOTIFICATIONS.labels(channel.kind, message.event.value, outcome).inc()
-        if not result.delivered:
-            self.failed_deliveries.record(
-                key=lease.key,
-                channel=spec["channel"],
-                kind=channel.kind,
-                event=message.event.value,
-                alert=spec.get("alert"),
-                error=result.error,
-                attempts=result.attempts,
-            )
-            raise ActionFailed(result.error or "delivery failed")
-        return {"attempts": result.attempts}
 
 
 def spec_marker(spec: Mapping[str, Any]) -> Marker | None:

@@ -9,16 +9,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from service import defaults, keys
+from service.events.records import ExecutionRecord
 from service.followups.actions.dispatcher import ActionDispatcher
 from service.followups.alerts.history import NotebookHistory
-from service.followups.alerts.messages import (
+from service.followups.alerts.state import Alerts, AlertState, Due
+from service.followups.messages import (
     AlertMessage,
     Event,
     FailureClass,
     execution_facts,
     message_id,
 )
-from service.followups.alerts.state import Alerts, AlertState, Due
 from service.followups.pipeline_file.model import AlertSettings
 
 NotebookNames = Callable[[str, str], str | None]  # (application, notebook) -> name
@@ -40,15 +41,15 @@ class AlertNotifier:
         self.notebook_name = notebook_name
         self.clock = clock
 
-    def observe(self, application_id: str, notebook_id: str, execution: dict[str, Any]) -> None:
+    def observe(self, record: ExecutionRecord) -> None:
         """Count a terminal execution in its notebook's history (failure streak, last success)."""
-        execution_id = str(execution.get("id") or execution.get("notebookExecutionId"))
+        execution = record.losant or {}
         finished = execution.get("notebookCompletedAt") or execution.get("outputsCompletedAt")
         self.history.record(
-            application_id,
-            notebook_id,
-            execution_id,
-            str(execution.get("status")),
+            record.application_id,
+            record.notebook_id,
+            record.id,
+            str(record.status),
             finished or "",
             self.clock(),
         )

@@ -18,8 +18,8 @@ from typing import Any, TypeVar, cast
 import redis as redis_lib
 
 from service import defaults, keys
-from service.followups.alerts.messages import FailureClass
 from service.followups.due import DueSchedule
+from service.followups.messages import FailureClass
 from service.followups.pipeline_file.model import AlertSettings
 
 

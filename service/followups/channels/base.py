@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 from service.errors import NbrelayError
-from service.followups.alerts.messages import AlertMessage
+from service.followups.messages import AlertMessage
 
 
 class ChannelError(NbrelayError):

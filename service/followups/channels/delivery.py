@@ -10,8 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from service import defaults
-from service.followups.alerts.messages import AlertMessage
 from service.followups.channels.base import Channel, ChannelError
+from service.followups.messages import AlertMessage
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from service import defaults
-from service.followups.alerts.messages import AlertMessage, email_html, email_subject, email_text
 from service.followups.channels.base import Channel, ChannelError
 from service.followups.channels.secrets import Secret
+from service.followups.messages import AlertMessage, email_html, email_subject, email_text
 
 DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
 ADDRESS = r"^[^@\s]+@[^@\s]+$"

@@ -8,11 +8,10 @@ from urllib.parse import urlsplit
 
 import requests
 
-from service import __version__
+from service import __version__, defaults
 from service.followups.channels.base import ChannelError
 
 USER_AGENT = f"nbrelay/{__version__}"
-BODY_EXCERPT = 200  # characters of a failed reply kept in the error message
 TRANSIENT_STATUSES = {408, 425, 429}
 
 
@@ -45,7 +44,7 @@ def post(
     if 200 <= response.status_code < 300:
         return response
     status = response.status_code
-    excerpt = " ".join(response.text[:BODY_EXCERPT].split())
+    excerpt = " ".join(response.text[: defaults.CHANNEL_REPLY_EXCERPT].split())
     message = f"{kind}: HTTP {status} from {host}" + (f": {excerpt}" if excerpt else "")
     permanent = status not in TRANSIENT_STATUSES and status < 500
     raise ChannelError(message, permanent=permanent, retry_after=_retry_after(response))

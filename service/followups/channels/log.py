@@ -8,8 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from service.followups.alerts.messages import AlertMessage, log_text
 from service.followups.channels.base import Channel
+from service.followups.messages import AlertMessage, log_text
 
 logger = logging.getLogger("nbrelay.alerts")
 LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}

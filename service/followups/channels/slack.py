@@ -9,10 +9,10 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from service import defaults
-from service.followups.alerts.messages import AlertMessage, slack_text
 from service.followups.channels import http
 from service.followups.channels.base import Channel
 from service.followups.channels.secrets import Secret
+from service.followups.messages import AlertMessage, slack_text
 
 
 class SlackConfig(BaseModel):

@@ -12,10 +12,10 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from service import defaults, standard_webhooks
-from service.followups.alerts.messages import AlertMessage, webhook_payload
 from service.followups.channels import http
 from service.followups.channels.base import Channel
 from service.followups.channels.secrets import Secret
+from service.followups.messages import AlertMessage, webhook_payload
 
 MIN_KEY_BYTES = 24  # the Standard Webhooks range for a secret's key
 MAX_KEY_BYTES = 64

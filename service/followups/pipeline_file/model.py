@@ -149,12 +149,17 @@ class NotifyItem(Strict):
     notify: Annotated[NameList, Field(min_length=1)]
 
 
-ACTION_KINDS = ("execute", "patch", "retry", "notify")
+ACTION_KINDS = ("execute", "patch", "retry", "notify")  # also the kinds of the action ledger
+
+
+def action_kind(item: BaseModel) -> str:
+    """The kind of a parsed action item (`ExecuteItem` is an execute...)."""
+    return next(kind for kind in ACTION_KINDS if hasattr(item, kind))
 
 
 def _action_kind(value: Any) -> str | None:
     if isinstance(value, BaseModel):
-        return next(kind for kind in ACTION_KINDS if hasattr(value, kind))
+        return action_kind(value)
     if isinstance(value, dict) and len(value) == 1:
         kind = next(iter(value))
         return kind if kind in ACTION_KINDS else None

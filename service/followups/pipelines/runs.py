@@ -23,7 +23,7 @@ from typing import Any, cast
 
 import redis as redis_lib
 
-from service import keys
+from service import defaults, keys
 from service.errors import NbrelayError, UsageProblem
 from service.followups.pipeline_file.model import Pipeline, Retry
 from service.followups.pipeline_file.templates import (
@@ -281,7 +281,8 @@ def _describe_failure(record: dict[str, Any]) -> str:
     errors = record.get("executionErrors") or []
     if errors:
         first = errors[0]
-        text += f": {first.get('name', '')}: {first.get('message', '')}"[:300]
+        detail = f": {first.get('name', '')}: {first.get('message', '')}"
+        text += detail[: defaults.STEP_REASON_LENGTH]
     return text
 
 

@@ -12,8 +12,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-MAX_ERRORS_SHOWN = 5
-MAX_ERROR_MESSAGE = 500  # characters of one executionErrors message
+from service import defaults
 
 
 class Event(StrEnum):
@@ -166,12 +165,12 @@ def last_success(message: AlertMessage) -> str:
 def error_lines(message: AlertMessage) -> list[str]:
     """`name: message` for the first few executionErrors, each cut to a readable length."""
     lines = []
-    for error in message.errors[:MAX_ERRORS_SHOWN]:
+    for error in message.errors[: defaults.ALERT_ERRORS_SHOWN]:
         text = " ".join(error.message.split())
-        if len(text) > MAX_ERROR_MESSAGE:
-            text = text[: MAX_ERROR_MESSAGE - 1] + "…"
+        if len(text) > defaults.ALERT_ERROR_LENGTH:
+            text = text[: defaults.ALERT_ERROR_LENGTH - 1] + "…"
         lines.append(f"{error.name}: {text}" if error.name else text)
-    hidden = len(message.errors) - MAX_ERRORS_SHOWN
+    hidden = len(message.errors) - defaults.ALERT_ERRORS_SHOWN
     if hidden > 0:
         lines.append(f"… and {hidden} more")
     return lines
@@ -197,7 +196,7 @@ def slack_escape(text: Any) -> str:
 # -- layout ---------------------------------------------------------------------------------------
 
 _templates = Environment(
-    loader=PackageLoader("service.followups.alerts", "templates"),
+    loader=PackageLoader("service.followups", "templates"),
     undefined=StrictUndefined,
     autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False),
     trim_blocks=True,
@@ -217,7 +216,7 @@ _templates.filters["slack"] = slack_escape
 
 
 def render(template: str, message: AlertMessage) -> str:
-    """Lay `message` out with the named template of `service/alerts/templates/`."""
+    """Lay `message` out with the named template of `service/followups/templates/`."""
     return _templates.get_template(template).render(m=message).strip() + "\n"
 
 
