@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from dotenv import dotenv_values
 
@@ -40,9 +40,10 @@ class ConfigError(UsageProblem):
         self.problem = problem
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Settings:
-    """Validated configuration. Secret values are kept out of `repr`."""
+    """Validated configuration. Secret values are kept out of `repr`, and a password in
+    NBRELAY_REDIS_URL is masked wherever the URL is shown."""
 
     redis_url: str | None = field(default=None, metadata={"env": "NBRELAY_REDIS_URL"})
     losant_api_url: str = field(default=defaults.LOSANT_API_URL, metadata={"env": "LOSANT_API_URL"})
@@ -115,6 +116,25 @@ class Settings:
         self.require("NBRELAY_SECRET")
         return self.secrets[0]
 
+    @property
+    def shown_redis_url(self) -> str | None:
+        """NBRELAY_REDIS_URL fit for a banner or a log line: its password masked."""
+        return masked_url(self.redis_url) if self.redis_url else None
+
+    @property
+    def log_secrets(self) -> tuple[str, ...]:
+        """Every configured secret value, for the log redaction of each process."""
+        redis_password = urlsplit(self.redis_url).password if self.redis_url else None
+        values = (
+            *self.secrets,
+            self.api_token,
+            self.ingest_token,
+            self.losant_api_token,
+            redis_password,
+            unquote(redis_password) if redis_password else None,
+        )
+        return tuple(dict.fromkeys(v for v in values if v))
+
     def describe(self) -> dict[str, str]:
         """Every setting by variable name, secrets masked: safe to print or log."""
         shown = {}
@@ -122,11 +142,27 @@ class Settings:
             value = getattr(self, f.name)
             if f.metadata.get("secret"):
                 shown[f.metadata["env"]] = "(set)" if value else "(not set)"
+            elif f.name == "redis_url" and value:
+                shown[f.metadata["env"]] = masked_url(value)
             elif isinstance(value, tuple):
                 shown[f.metadata["env"]] = ",".join(map(str, value)) or "(not set)"
             else:
                 shown[f.metadata["env"]] = "(not set)" if value is None else str(value)
         return shown
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={value!r}" for name, value in self.describe().items())
+        return f"Settings({shown})"
+
+
+def masked_url(url: str) -> str:
+    """`url` with the password of its user information replaced by `****`."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:****@{host}"))
 
 
 def _present(env: Mapping[str, str], variable: str) -> bool:
@@ -163,6 +199,20 @@ def _secret(variable: str):
         value = raw.strip()
         if any(c.isspace() for c in value):
             raise ConfigError(variable, "must not contain white space")
+        return value
+
+    return parse
+
+
+def _token(variable: str):
+    """A bearer token nbrelay checks: no white space, and long enough not to be guessed."""
+    no_space = _secret(variable)
+
+    def parse(raw: str) -> str:
+        value = no_space(raw)
+        if len(value) < defaults.MIN_TOKEN_LENGTH:
+            minimum = defaults.MIN_TOKEN_LENGTH
+            raise ConfigError(variable, f"must be at least {minimum} characters long")
         return value
 
     return parse
@@ -240,8 +290,8 @@ _PARSERS = [
     ("losant_application_id", "LOSANT_APPLICATION_ID", _object_id("LOSANT_APPLICATION_ID")),
     ("public_url", "NBRELAY_PUBLIC_URL", _url("NBRELAY_PUBLIC_URL", ("http", "https"))),
     ("secrets", "NBRELAY_SECRET", _secrets),
-    ("api_token", "NBRELAY_API_TOKEN", _secret("NBRELAY_API_TOKEN")),
-    ("ingest_token", "NBRELAY_INGEST_TOKEN", _secret("NBRELAY_INGEST_TOKEN")),
+    ("api_token", "NBRELAY_API_TOKEN", _token("NBRELAY_API_TOKEN")),
+    ("ingest_token", "NBRELAY_INGEST_TOKEN", _token("NBRELAY_INGEST_TOKEN")),
     ("pipelines_path", "NBRELAY_PIPELINES", _existing_file),
     ("retention_days", "NBRELAY_RETENTION_DAYS", _positive_int("NBRELAY_RETENTION_DAYS")),
     ("watch", "NBRELAY_WATCH", _notebook_list),

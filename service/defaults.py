@@ -114,6 +114,7 @@ CLI_EXECUTIONS_PAGE = 20  # executions of `nbrelay executions` unless --limit sa
 
 # Lengths of what is kept or shown of errors and replies
 MIN_SECRET_LENGTH = 16  # characters of each NBRELAY_SECRET
+MIN_TOKEN_LENGTH = 16  # characters of each bearer token nbrelay checks (API, ingest, metrics)
 ERROR_SUMMARY_LENGTH = 500  # characters of an error kept with a failed sync or action
 STEP_REASON_LENGTH = 300  # characters of an execution's first error in a failed step's reason
 LOSANT_ERROR_LENGTH = 300  # characters of Losant's error message kept in a LosantError

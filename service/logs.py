@@ -18,7 +18,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 REDACTED = "[redacted]"
-_CALLBACK_PATH = re.compile(r"(/callbacks/)[^/\s?#\"']+")
+
+
+def _spelled_any_way(word: str) -> str:
+    """A pattern for `word`, in any case, with any of its characters percent-encoded."""
+    return "".join(
+        f"(?:{re.escape(char)}|%{ord(char.lower()):02x}|%{ord(char.upper()):02x})" for char in word
+    )
+
+
+_SLASH = "(?:/|%2f)"
+# `/callbacks/<token>` however the client spelled it: gunicorn decodes the path before routing, so
+# `/%63allbacks%2F<token>` reaches the same view and must be redacted the same way.
+_CALLBACK_PATH = re.compile(
+    rf"({_SLASH}{_spelled_any_way('callbacks')}{_SLASH}+)[^/\s?#\"']+", re.IGNORECASE
+)
 _BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"',]+")
 _STANDARD_ATTRIBUTES = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime"}

@@ -7,7 +7,7 @@ import pytest
 from service.config import DEPLOYMENT_REQUIRED, ConfigError, Settings
 
 VALID = {
-    "NBRELAY_REDIS_URL": "redis://127.0.0.1:6400/0",
+    "NBRELAY_REDIS_URL": "redis://nbrelay:redis-password-42@127.0.0.1:6400/0",
     "LOSANT_API_URL": "https://api.losant.com/",
     "LOSANT_API_TOKEN": "tok-very-secret-value",
     "LOSANT_APPLICATION_ID": "575ec8687ae143cd83dc4a97",
@@ -17,7 +17,13 @@ VALID = {
     "NBRELAY_INGEST_TOKEN": "ingest-token-secret",
     "NBRELAY_RETENTION_DAYS": "7",
 }
-SECRET_VALUES = ["tok-very-secret-value", "first-secret", "api-token-secret", "ingest-token-secret"]
+SECRET_VALUES = [
+    "tok-very-secret-value",
+    "first-secret",
+    "api-token-secret",
+    "ingest-token-secret",
+    "redis-password-42",
+]
 
 
 def test_valid_environment_is_parsed_and_typed():
@@ -58,6 +64,35 @@ def test_secrets_never_appear_in_repr_or_description():
     for secret in SECRET_VALUES:
         assert secret not in shown
     assert settings.describe()["LOSANT_API_TOKEN"] == "(set)"
+    masked = "redis://nbrelay:****@127.0.0.1:6400/0"
+    assert settings.describe()["NBRELAY_REDIS_URL"] == settings.shown_redis_url == masked
+    assert masked in repr(settings)
+
+
+def test_every_secret_value_is_registered_for_log_redaction():
+    settings = Settings.from_env(VALID, dotenv_path=None)
+    assert set(settings.log_secrets) == {
+        "tok-very-secret-value",
+        "first-secret-0123456789",
+        "second-secret-0123456789",
+        "api-token-secret",
+        "ingest-token-secret",
+        "redis-password-42",
+    }
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:pw-only@host:6379/1", "redis://:****@host:6379/1"),
+        ("rediss://user:p%40ss@host", "rediss://user:****@host"),
+        ("redis://user@host", "redis://user@host"),
+        ("unix:///run/redis.sock", "unix:///run/redis.sock"),
+    ],
+)
+def test_a_redis_url_is_shown_without_its_password(url, shown):
+    settings = Settings.from_env({"NBRELAY_REDIS_URL": url}, dotenv_path=None)
+    assert settings.shown_redis_url == shown
 
 
 @pytest.mark.parametrize(
@@ -73,6 +108,8 @@ def test_secrets_never_appear_in_repr_or_description():
         ("NBRELAY_RETENTION_DAYS", "0", "at least 1"),
         ("NBRELAY_PIPELINES", "/nonexistent/pipelines.yaml", "file not found"),
         ("LOSANT_API_TOKEN", "has space", "white space"),
+        ("NBRELAY_API_TOKEN", "fifteen-chars-x", "at least 16 characters"),
+        ("NBRELAY_INGEST_TOKEN", "short", "at least 16 characters"),
         ("NBRELAY_WATCH", "report,,etl", "empty entry"),
         ("NBRELAY_POLL_INTERVAL", "0", "positive number of seconds"),
         ("NBRELAY_POLL_INTERVAL", "often", "number of seconds"),
@@ -127,6 +164,7 @@ def test_cli_reports_missing_variable_in_one_line_with_exit_2(variable, tmp_path
         ("NBRELAY_REDIS_URL", "nonsense"),
         ("LOSANT_APPLICATION_ID", "123"),
         ("NBRELAY_SECRET", "short"),
+        ("NBRELAY_API_TOKEN", "short"),
         ("NBRELAY_RETENTION_DAYS", "-3"),
         ("NBRELAY_PUBLIC_URL", "not a url"),
     ],

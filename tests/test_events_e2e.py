@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
 import signal
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 import requests
 
@@ -34,6 +36,23 @@ def logs_calls(app, notebook_id: str) -> int:
     return app.stats(notebook_id)["requests"].get("logs", 0)
 
 
+def post_raw(url: str, body: bytes = b"{}") -> http.client.HTTPResponse:
+    """POST to `url` with its path sent byte for byte (requests would normalise its encoding)."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    connection.request("POST", parts.path, body, {"Content-Type": "application/json"})
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    return response
+
+
+def without_callback_counts(record: dict) -> dict:
+    """The record without what a late duplicate callback may still change."""
+    volatile = ("callbacksReceived", "lastCallbackAt")
+    return {**record, "nbrelay": {k: v for k, v in record["nbrelay"].items() if k not in volatile}}
+
+
 def transitions_of(stack: ServiceStack, execution_id: str) -> list[dict]:
     components = stack.components()
     try:
@@ -58,7 +77,8 @@ def test_run_wait_follows_the_run_and_the_api_shows_losants_record(service_stack
     listed = service_stack.run_cli("executions", "--notebook", "nightly-report")
     assert listed.returncode == 0 and listed.stdout.split()[:2] == [execution_id, "completed"]
     shown = service_stack.run_cli("show", execution_id)
-    assert shown.returncode == 0 and json.loads(shown.stdout) == record
+    assert shown.returncode == 0
+    assert without_callback_counts(json.loads(shown.stdout)) == without_callback_counts(record)
 
     scripted(stack_app, "errored", name="broken-report")
     failed = service_stack.run_cli("run", "broken-report", "--wait")
@@ -144,6 +164,8 @@ def test_metrics_add_up_across_processes_and_logs_keep_secrets(service_stack, st
     notebook = scripted(stack_app)
     started = service_stack.post(f"/api/notebooks/{notebook['id']}/executions", json={})
     service_stack.wait_for_status(started.json()["executionId"], "completed")
+    encoded = service_stack.callback_url(notebook["id"]).replace("/callbacks/", "/%63allbacks%2F")
+    assert post_raw(encoded).status == 202  # routed like /callbacks/<token>, logged redacted
     text = requests.get(f"{service_stack.url}/metrics", timeout=10).text
     for expected in (
         'nbrelay_callbacks_received_total{source="callback"}',
@@ -167,6 +189,7 @@ def test_metrics_add_up_across_processes_and_logs_keep_secrets(service_stack, st
             "LOSANT_API_TOKEN",
         )
     ]
+    secrets.append(encoded.rpartition("%2F")[2])
     processes = [service_stack.web, *service_stack.workers, service_stack.scheduler]
     lines = [line for proc in processes for line in proc.log().splitlines() if line.strip()]
     for line in lines:

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import requests
 
+from service.config import Settings
 from service.runtime.processes import free_port, wait_until
+from service.runtime.up import Up, UpOptions
 from tests.support.processes import alive, descendants
 
 NBRELAY = str(Path(sys.executable).with_name("nbrelay"))
@@ -158,3 +160,18 @@ def test_a_child_that_dies_stops_everything_with_one_line(tmp_path):
         == "nbrelay: error: web exited while starting (status 1)"
     )
     wait_until(lambda: not any(alive(pid) for pid in up.children), 10, "every child to exit")
+
+
+def test_the_banner_shows_the_redis_url_without_its_password(tmp_path):
+    settings = Settings.from_env(
+        {
+            "NBRELAY_REDIS_URL": "redis://:hunter2-redis-password@127.0.0.1:6400/0",
+            "NBRELAY_PUBLIC_URL": "http://127.0.0.1:8080",
+        },
+        dotenv_path=None,
+    )
+    shown: list[str] = []
+    up = Up(UpOptions("127.0.0.1", 8080, 8081, 1, tmp_path), settings, shown.append)
+    up._banner("http://127.0.0.1:8080", None, settings, [])
+    assert "hunter2-redis-password" not in shown[0]
+    assert "redis://:****@127.0.0.1:6400/0" in shown[0]

@@ -26,15 +26,7 @@ def deployment_settings() -> Settings:
 def configure_logging(process: str, settings: Settings) -> None:
     from service import logs
 
-    logs.configure(
-        process,
-        secrets=(
-            *settings.secrets,
-            settings.api_token,
-            settings.ingest_token,
-            settings.losant_api_token,
-        ),
-    )
+    logs.configure(process, secrets=settings.log_secrets)
 
 
 def serve_metrics(port: int | None) -> None:

@@ -37,6 +37,6 @@ def up(host: str, port: int, sandbox_port: int, workers: int) -> None:
     from service.runtime.up import Up, UpOptions
 
     settings = Settings.from_env()
-    logs.configure("up", level="WARNING")
+    logs.configure("up", level="WARNING", secrets=settings.log_secrets)
     options = UpOptions(host, port, sandbox_port, workers, Path(defaults.DATA_DIR))
     raise SystemExit(Up(options, settings, click.echo).run())

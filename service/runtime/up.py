@@ -248,7 +248,7 @@ class Up:
             f"{self.data_dir / 'env'})",
             f"  callbacks   {settings.public_url}/callbacks/<token>",
             f"  metrics     {web_url}/metrics",
-            f"  Redis       {settings.redis_url}"
+            f"  Redis       {settings.shown_redis_url}"
             + (f"  (data in {self.data_dir / 'redis'})" if self.redis else ""),
         ]
         if sandbox_url:

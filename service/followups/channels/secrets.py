@@ -1,6 +1,6 @@
-"""Secret settings of channels: kept as `SecretStr` so they never show in a repr, and written
-in the pipeline file either literally or as `${VARIABLE}`, read from the environment, so the file
-itself can be committed without them."""
+"""Secret settings of channels: kept as `SecretStr` so they never show in a repr, registered
+for log redaction as soon as they are read, and written in the pipeline file either literally or
+as `${VARIABLE}`, read from the environment, so the file itself can be committed without them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import os
 import re
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, SecretStr, ValidationInfo
+from pydantic import AfterValidator, BeforeValidator, SecretStr, ValidationInfo
+
+from service import logs
 
 ENV_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 
@@ -33,4 +35,10 @@ def expand_environment(value: Any, info: ValidationInfo) -> Any:
     return environ[variable]
 
 
-Secret = Annotated[SecretStr, BeforeValidator(expand_environment)]
+def redact_from_logs(value: SecretStr) -> SecretStr:
+    """Keep the secret out of every log line this process writes from now on."""
+    logs.add_secrets([value.get_secret_value()])
+    return value
+
+
+Secret = Annotated[SecretStr, BeforeValidator(expand_environment), AfterValidator(redact_from_logs)]
