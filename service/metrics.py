@@ -76,6 +76,12 @@ ACTIONS = Counter(
     "postponed after a transient failure, skipped (already done or held by another worker)",
     ["kind", "outcome"],
 )
+FOREIGN_MARKERS = Counter(
+    "nbrelay_foreign_markers_total",
+    "Executions carrying nbrelay's marker that nbrelay did not start for it, ignored as a "
+    "pipeline step's (step) or a retry's (retry) execution",
+    ["kind"],
+)
 NOTIFICATIONS = Counter(
     "nbrelay_notifications_total",
     "Alert messages by channel kind, event (firing, resolved, completed) and outcome",

@@ -3,17 +3,20 @@ a real Redis and real receivers."""
 
 from __future__ import annotations
 
+import json
 import logging
 import textwrap
 
 import pytest
+from prometheus_client import REGISTRY
 
-from service import defaults
+from service import defaults, keys
 from service.errors import UsageProblem
 from service.followups.actions.ledger import ActionState
+from service.followups.actions.performer import spec_marker
 from service.followups.messages import FailureClass
-from service.followups.pipelines.runs import RunStatus, StepState
-from tests.support.followups import Harness
+from service.followups.pipelines.runs import RunStatus, RunStore, StepState, execution_started
+from tests.support.followups import TTL, Harness
 from tests.support.http_server import Reply, ScriptedServer
 from tests.support.slow_proxy import SlowProxy
 
@@ -370,3 +373,197 @@ def test_an_execute_whose_outcome_is_unknown_is_looked_up_before_it_is_repeated(
     assert final.status is RunStatus.COMPLETED
     assert h.app.stats(a)["requests"]["execute"] == 1
     assert done.attempts == 2 and done.outcome["found_in_losant"] is True
+
+
+TWO_STEPS = """\
+pipelines:
+  p:
+    steps:
+      a: {notebook: A}
+      b:
+        notebook: B
+        after: a
+        context: {from_a: "{{ steps.a.id }}"}
+"""
+
+
+def foreign(kind: str) -> float:
+    return REGISTRY.get_sample_value("nbrelay_foreign_markers_total", {"kind": kind}) or 0.0
+
+
+def forge(h: Harness, notebook_id: str, marker: dict, status: str) -> str:
+    """Start an execution directly in Losant with a copy of nbrelay's marker, as anyone who may
+    run notebooks in the application can; it ends `status`."""
+    h.app.set_behaviour(notebook_id, status=status, durationSeconds=0.1)
+    return h.app.execute(notebook_id, templateContext=json.dumps({"nbrelay": marker}))
+
+
+def test_a_forged_marker_neither_completes_nor_fails_the_step(harness, caplog):
+    h = harness(
+        TWO_STEPS
+        + """\
+rules:
+  a-failed:
+    notebook: A
+    statuses: [errored]
+    actions: [{retry: {max_attempts: 2, backoff: [0s]}}]
+"""
+    )
+    a, b = h.notebook("A", durationSeconds=3.0), h.notebook("B")
+    h.registry.refresh()
+    run = h.followups.start_run("p", {}, "test")
+    h.drain()
+    ((real, marker),) = [(e["id"], e["context"]["nbrelay"]) for e in h.executions(a)]
+    before = foreign("step")
+    # While the real execution runs, two copies of its marker end: one errored, one completed.
+    failed = forge(h, a, marker, "errored")
+    completed = forge(h, a, marker, "completed")
+    with caplog.at_level(logging.WARNING):
+        h.run_until(lambda: {failed, completed} <= h.seen, "the forged executions to end")
+    step = h.followups.run(run.id).steps["a"]
+    assert step.state is StepState.RUNNING and step.attempt == 1
+    assert [e["id"] for e in step.executions] == [real]
+    assert h.executions(b) == []
+    assert foreign("step") == before + 2
+    warnings = [r.getMessage() for r in caplog.records if "did not start it" in r.getMessage()]
+    assert any(failed in w and f"run {run.id} step a" in w for w in warnings)
+    # To the rules a forged execution is an ordinary one: the failed one is retried.
+    retry = h.run_until(
+        lambda: next((e for e in h.executions(a) if "retry_of" in e["context"]["nbrelay"]), None),
+        "the rule to retry the forged execution",
+    )
+    assert retry["context"]["nbrelay"]["retry_of"] == failed
+
+    final = h.run_until(lambda: (r := h.followups.run(run.id)).finished_at and r, "the run")
+    assert final.status is RunStatus.COMPLETED
+    assert final.steps["a"].execution["id"] == real
+    assert [e["id"] for e in final.steps["a"].executions] == [real]
+    (b_run,) = h.executions(b)
+    assert b_run["context"]["from_a"] == real
+
+
+def test_a_step_execution_that_ends_before_it_is_recorded_is_handed_on_once(harness):
+    h = harness(TWO_STEPS)
+    a, b = h.notebook("A"), h.notebook("B")
+    h.registry.refresh()
+    ended_early: list[dict] = []
+
+    def sync_before_recorded(execution_id: str) -> None:
+        """Losant answered the execute; before the worker records the id, the execution ends
+        and a sync hands it on, together with a forged copy that failed."""
+        if ended_early:
+            return
+        h.on_started = None
+        (step,) = h.executions(a)
+        forged = forge(h, a, step["context"]["nbrelay"], "errored")
+        for done in (execution_id, forged):
+            h.app.wait_for_status(a, done, ["completed", "errored"])
+        ended_early.extend(h.app.logs(a))
+        h.sync()
+        assert {execution_id, forged} <= h.seen
+        run = h.followups.run(run_id[0])
+        assert run.steps["a"].state is StepState.RUNNING and run.steps["a"].executions == []
+
+    h.on_started = sync_before_recorded
+    run_id = [h.followups.start_run("p", {}, "test").id]
+    h.drain()
+    assert len(ended_early) == 2
+    # The worker recorded the execution and found it already ended: the step completed.
+    done = h.followups.run(run_id[0])
+    assert done.steps["a"].state is StepState.COMPLETED
+    real = h.followups.action(f"run:{run_id[0]}:a:1").outcome["execution_id"]
+    assert [e["id"] for e in done.steps["a"].executions] == [real]
+
+    final = h.run_until(lambda: (r := h.followups.run(run_id[0])).finished_at and r, "the run")
+    assert final.status is RunStatus.COMPLETED
+    # Handed on again (a redelivery, a second sync): nothing more happens.
+    h.terminal(h.store.get(real).losant, a)
+    h.pump()
+    assert h.followups.run(run_id[0]).to_json() == final.to_json()
+    assert h.app.stats(b)["requests"]["execute"] == 1
+    (b_run,) = h.executions(b)
+    assert b_run["context"]["from_a"] == real
+
+
+def test_an_execution_found_after_a_lost_answer_is_recorded_and_completes_the_step(
+    harness, sandbox_app, monkeypatch
+):
+    monkeypatch.setattr(defaults, "ACTION_UNKNOWN_WAIT", 1.0)
+    proxy = SlowProxy(sandbox_app.sandbox.url).start()
+    try:
+        h = harness(TWO_STEPS, losant_url=proxy.url)
+        a, b = h.notebook("A"), h.notebook("B")
+        proxy.fail_once("POST", rf"/notebooks/{a}/execute", 502)  # queued, but the answer is lost
+        h.registry.refresh()
+        run = h.followups.start_run("p", {}, "test")
+        h.drain()
+        key = f"run:{run.id}:a:1"
+        assert h.followups.action(key).state is ActionState.PENDING
+        # Before the action looks again, someone copies the marker of the queued execution.
+        ((real, marker),) = [(e["id"], e["context"]["nbrelay"]) for e in h.executions(a)]
+        forged = forge(h, a, marker, "errored")
+        h.app.wait_for_status(a, forged)
+        final = h.run_until(lambda: (r := h.followups.run(run.id)).finished_at and r, "run")
+        done = h.followups.action(key)
+    finally:
+        proxy.stop()
+    assert done.state is ActionState.DONE and done.outcome["found_in_losant"] is True
+    assert done.outcome["execution_id"] == real
+    assert final.status is RunStatus.COMPLETED
+    assert [e["id"] for e in final.steps["a"].executions] == [real]
+    assert h.app.stats(a)["requests"]["execute"] == 2  # the lost one and the forged one
+    (b_run,) = h.executions(b)
+    assert b_run["context"]["from_a"] == real
+
+
+def test_a_forged_retry_marker_does_not_change_how_often_a_rule_retries(harness):
+    h = harness(
+        """\
+        rules:
+          etl-failed:
+            notebook: ETL
+            statuses: [errored]
+            actions: [{retry: {max_attempts: 2, backoff: [0s]}}]
+        """
+    )
+    etl = h.notebook("ETL", status="errored")
+    h.registry.refresh()
+    before = foreign("retry")
+    marker = {"action": "retry:x:errored", "rule": "etl-failed", "retry_of": "x", "attempt": -5}
+    forged = forge(h, etl, marker, "errored")
+    second = h.run_until(lambda: len(runs := h.executions(etl)) == 2 and runs[1], "the retry")
+    assert second["context"]["nbrelay"]["retry_of"] == forged
+    assert second["context"]["nbrelay"]["attempt"] == 2
+    h.run_until(lambda: second["id"] in h.seen, "the retry to end")
+    h.pump()
+    assert h.followups.action(keys.retry_action(second["id"], "errored")) is None
+    assert len(h.executions(etl)) == 2
+    assert foreign("retry") == before + 1
+
+
+def test_an_end_missed_by_a_worker_that_died_after_recording_is_repaired(harness):
+    h = harness(TWO_STEPS)
+    a, b = h.notebook("A"), h.notebook("B")
+    h.registry.refresh()
+    h.held.append("run:")
+    run = h.followups.start_run("p", {}, "test")
+    ((_, key),) = h.queue
+    h.queue.clear()
+    # A worker starts a's execution; it ends and is handed on before the worker records it...
+    lease = h.ledger.acquire(key)
+    marker = spec_marker(lease.record.spec)
+    execution_id = h.start("A", requested_by="test", context=None, relative_to=None, marker=marker)
+    h.app.wait_for_status(a, execution_id)
+    h.sync()
+    assert execution_id in h.seen
+    # ...then records it in the ledger and in the run, and dies before it looks at the store.
+    assert h.ledger.complete(lease, {"execution_id": execution_id})
+    RunStore(h.redis, ttl=TTL).change(
+        run.id, lambda r, now: execution_started(r, "a", 1, execution_id)
+    )
+    assert h.followups.run(run.id).steps["a"].state is StepState.RUNNING
+    h.held.clear()
+    final = h.run_until(lambda: (r := h.followups.run(run.id)).finished_at and r, "the repair")
+    assert final.status is RunStatus.COMPLETED
+    assert final.steps["a"].execution["id"] == execution_id
+    assert h.app.stats(b)["requests"]["execute"] == 1

@@ -55,10 +55,8 @@ class Followups:
         self._notifier.observe(record)
         loaded = self._registry.current()
         decision = self._rules.decide(loaded, record)
-        step = record.pipeline_step
-        if step is not None:
-            self._coordinator.step_ended(step, execution, decision.fallback_retry)
-        self._rules.apply(loaded, decision)
+        of_step = self._coordinator.step_ended(record, decision.fallback_retry)
+        self._rules.apply(loaded, decision, of_step=of_step)
         if record.status == "completed":
             self._notifier.completed(
                 record.application_id,

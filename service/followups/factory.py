@@ -9,6 +9,7 @@ from collections.abc import Callable
 import redis as redis_lib
 
 from service import defaults
+from service.events.store import ExecutionStore
 from service.followups.actions.dispatcher import ActionDispatcher
 from service.followups.actions.ledger import Ledger
 from service.followups.actions.performer import Performer, Starter
@@ -73,11 +74,20 @@ def build_followups(
     notifier = AlertNotifier(
         alerts, NotebookHistory(redis, ttl=ttl), actions, notebook_name, clock=clock
     )
+    rules = RulesEngine(actions, notifier, notebook_name, clock=clock)
+    coordinator = RunCoordinator(
+        runs,
+        actions,
+        registry,
+        stored=ExecutionStore(redis, ttl=ttl).get,
+        fallback_retry=lambda record: rules.decide(registry.current(), record).fallback_retry,
+        clock=clock,
+    )
     return Followups(
         registry,
         runs,
-        RunCoordinator(runs, actions, registry, clock=clock),
-        RulesEngine(actions, notifier, notebook_name, clock=clock),
+        coordinator,
+        rules,
         actions,
         alerts,
         notifier,

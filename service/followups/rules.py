@@ -15,9 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from service import defaults, keys
+from service import defaults, keys, metrics
 from service.events.records import ExecutionRecord
 from service.followups.actions.dispatcher import ActionDispatcher
+from service.followups.actions.performer import spec_marker
 from service.followups.alerts.notifier import AlertNotifier, NotebookNames
 from service.followups.messages import FailureClass, execution_facts
 from service.followups.pipeline_file.model import (
@@ -90,9 +91,9 @@ class RulesEngine:
             },
         )
 
-    def apply(self, loaded: Loaded | None, decision: Decision) -> None:
-        """Open every action of every matching rule (a pipeline step's execution is retried by
-        its run, never by a rule's retry)."""
+    def apply(self, loaded: Loaded | None, decision: Decision, *, of_step: bool) -> None:
+        """Open every action of every matching rule. `of_step` says the execution is a pipeline
+        step's: its run retries it, never a rule's retry."""
         if loaded is None:
             return
         record = decision.record
@@ -101,7 +102,7 @@ class RulesEngine:
                 for index, action in enumerate(rule.actions):
                     key = keys.rule_action(name, index, record.id, trigger)
                     try:
-                        self._act(loaded, name, action, key, trigger, record)
+                        self._act(loaded, name, action, key, trigger, record, of_step)
                     except TemplateError as exc:
                         log.warning("rule %s: %s", name, exc, extra={"rule": name, "action": key})
                         kind = action_kind(action)
@@ -159,6 +160,7 @@ class RulesEngine:
         key: str,
         trigger: str,
         record: ExecutionRecord,
+        of_step: bool,
     ) -> None:
         variables = {**self._variables(record), "rule": rule}
         execution = record.losant or {}
@@ -178,7 +180,7 @@ class RulesEngine:
                 "inputs": render(action.patch.inputs, variables, "inputs"),
             }
             self.actions.open(key, "patch", spec)
-        elif isinstance(action, RetryItem) and record.pipeline_step is None and trigger in FAILURES:
+        elif isinstance(action, RetryItem) and not of_step and trigger in FAILURES:
             self._retry(rule, action, record)
         elif isinstance(action, NotifyItem):
             if trigger == "completed":
@@ -196,8 +198,7 @@ class RulesEngine:
                 )
 
     def _retry(self, rule: str, action: RetryItem, record: ExecutionRecord) -> None:
-        marker = record.marker
-        attempt = marker.attempt_number if marker is not None else 1
+        attempt = self._attempt(record)
         if attempt >= action.retry.max_attempts:
             return
         execution = record.losant or {}
@@ -213,3 +214,29 @@ class RulesEngine:
         }
         now = self.clock()
         self.actions.open(key, "retry", spec, now + action.retry.delay_before(attempt + 1))
+
+    def _attempt(self, record: ExecutionRecord) -> int:
+        """Which run of a retry chain the execution is: the attempt its marker names when it is
+        the execution of that marker's retry action (or may yet be: the action is still
+        starting it, and the marker is the action's own), else 1. Anyone who may run notebooks
+        can copy a marker; one that is not the action's is logged, counted and ignored."""
+        marker = record.marker
+        if marker is None or marker.action is None or marker.attempt is None:
+            return 1
+        action = self.actions.get(marker.action)
+        if (
+            action is not None
+            and action.kind == "retry"
+            and spec_marker(action.spec) == marker
+            and (action.started_execution == record.id or action.starting)
+        ):
+            return marker.attempt_number
+        log.warning(
+            "execution %s carries the marker of retry %s, but nbrelay did not start it for that "
+            "retry; taken as a first run",
+            record.id,
+            marker.action,
+            extra={"event": "foreign-marker", "execution": record.id, "action": marker.action},
+        )
+        metrics.FOREIGN_MARKERS.labels("retry").inc()
+        return 1

@@ -3,6 +3,9 @@ actions queued in a list and performed by `drain()`, terminal executions found b
 `/logs` like a sync does. The end-to-end tests run the same code in real web, worker and
 scheduler processes.
 
+Terminal executions reach the follow-ups the way a sync hands them on: stored in the execution
+store under a sync's lease, claimed once, then delivered by `Transitions`.
+
 Besides the facade, the harness keeps its own handles on the action ledger and the alert states
 (on the same Redis, as another process would have) to play a process that dies half way.
 """
@@ -10,13 +13,17 @@ Besides the facade, the harness keeps its own handles on the action ledger and t
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import redis as redis_lib
 
 from service.events.records import ExecutionRecord
+from service.events.store import ExecutionStore
+from service.events.sync_state import Busy, SyncState
+from service.events.transitions import Transitions
 from service.followups.actions.ledger import Ledger
 from service.followups.actions.performer import spec_marker
 from service.followups.alerts.state import Alerts
@@ -49,6 +56,9 @@ class Harness:
         self.notebooks: set[str] = set()
         self.names: dict[str, str] = {}
         self.held: list[str] = []  # prefixes of action keys that drain() leaves in the queue
+        # called with each execution `start` started, after Losant answered and before the
+        # worker records it: what may happen in between
+        self.on_started: Callable[[str], None] | None = None
         self.registry = PipelineRegistry(
             self.redis, path, ttl=TTL, losant=lambda: (self.client, sandbox_app.id)
         )
@@ -64,6 +74,9 @@ class Harness:
             action_lease=action_lease,
             channel_policy=FAST_CHANNELS,
         )
+        self.store = ExecutionStore(self.redis, ttl=TTL)
+        self.syncs = SyncState(self.redis, lease_seconds=30, ttl=TTL)
+        self.transitions = Transitions(self.store, self.followups.on_terminal)
         self.ledger = Ledger(self.redis, ttl=TTL, lease=action_lease)
         self.alerts = Alerts(self.redis, ttl=TTL)
 
@@ -79,12 +92,15 @@ class Harness:
         """Start an execution like nbrelay does, without a callback URL (nothing would listen)."""
         found = self.client.find_notebook(self.app.id, notebook)
         template_context = with_marker(context, marker)
-        return self.client.execute(
+        execution_id = self.client.execute(
             self.app.id,
             found.id,
             template_context=json.dumps(template_context) if template_context else None,
             relative_to=relative_to,
         )
+        if self.on_started is not None:
+            self.on_started(execution_id)
+        return execution_id
 
     def start_and_die(self, key: str) -> str:
         """Play a worker that takes the execute action `key`, starts its execution and dies
@@ -122,12 +138,26 @@ class Harness:
             self.followups.perform(ready[0][1])
 
     def sync(self) -> None:
+        """Read every notebook's executions and hand on those newly terminal, like a sync (the
+        ones in `seen` are left out)."""
         for notebook_id in sorted(self.notebooks):
-            for execution in self.client.logs(self.app.id, notebook_id, limit=100):
-                if execution.is_terminal and execution.id not in self.seen:
-                    self.seen.add(execution.id)
-                    record = execution.model_dump(mode="json", by_alias=True, exclude_none=True)
-                    self.terminal(record, notebook_id)
+            records = [
+                e.model_dump(mode="json", by_alias=True, exclude_none=True)
+                for e in self.client.logs(self.app.id, notebook_id, limit=100)
+                if e.id not in self.seen
+            ]
+            self.store_and_deliver(notebook_id, records)
+
+    def store_and_deliver(self, notebook_id: str, records: list[dict[str, Any]]) -> list[str]:
+        """Store Losant's records of a notebook's executions and hand on those that became
+        terminal, as a sync does; returns their ids."""
+        claim = self.syncs.begin(self.app.id, notebook_id, "harness", time.time())
+        assert not isinstance(claim, Busy), f"notebook {notebook_id} is held by a sync"
+        claimed = self.store.upsert(self.app.id, notebook_id, records, fence=claim.fence)
+        self.seen.update(claimed)
+        self.transitions.deliver(self.app.id, notebook_id)
+        self.syncs.finish_round(claim, None, time.time())
+        return claimed
 
     def pump(self) -> None:
         self.followups.tick()

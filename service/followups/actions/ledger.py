@@ -68,6 +68,19 @@ class ActionRecord:
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
 
+    @property
+    def starting(self) -> bool:
+        """Whether the action is still to be performed (or being performed)."""
+        return self.state in (ActionState.PENDING, ActionState.RUNNING)
+
+    @property
+    def started_execution(self) -> str | None:
+        """The execution an execute or retry action started: the id Losant answered, or the one
+        found in Losant's `/logs` after the answer was lost; None until it is recorded."""
+        if self.state is not ActionState.DONE or not self.outcome:
+            return None
+        return self.outcome.get("execution_id")
+
     def describe(self) -> dict[str, Any]:
         """The public view of the action (API and CLI): no lease token, times in ISO 8601."""
         return {

@@ -63,7 +63,8 @@ class Performer:
         return {"execution_id": execution_id}
 
     def find_started(self, record: ActionRecord) -> str | None:
-        """The execution an earlier attempt of this action started, if Losant knows of one."""
+        """The execution an earlier attempt of this action started, if Losant knows of one; the
+        id returned is recorded as the action's execution."""
         client = self.losant()
         notebook = client.find_notebook(self.application_id, record.spec["notebook"])
         since = int((record.created_at - defaults.ACTION_RECOVERY_LOOKBACK) * 1000)
@@ -73,7 +74,9 @@ class Performer:
             limit=defaults.ACTION_RECOVERY_LOGS_LIMIT,
             since=since,
         )
-        for execution in executions:
+        # /logs lists the newest first. The oldest execution carrying the marker is the one
+        # this action started: a copy of its marker can only be made once it was there to see.
+        for execution in reversed(executions):
             if _carries(read_marker(execution.template_context), record):
                 return execution.id
         return None

@@ -1,6 +1,16 @@
 """Moving pipeline runs along: starting a run, opening the execute action of each step attempt
 it waits for, and handing each step the news of its execution (started, ended, could not
-start). The run's state machine is `runs`; this module connects it to the action ledger."""
+start). The run's state machine is `runs`; this module connects it to the action ledger.
+
+A step's execution is the one its execute action started: the id Losant answered, or the one
+the action found in `/logs` after the answer was lost, as the action ledger records it. The
+marker in an execution's templateContext only says which action to ask; anyone who may run
+notebooks can copy it, so an execution the action did not record is ignored (logged and
+counted). An execution may end before its action has recorded it; its end is then handed on
+by the action, which looks the execution up in the store once it has recorded its id (the
+sync stores an execution before it hands it on, so one of the two always sees the other), and
+by the scheduler's `repair`, should that worker die in between.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +19,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from service import keys, metrics
+from service.events.records import ExecutionRecord
 from service.followups.actions.dispatcher import ActionDispatcher
 from service.followups.actions.ledger import ActionRecord, ActionState
 from service.followups.pipeline_file.model import Retry
@@ -18,13 +30,13 @@ from service.followups.pipelines.runs import (
     RunNotFound,
     RunStore,
     advance,
+    awaited,
     execution_ended,
     execution_started,
     launch_failed,
     launches,
     new_run,
 )
-from service.marker import Marker
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +48,17 @@ class RunCoordinator:
         actions: ActionDispatcher,
         registry: PipelineRegistry,
         *,
+        stored: Callable[[str], ExecutionRecord | None],
+        fallback_retry: Callable[[ExecutionRecord], Retry | None],
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """`stored(id)` is the execution as the store has it; `fallback_retry(execution)` the
+        retry of a rule that matches it, for a step without a retry of its own."""
         self.store = store
         self.actions = actions
         self.registry = registry
+        self.stored = stored
+        self.fallback_retry = fallback_retry
         self.clock = clock
 
     def start(self, name: str, params: dict[str, Any], requested_by: str) -> Run:
@@ -63,21 +81,52 @@ class RunCoordinator:
         self._launch(run)
         return run
 
-    def step_ended(self, step: Marker, execution: dict[str, Any], fallback: Retry | None) -> None:
-        """An execution of a step ended; `fallback` is the retry of a rule that matched it, for
-        a step without a retry of its own."""
+    def step_ended(self, record: ExecutionRecord, fallback: Retry | None) -> bool:
+        """An execution carrying a step's marker ended. It moves the step only when it is the
+        execution the step's execute action recorded; while that action is still starting it,
+        the action hands it on once recorded. Returns whether the execution is (or may yet turn
+        out to be) the step's; one that is not is ignored, logged and counted. `fallback` is
+        the retry of a rule that matched it, for a step without a retry of its own."""
+        step = record.pipeline_step
+        if step is None:
+            return False
         run_id, step_key, attempt = step.run or "", step.step or "", step.attempt_number
-        try:
-            run = self.store.change(
+        action = self.actions.get(keys.step_action(run_id, step_key, attempt))
+        if action is not None and action.started_execution == record.id:
+            try:
+                run = self.store.change(
+                    run_id,
+                    lambda run, now: execution_ended(
+                        run, step_key, attempt, record.losant or {}, now, fallback
+                    ),
+                )
+            except RunNotFound:
+                log.warning("execution %s names run %s, which is not stored", record.id, run_id)
+                return True
+            self._launch(run)
+            return True
+        details = {"execution": record.id, "run": run_id, "step": step_key, "attempt": attempt}
+        if action is not None and action.starting:
+            log.info(
+                "execution %s of run %s step %s ended before its start was recorded; it is "
+                "handed on once it is",
+                record.id,
                 run_id,
-                lambda run, now: execution_ended(run, step_key, attempt, execution, now, fallback),
+                step_key,
+                extra=details,
             )
-        except RunNotFound:
-            log.warning(
-                "execution %s names run %s, which is not stored", execution.get("id"), run_id
-            )
-            return
-        self._launch(run)
+            return True
+        log.warning(
+            "execution %s carries the marker of run %s step %s attempt %d, but nbrelay did not "
+            "start it for that step; ignored",
+            record.id,
+            run_id,
+            step_key,
+            attempt,
+            extra={"event": "foreign-marker", **details},
+        )
+        metrics.FOREIGN_MARKERS.labels("step").inc()
+        return False
 
     def action_finished(
         self, record: ActionRecord, result: dict[str, Any] | None, error: str | None
@@ -97,11 +146,14 @@ class RunCoordinator:
         try:
             self._launch(self.store.change(run_id, change))
         except RunNotFound:
-            pass
+            return
+        if result is not None:
+            self._hand_on(result["execution_id"])
 
     def repair(self) -> None:
         """For every active run, open the actions it waits for and hand it the outcome of those
-        already finished (their worker may have died before it could)."""
+        already finished, and the end of executions already ended (their worker may have died
+        before it could)."""
         for run_id in self.store.active():
             try:
                 run = self.store.get(run_id)
@@ -117,6 +169,15 @@ class RunCoordinator:
                     self.action_finished(record, record.outcome, None)
                 elif record.state is ActionState.FAILED:
                     self.action_finished(record, None, record.error)
+            for execution_id in awaited(run):
+                self._hand_on(execution_id)
+
+    def _hand_on(self, execution_id: str) -> None:
+        """A step's execution may have ended before its action recorded it (its end was not
+        taken then): hand the end on now, if the store has it."""
+        record = self.stored(execution_id)
+        if record is not None and record.is_terminal:
+            self.step_ended(record, self.fallback_retry(record))
 
     def _launch(self, run: Run) -> None:
         """Open (once) the execute action of every attempt the run is waiting for."""

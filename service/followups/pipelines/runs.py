@@ -206,6 +206,18 @@ def launches(run: Run) -> list[Launch]:
     return wanted
 
 
+def awaited(run: Run) -> list[str]:
+    """The executions the run is waiting to see end: the one started for the current attempt of
+    every running step."""
+    return [
+        e["id"]
+        for step in run.steps.values()
+        if step.state is StepState.RUNNING
+        for e in step.executions
+        if e["attempt"] == step.attempt
+    ]
+
+
 def execution_started(run: Run, step_key: str, attempt: int, execution_id: str) -> None:
     """Note the execution Losant queued for an attempt of a step."""
     _note_execution(run.steps[step_key], execution_id, attempt, {"status": "queued"})
