@@ -144,7 +144,7 @@ def test_metrics_add_up_across_processes_and_logs_keep_secrets(service_stack, st
     notebook = scripted(stack_app)
     started = service_stack.post(f"/api/notebooks/{notebook['id']}/executions", json={})
     service_stack.wait_for_status(started.json()["executionId"], "completed")
-    text = requests.get(f"{service_stack.url}/metrics", timeout=10).text
+    text = service_stack.metrics()
     for expected in (
         'nbrelay_callbacks_received_total{source="callback"}',
         'nbrelay_losant_requests_total{endpoint="logs",status="200"}',
@@ -285,8 +285,8 @@ def test_metrics_survive_a_gunicorn_worker_restart(stack_factory):
     for _ in range(4):
         assert requests.post(forged, json={}, timeout=10).status_code == 404
     line = 'nbrelay_callbacks_rejected_total{reason="malformed",source="callback"} 4.0'
-    assert line in requests.get(f"{stack.url}/metrics", timeout=10).text
+    assert line in stack.metrics()
     workers = descendants(stack.web.pid)
     os.kill(min(workers), signal.SIGTERM)
     wait_until(lambda: len(descendants(stack.web.pid) - workers) == 1, 20, "a new gunicorn worker")
-    assert line in requests.get(f"{stack.url}/metrics", timeout=10).text
+    assert line in stack.metrics()
