@@ -63,6 +63,10 @@ class Settings:
     ingest_token: str | None = field(
         default=None, repr=False, metadata={"env": "NBRELAY_INGEST_TOKEN", "secret": True}
     )
+    metrics_token: str | None = field(
+        default=None, repr=False, metadata={"env": "NBRELAY_METRICS_TOKEN", "secret": True}
+    )
+    admin_bind: str | None = field(default=None, metadata={"env": "NBRELAY_ADMIN_BIND"})
     pipelines_path: Path | None = field(default=None, metadata={"env": "NBRELAY_PIPELINES"})
     retention_days: int = field(
         default=defaults.RETENTION_DAYS, metadata={"env": "NBRELAY_RETENTION_DAYS"}
@@ -130,6 +134,7 @@ class Settings:
             self.api_token,
             self.ingest_token,
             self.losant_api_token,
+            self.metrics_token,
             redis_password,
             unquote(redis_password) if redis_password else None,
         )
@@ -229,6 +234,23 @@ def _secrets(raw: str) -> tuple[str, ...]:
     return values
 
 
+def parse_bind(variable: str, raw: str) -> tuple[str, int]:
+    """`HOST:PORT` (an IPv6 host in brackets) as (host, port); the port is 1-65535."""
+    host, _, port = raw.strip().rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ConfigError(variable, f"must be HOST:PORT with a port from 1 to 65535, got {raw!r}")
+    return host, int(port)
+
+
+def _bind(variable: str):
+    def parse(raw: str) -> str:
+        parse_bind(variable, raw)
+        return raw.strip()
+
+    return parse
+
+
 def _existing_file(raw: str) -> Path:
     path = Path(raw.strip()).expanduser()
     if not path.is_file():
@@ -292,6 +314,8 @@ _PARSERS = [
     ("secrets", "NBRELAY_SECRET", _secrets),
     ("api_token", "NBRELAY_API_TOKEN", _token("NBRELAY_API_TOKEN")),
     ("ingest_token", "NBRELAY_INGEST_TOKEN", _token("NBRELAY_INGEST_TOKEN")),
+    ("metrics_token", "NBRELAY_METRICS_TOKEN", _token("NBRELAY_METRICS_TOKEN")),
+    ("admin_bind", "NBRELAY_ADMIN_BIND", _bind("NBRELAY_ADMIN_BIND")),
     ("pipelines_path", "NBRELAY_PIPELINES", _existing_file),
     ("retention_days", "NBRELAY_RETENTION_DAYS", _positive_int("NBRELAY_RETENTION_DAYS")),
     ("watch", "NBRELAY_WATCH", _notebook_list),

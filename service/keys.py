@@ -215,6 +215,12 @@ def active_runs() -> str:
     return f"{PREFIX}:runs:active"
 
 
+def sign_in_failures(client: str) -> str:
+    """Counter with a TTL: failed dashboard sign-ins of one client address in the current
+    window."""
+    return f"{PREFIX}:dashboard:sign-in-failures:{client}"
+
+
 # Identities of follow-ups: each decides, once, what may happen only once
 
 

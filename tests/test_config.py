@@ -110,6 +110,7 @@ def test_a_redis_url_is_shown_without_its_password(url, shown):
         ("LOSANT_API_TOKEN", "has space", "white space"),
         ("NBRELAY_API_TOKEN", "fifteen-chars-x", "at least 16 characters"),
         ("NBRELAY_INGEST_TOKEN", "short", "at least 16 characters"),
+        ("NBRELAY_METRICS_TOKEN", "short", "at least 16 characters"),
         ("NBRELAY_WATCH", "report,,etl", "empty entry"),
         ("NBRELAY_POLL_INTERVAL", "0", "positive number of seconds"),
         ("NBRELAY_POLL_INTERVAL", "often", "number of seconds"),

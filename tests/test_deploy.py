@@ -1,6 +1,7 @@
 """The deployment files stay in step with the code: commands exist, settings are known ones."""
 
 import configparser
+import shlex
 import subprocess
 import sys
 from dataclasses import fields
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from service.config import Settings
+from service.config import Settings, parse_bind
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 NBRELAY = str(Path(sys.executable).with_name("nbrelay"))
@@ -62,6 +63,60 @@ def test_kubernetes_manifests_use_existing_commands_and_known_settings():
     assert set(documents["nbrelay-secrets"]["stringData"]) <= SECRET_VARIABLES
     scheduler = documents["nbrelay-scheduler"]
     assert scheduler["spec"]["replicas"] == 1
+
+
+def admin_bind(argv: list[str]) -> tuple[str, int]:
+    """The --admin-bind of an `nbrelay web` command line (which must have one)."""
+    assert "--admin-bind" in argv, argv
+    return parse_bind("--admin-bind", argv[argv.index("--admin-bind") + 1])
+
+
+def test_compose_publishes_the_admin_listener_on_loopback_only():
+    web = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]["web"]
+    _, admin_port = admin_bind(web["command"])
+    public_port = int(web["command"][web["command"].index("--port") + 1])
+    published = {}
+    for mapping in web["ports"]:
+        host_side, _, container_port = mapping.rpartition(":")
+        published[int(container_port)] = host_side
+    assert published[admin_port] == "127.0.0.1:8090"
+    assert published[public_port] == str(public_port)  # the public listener only
+
+
+def test_kubernetes_ingress_routes_only_the_public_surface():
+    documents = kubernetes_documents()
+    (ingress,) = [doc for doc in documents if doc["kind"] == "Ingress"]
+    services = {doc["metadata"]["name"]: doc for doc in documents if doc["kind"] == "Service"}
+    (web,) = [c for c in containers() if c["name"] == "web"]
+    ports = {port["name"]: port["containerPort"] for port in web["ports"]}
+    assert admin_bind(web["command"])[1] == ports["admin"]
+    assert int(web["command"][web["command"].index("--port") + 1]) == ports["public"]
+
+    paths = [path for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]]
+    assert {(p["path"], p["pathType"]) for p in paths} == {
+        ("/callbacks/", "Prefix"),
+        ("/hooks/losant", "Exact"),
+    }
+    for path in paths:
+        backend = path["backend"]["service"]
+        service = services[backend["name"]]
+        (port,) = [p for p in service["spec"]["ports"] if p["name"] == backend["port"]["name"]]
+        assert port["targetPort"] == "public"
+    admin = services["nbrelay-admin"]
+    assert admin["spec"].get("type", "ClusterIP") == "ClusterIP"
+    assert [p["targetPort"] for p in admin["spec"]["ports"]] == ["admin"]
+    assert all(p["targetPort"] != "admin" for p in services["nbrelay-web"]["spec"]["ports"])
+    annotations = next(
+        d for d in documents if d["metadata"]["name"] == "nbrelay-web" and d["kind"] == "Deployment"
+    )["spec"]["template"]["metadata"]["annotations"]
+    assert int(annotations["prometheus.io/port"]) == ports["admin"]
+
+
+def test_systemd_web_keeps_the_admin_listener_local():
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    parser.read(DEPLOY / "systemd" / "nbrelay-web.service")
+    host, _ = admin_bind(shlex.split(parser["Service"]["ExecStart"]))
+    assert host == "127.0.0.1"
 
 
 def test_kubernetes_redis_is_durable():

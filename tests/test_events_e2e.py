@@ -166,7 +166,7 @@ def test_metrics_add_up_across_processes_and_logs_keep_secrets(service_stack, st
     service_stack.wait_for_status(started.json()["executionId"], "completed")
     encoded = service_stack.callback_url(notebook["id"]).replace("/callbacks/", "/%63allbacks%2F")
     assert post_raw(encoded).status == 202  # routed like /callbacks/<token>, logged redacted
-    text = requests.get(f"{service_stack.url}/metrics", timeout=10).text
+    text = service_stack.metrics()
     for expected in (
         'nbrelay_callbacks_received_total{source="callback"}',
         'nbrelay_losant_requests_total{endpoint="logs",status="200"}',
@@ -308,8 +308,8 @@ def test_metrics_survive_a_gunicorn_worker_restart(stack_factory):
     for _ in range(4):
         assert requests.post(forged, json={}, timeout=10).status_code == 404
     line = 'nbrelay_callbacks_rejected_total{reason="malformed",source="callback"} 4.0'
-    assert line in requests.get(f"{stack.url}/metrics", timeout=10).text
+    assert line in stack.metrics()
     workers = descendants(stack.web.pid)
     os.kill(min(workers), signal.SIGTERM)
     wait_until(lambda: len(descendants(stack.web.pid) - workers) == 1, 20, "a new gunicorn worker")
-    assert line in requests.get(f"{stack.url}/metrics", timeout=10).text
+    assert line in stack.metrics()

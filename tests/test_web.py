@@ -17,6 +17,7 @@ from service.runtime.processes import free_port
 from service.web import create_app
 from service.web.openapi import document
 from service.web.resources import EXTENSION
+from tests.support.dashboard import sign_in
 
 SECRET = "callback-secret-0123456789"
 OLD_SECRET = "older-secret-0123456789"
@@ -315,6 +316,7 @@ def test_api_lists_filters_and_pages(api, stored):
 
 
 def test_dashboard_shows_executions_and_no_secrets(client, stored):
+    assert sign_in(client, API_TOKEN).status_code == 303
     token = tokens.sign(SECRET, APP, NB)
     body = {"execution": {"id": stored[0]["id"], "status": "completed"}}
     assert client.post(f"/callbacks/{token}", json=body).status_code == 202

@@ -15,7 +15,7 @@ import tempfile
 import click
 
 from service import defaults
-from service.config import DEPLOYMENT_REQUIRED, Settings
+from service.config import DEPLOYMENT_REQUIRED, ConfigError, Settings, parse_bind
 from service.queues import QUEUES
 
 
@@ -47,9 +47,16 @@ metrics_port_option = click.option(
 @click.command("web")
 @click.option("--host", default=defaults.HOST, show_default=True, help="Address to bind.")
 @click.option("--port", type=click.IntRange(0, 65535), default=defaults.PORT, show_default=True)
-def web(host: str, port: int) -> None:
+@click.option(
+    "--admin-bind",
+    metavar="HOST:PORT",
+    help="Serve the dashboard, the API and /metrics only on this second listener; the first "
+    "then serves callbacks, the relay and the health probes alone. Default: NBRELAY_ADMIN_BIND.",
+)
+def web(host: str, port: int, admin_bind: str | None) -> None:
     """Serve callbacks, the relay, the API, the dashboard and /metrics (gunicorn)."""
     settings = deployment_settings()
+    admin = _admin_listener(admin_bind, settings, port)
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         directory = tempfile.mkdtemp(prefix="nbrelay-metrics-")
         atexit.register(_remove_when_exiting, directory, os.getpid())
@@ -57,7 +64,26 @@ def web(host: str, port: int) -> None:
     configure_logging("web", settings)
     from service.web.server import WebServer
 
-    WebServer(settings, host, port).run()
+    WebServer(settings, host, port, admin).run()
+
+
+def _admin_listener(option: str | None, settings: Settings, port: int) -> tuple[str, int] | None:
+    """The admin listener's (host, port): --admin-bind, else NBRELAY_ADMIN_BIND, else none."""
+    source, value = (
+        ("--admin-bind", option)
+        if option is not None
+        else ("NBRELAY_ADMIN_BIND", settings.admin_bind)
+    )
+    if value is None:
+        return None
+    try:
+        admin = parse_bind(source, value)
+    except ConfigError as exc:
+        raise click.BadParameter(exc.problem, param_hint=source) from None
+    if admin[1] == port:
+        message = f"the admin listener needs a port of its own, not --port {port}"
+        raise click.BadParameter(message, param_hint=source)
+    return admin
 
 
 def _remove_when_exiting(directory: str, owner: int) -> None:

@@ -59,8 +59,9 @@ class Deployment:
         self.log_dir = log_dir
         self._counts: Counter[str] = Counter()
 
-    def web(self) -> Child:
-        return self._child("web", "web", "--host", self.host, "--port", str(self.port))
+    def web(self, *options: str) -> Child:
+        """`nbrelay web` on host:port, with further `options` (e.g. `--admin-bind`)."""
+        return self._child("web", "web", "--host", self.host, "--port", str(self.port), *options)
 
     def worker(self) -> Child:
         return self._child("worker", "worker")

@@ -42,7 +42,13 @@ log = logging.getLogger(__name__)
 
 DEMO_DIR = Path(sandbox.__file__).resolve().parent / "demo"
 DEMO_APPLICATION_NAME = "nbrelay demo"
-GENERATED = ("NBRELAY_SECRET", "NBRELAY_API_TOKEN", "NBRELAY_INGEST_TOKEN", "SANDBOX_TOKEN")
+GENERATED = (
+    "NBRELAY_SECRET",
+    "NBRELAY_API_TOKEN",
+    "NBRELAY_INGEST_TOKEN",
+    "NBRELAY_METRICS_TOKEN",
+    "SANDBOX_TOKEN",
+)
 
 
 class Interrupted(Exception):
@@ -119,6 +125,7 @@ def write_env_file(path: Path, settings: Settings) -> None:
         "NBRELAY_SECRET": ",".join(settings.secrets),
         "NBRELAY_API_TOKEN": settings.api_token,
         "NBRELAY_INGEST_TOKEN": settings.ingest_token,
+        "NBRELAY_METRICS_TOKEN": settings.metrics_token,
     }
     lines = [f"{name}={shlex.quote(value)}" for name, value in values.items() if value]
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -200,6 +207,7 @@ class Up:
             ("NBRELAY_SECRET", configured.secrets),
             ("NBRELAY_API_TOKEN", configured.api_token),
             ("NBRELAY_INGEST_TOKEN", configured.ingest_token),
+            ("NBRELAY_METRICS_TOKEN", configured.metrics_token),
         ):
             if not value:
                 env[name] = kept[name]
@@ -241,13 +249,13 @@ class Up:
         self, web_url: str, sandbox_url: str | None, settings: Settings, demo: list[dict]
     ) -> None:
         command = _command_name()
+        env_file = self.data_dir / "env"
         lines = [
             "nbrelay is up",
-            f"  dashboard   {web_url}/",
-            f"  API         {web_url}/api/executions  (bearer token: NBRELAY_API_TOKEN in "
-            f"{self.data_dir / 'env'})",
+            f"  dashboard   {web_url}/  (sign in with NBRELAY_API_TOKEN in {env_file})",
+            f"  API         {web_url}/api/executions  (bearer token: NBRELAY_API_TOKEN)",
             f"  callbacks   {settings.public_url}/callbacks/<token>",
-            f"  metrics     {web_url}/metrics",
+            f"  metrics     {web_url}/metrics  (bearer token: NBRELAY_METRICS_TOKEN)",
             f"  Redis       {settings.shown_redis_url}"
             + (f"  (data in {self.data_dir / 'redis'})" if self.redis else ""),
         ]

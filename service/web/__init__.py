@@ -1,7 +1,8 @@
 """The web process: callbacks, the workflow relay, the management API, the dashboard and the
 operational endpoints, one blueprint each. It only translates HTTP: the domain lives below
 `service/`, reached through the app's `Components`, and nothing here calls Losant except
-`POST /api/notebooks/<id>/executions`."""
+`POST /api/notebooks/<id>/executions`. Only callbacks, the relay and the health probes answer
+without credentials; `surfaces` says which listener serves what."""
 
 from __future__ import annotations
 
@@ -9,21 +10,30 @@ from flask import Flask
 
 from service import defaults
 from service.composition import Components
-from service.config import Settings
-from service.web import api, callbacks, dashboard, errors, ops, pipelines, relay
+from service.config import Settings, parse_bind
+from service.web import api, callbacks, dashboard, errors, ops, pipelines, relay, surfaces
 from service.web.resources import EXTENSION
 
 
-def create_app(settings: Settings | None = None, *, components: Components | None = None) -> Flask:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    components: Components | None = None,
+    admin_port: int | None = None,
+) -> Flask:
     """Build the app for `settings` (default: the environment), or around existing
-    components."""
+    components. With `admin_port` (default: the port of NBRELAY_ADMIN_BIND), only requests that
+    came in on that port reach the admin surface (see `surfaces`)."""
     if components is None:
         components = Components.from_settings(settings or Settings.from_env())
+    if admin_port is None and components.settings.admin_bind:
+        admin_port = parse_bind("NBRELAY_ADMIN_BIND", components.settings.admin_bind)[1]
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = defaults.MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]  # on Flask's default provider
     app.extensions[EXTENSION] = components
     errors.init_app(app)
+    surfaces.init_app(app, admin_port)
     for blueprint in (callbacks.bp, relay.bp, api.bp, pipelines.bp, ops.bp, dashboard.bp):
         app.register_blueprint(blueprint)
     return app

@@ -27,6 +27,16 @@ _ACCEPTED = _json("Recorded; a sync of the notebook is queued", "Accepted")
 _UNAUTHORIZED = _error("Missing or wrong bearer token")
 _UNAVAILABLE = _error("Redis (or, when starting a run, Losant) is unavailable")
 _BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+_SESSION: list[dict[str, list[str]]] = [{"dashboardSession": []}]
+_HTML = {"description": "HTML page"}
+_TO_SIGN_IN = {"description": "Not signed in: to the sign-in form"}
+_NEXT = {"name": "next", "in": "query", "schema": {"type": "string"}}
+_EXECUTION_ID = {
+    "name": "executionId",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+}
 
 PATHS: dict[str, Any] = {
     "/callbacks/{token}": {
@@ -182,30 +192,80 @@ PATHS: dict[str, Any] = {
     "/metrics": {
         "get": {
             "summary": "Prometheus metrics",
+            "description": "Needs NBRELAY_METRICS_TOKEN as a bearer token; without that "
+            "setting, served only on the admin listener (nbrelay web --admin-bind).",
+            "security": [{"metricsBearer": []}],
+            "responses": {
+                "200": {"description": "Prometheus text format"},
+                "401": _error("Missing or wrong bearer token"),
+                "403": _error(
+                    "NBRELAY_METRICS_TOKEN is not set and this is not the admin listener"
+                ),
+            },
+        }
+    },
+    "/signin": {
+        "get": {
+            "summary": "Dashboard sign-in form (HTML)",
             "security": [],
-            "responses": {"200": {"description": "Prometheus text format"}},
+            "parameters": [_NEXT],
+            "responses": {"200": _HTML, "403": {"description": "Sign-in is disabled"}},
+        },
+        "post": {
+            "summary": "Sign in to the dashboard with NBRELAY_API_TOKEN (form)",
+            "description": "Form fields `token`, `csrf_token` (from the form) and `next` (a "
+            "local path). Sets the session cookie and redirects to `next`.",
+            "security": [],
+            "responses": {
+                "303": {"description": "Signed in"},
+                "401": {"description": "Wrong token (HTML form again)"},
+                "403": _error("Cross-site request, missing or wrong CSRF token"),
+                "429": {"description": "Too many failed sign-ins from this client"},
+            },
+        },
+    },
+    "/signout": {
+        "post": {
+            "summary": "Sign out of the dashboard (form with `csrf_token`)",
+            "security": _SESSION,
+            "responses": {
+                "303": {"description": "Signed out"},
+                "403": _error("Cross-site request, missing or wrong CSRF token"),
+            },
         }
     },
     "/": {
         "get": {
             "summary": "Dashboard of recent executions (HTML)",
-            "security": [],
-            "responses": {"200": {"description": "HTML page"}},
+            "security": _SESSION,
+            "responses": {"200": _HTML, "303": _TO_SIGN_IN},
         }
     },
     "/executions/{executionId}": {
         "get": {
             "summary": "Dashboard page of one execution (HTML)",
-            "security": [],
+            "description": "Context values, inputs and URLs are hidden unless `reveal=1`.",
+            "security": _SESSION,
             "parameters": [
-                {
-                    "name": "executionId",
-                    "in": "path",
-                    "required": True,
-                    "schema": {"type": "string"},
-                }
+                _EXECUTION_ID,
+                {"name": "reveal", "in": "query", "schema": {"type": "string", "enum": ["1"]}},
             ],
-            "responses": {"200": {"description": "HTML page"}, "404": _error("Not stored")},
+            "responses": {"200": _HTML, "303": _TO_SIGN_IN, "404": _error("Not stored")},
+        }
+    },
+    "/executions/{executionId}/outputs/{name}": {
+        "get": {
+            "summary": "Redirect to the signed download URL of one output file",
+            "security": _SESSION,
+            "parameters": [
+                _EXECUTION_ID,
+                {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
+            ],
+            "responses": {
+                "302": {"description": "To the signed URL"},
+                "303": _TO_SIGN_IN,
+                "404": _error("No such execution or output"),
+            },
         }
     },
 }
@@ -510,6 +570,17 @@ def document() -> dict[str, Any]:
                     "in": "header",
                     "name": "webhook-signature",
                     "description": "Standard Webhooks signature made with NBRELAY_INGEST_TOKEN",
+                },
+                "metricsBearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "NBRELAY_METRICS_TOKEN",
+                },
+                "dashboardSession": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "nbrelay_session",
+                    "description": "Set by signing in at /signin with NBRELAY_API_TOKEN",
                 },
             },
         },

@@ -1,4 +1,4 @@
-"""Liveness, readiness and Prometheus metrics."""
+"""Liveness and readiness, open to anyone; Prometheus metrics, behind `require_metrics_token`."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from flask import Blueprint, Response, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from service import metrics
+from service.web.auth import require_metrics_token
 from service.web.errors import error_response
 from service.web.resources import get_components
 
@@ -30,4 +31,5 @@ def readyz():
 
 @bp.get("/metrics")
 def prometheus_metrics():
+    require_metrics_token()
     return Response(metrics.exposition(get_components().gauges), content_type=CONTENT_TYPE_LATEST)

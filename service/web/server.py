@@ -11,11 +11,21 @@ from service.web import gunicorn_settings
 
 
 class WebServer(BaseApplication):
-    """gunicorn running `create_app(settings)` in each worker process, bound to host:port."""
+    """gunicorn running `create_app(settings)` in each worker process, bound to host:port, and
+    with `admin` (host, port) to a second, admin listener too (see `service.web.surfaces`)."""
 
-    def __init__(self, settings: Settings, host: str, port: int, **overrides: Any) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        host: str,
+        port: int,
+        admin: tuple[str, int] | None = None,
+        **overrides: Any,
+    ) -> None:
         self.settings = settings
-        self.overrides = {**overrides, "bind": f"{host}:{port}", "proc_name": "nbrelay-web"}
+        self.admin_port = admin[1] if admin else None
+        binds = [_address(host, port)] + ([_address(*admin)] if admin else [])
+        self.overrides = {**overrides, "bind": binds, "proc_name": "nbrelay-web"}
         super().__init__()
 
     def load_config(self) -> None:
@@ -28,4 +38,8 @@ class WebServer(BaseApplication):
     def load(self):  # noqa: ANN201 - gunicorn expects the WSGI app
         from service.web import create_app
 
-        return create_app(self.settings)
+        return create_app(self.settings, admin_port=self.admin_port)
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -48,6 +48,7 @@ class ServiceStack:
         workers: int = 1,
         scheduler: bool = True,
         env: Mapping[str, str] | None = None,
+        web_options: tuple[str, ...] = (),
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -66,6 +67,7 @@ class ServiceStack:
             "NBRELAY_SECRET": secrets.token_urlsafe(24),
             "NBRELAY_API_TOKEN": secrets.token_urlsafe(24),
             "NBRELAY_INGEST_TOKEN": secrets.token_urlsafe(24),
+            "NBRELAY_METRICS_TOKEN": secrets.token_urlsafe(24),
             "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir),
             "WEB_CONCURRENCY": "2",
             **FAST,
@@ -78,11 +80,12 @@ class ServiceStack:
         self.web: Child | None = None
         self.workers: list[Child] = []
         self.scheduler: Child | None = None
+        self._web_options = web_options
         self._workers_wanted = workers
         self._scheduler_wanted = scheduler
 
     def start(self) -> ServiceStack:
-        self.web = self.deployment.web().start()
+        self.web = self.deployment.web(*self._web_options).start()
         for _ in range(self._workers_wanted):
             self.start_worker()
         if self._scheduler_wanted:
@@ -136,6 +139,13 @@ class ServiceStack:
 
     def post(self, path: str, **kwargs: Any) -> requests.Response:
         return self.api.post(self.url + path, timeout=30, **kwargs)
+
+    def metrics(self) -> str:
+        """The Prometheus text of `/metrics`, fetched with NBRELAY_METRICS_TOKEN."""
+        headers = {"Authorization": f"Bearer {self.env['NBRELAY_METRICS_TOKEN']}"}
+        response = requests.get(f"{self.url}/metrics", headers=headers, timeout=10)
+        response.raise_for_status()
+        return response.text
 
     def execution(self, execution_id: str) -> dict | None:
         response = self.get(f"/api/executions/{execution_id}")
