@@ -1,15 +1,15 @@
 """The Losant Notebooks routes (reference §1.2), validated against `openapi.yaml`.
 
-Each per-notebook request is first counted under its Losant action name and exposed to the
-notebook's scripted faults (`serverErrors`), then validated, then served. Applications come into
-being when a notebook is first created in them (or through `POST /_sandbox/applications`);
-reading from an application that does not exist answers 404 like Losant.
+Each request to a notebook that exists is first counted under its Losant action name and exposed
+to the notebook's scripted faults (`serverErrors`), then validated, then served. Applications
+come into being when a notebook is first created in them (or through
+`POST /_sandbox/applications`); reading from an application that does not exist answers 404
+like Losant.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 import shutil
 import time
 from collections.abc import Callable
@@ -22,7 +22,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.utils import secure_filename
 
-from sandbox import clock, ids
+from sandbox import clock, ids, name_filter
 from sandbox.errors import NotFound, PayloadTooLarge, ScriptedServerError, ValidationFailed
 from sandbox.records import TERMINAL_STATUSES, execution_record
 from sandbox.services import Services
@@ -73,8 +73,8 @@ def _validated(operation_id: str) -> ValidRequest:
     """Validate the current request; for a notebook's routes also count it and apply faults."""
     services = _services()
     path = g.path
-    if "notebookId" in path:
-        notebook_id = path["notebookId"].lower()
+    notebook_id = _existing_notebook_id(path)
+    if notebook_id is not None:
         action = operation_id.split(".", 1)[1].removesuffix("Merged")
         services.stats.count_request(notebook_id, action)
         if services.behaviours.get(notebook_id).fails_request():
@@ -85,6 +85,18 @@ def _validated(operation_id: str) -> ValidRequest:
     for name in path:
         valid.path[name] = _canonical_id(valid.path[name], name)
     return valid
+
+
+def _existing_notebook_id(path: dict[str, str]) -> str | None:
+    """The notebook's id when the request's path names a notebook that exists in its
+    application: only those have statistics and behaviours."""
+    application_id = path.get("applicationId", "").lower()
+    notebook_id = path.get("notebookId", "").lower()
+    if not (ids.is_object_id(application_id) and ids.is_object_id(notebook_id)):
+        return None
+    if _services().storage.get_notebook(application_id, notebook_id) is None:
+        return None
+    return notebook_id
 
 
 def _application(application_id: str) -> None:
@@ -154,8 +166,7 @@ def list_notebooks() -> ResponseReturnValue:
     rows = _services().storage.list_notebooks(application_id)
     pattern = query.get("filter") if query.get("filterField") else None
     if pattern:
-        glob = re.compile(".*".join(map(re.escape, pattern.split("*"))), re.IGNORECASE)
-        rows = [row for row in rows if glob.fullmatch(row[0]["name"])]
+        rows = [row for row in rows if name_filter.matches(pattern, row[0]["name"])]
     rows.sort(key=_sort_key(query["sortField"]), reverse=query["sortDirection"] == "desc")
     page, per_page = query["page"], query["perPage"]
     chosen = [doc for doc, _ in rows[page * per_page : (page + 1) * per_page]]
@@ -231,6 +242,7 @@ def delete_notebook() -> ResponseReturnValue:
     services = _services()
     execution_ids = services.storage.delete_notebook(doc["id"])
     services.behaviours.clear(doc["id"])
+    services.stats.forget(doc["id"])
     services.runs.discard_notebook(doc["id"], execution_ids)
     shutil.rmtree(services.layout.notebook_dir(doc["id"]), ignore_errors=True)
     shutil.rmtree(services.layout.notebook_exports(doc["id"]), ignore_errors=True)

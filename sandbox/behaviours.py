@@ -80,33 +80,3 @@ class Behaviours:
     def clear(self, notebook_id: str) -> None:
         with self._lock:
             self._by_notebook.pop(notebook_id, None)
-
-
-class Stats:
-    """Per notebook: requests by Losant action name and callbacks sent, in memory."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._requests: dict[str, dict[str, int]] = {}
-        self._callbacks: dict[str, dict[str, int]] = {}
-
-    def count_request(self, notebook_id: str, action: str) -> None:
-        with self._lock:
-            counts = self._requests.setdefault(notebook_id, {})
-            counts[action] = counts.get(action, 0) + 1
-
-    def count_callback(self, notebook_id: str, outcome: str) -> None:
-        """`outcome`: `sent` (the receiver answered), `failed` (gave up) or `dropped` (scripted)."""
-        with self._lock:
-            counts = self._callbacks.setdefault(notebook_id, {})
-            counts[outcome] = counts.get(outcome, 0) + 1
-
-    def of(self, notebook_id: str) -> dict[str, Any]:
-        with self._lock:
-            callbacks = self._callbacks.get(notebook_id, {})
-            return {
-                "requests": dict(self._requests.get(notebook_id, {})),
-                "callbacksSent": callbacks.get("sent", 0),
-                "callbacksFailed": callbacks.get("failed", 0),
-                "callbacksDropped": callbacks.get("dropped", 0),
-            }

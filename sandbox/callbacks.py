@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from sandbox.behaviours import Stats
+from sandbox.stats import Stats
 
 log = logging.getLogger(__name__)
 

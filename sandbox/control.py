@@ -136,8 +136,7 @@ def delete_behaviour(application_id: str, notebook_id: str) -> ResponseReturnVal
 
 @blueprint.get(NOTEBOOK + "/stats")
 def stats(application_id: str, notebook_id: str) -> ResponseReturnValue:
-    _id(application_id, "applicationId")
-    return jsonify(_services().stats.of(_id(notebook_id, "notebookId")))
+    return jsonify(_services().stats.of(_notebook_id(application_id, notebook_id)))
 
 
 @blueprint.get("/applications/<application_id>/exports/<job_id>")

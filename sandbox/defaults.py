@@ -15,6 +15,7 @@ CALLBACK_BACKOFF = 0.5  # seconds; doubled after every failed attempt
 POLL_INTERVAL = 0.1  # seconds between looks at running kernels
 IDLE_WAIT = 1.0  # seconds the run loop sleeps at most, so changed application limits apply soon
 STOP_TIMEOUT = 10.0  # seconds to wait for kernels to die on shutdown
+STATS_NOTEBOOKS = 10_000  # notebooks whose request counts are kept; the least recent go first
 DB_BUSY_TIMEOUT = 5.0  # seconds a write waits while another process holds sandbox.db's lock
 
 # Execution engine (engine.py, runner.py, inputs.py)
@@ -24,8 +25,28 @@ RUN_OVERHEAD = 120.0  # seconds beyond maxAllowedRunMinutes for inputs, kernel s
 # artefacts, after which the engine kills a runner that has not finished by itself
 INPUT_CONNECT_TIMEOUT = 5.0  # seconds; externalUrl inputs
 INPUT_READ_TIMEOUT = 30.0  # seconds; externalUrl inputs
+INPUT_MAX_BYTES = 256 * 1024 * 1024  # largest externalUrl input file; a larger one fails the run
+INPUT_MAX_REDIRECTS = 5  # redirects an externalUrl input may take; one more fails the run
 CONTEXT_MAX_LENGTH = 32767  # characters; templateContext limit, as Losant documents it
 SAMPLE_POINTS = 48  # rows per device in generated time-series inputs
+# The only variables of the sandbox's environment that runners and kernels get (environment.py);
+# a kernel needs none of them to start.
+RUN_ENVIRONMENT = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "LANG",
+        "LANGUAGE",
+        "TZ",
+        "TMPDIR",
+        "VIRTUAL_ENV",  # the venv the sandbox runs in, for tools a notebook starts
+        "JUPYTER_RUNTIME_DIR",  # where the runner writes the kernel's connection file
+        "SSL_CERT_FILE",  # certificate authorities for externalUrl inputs and notebooks
+        "SSL_CERT_DIR",
+        "REQUESTS_CA_BUNDLE",
+    }
+)
+RUN_ENVIRONMENT_PREFIXES = ("LC_",)  # locale categories
 
 # SandboxClient (client.py)
 CLIENT_CONNECT_TIMEOUT = 5.0  # seconds

@@ -24,13 +24,11 @@ from typing import Any, Literal
 
 import psutil
 
-from sandbox import artifacts, defaults
+from sandbox import artifacts, defaults, environment
 from sandbox.workdir import WorkDir
 
 Status = Literal["completed", "errored", "timeout", "canceled"]
 PHASES = ("started_at", "inputs_completed_at", "notebook_completed_at", "outputs_completed_at")
-# Variables of nbrelay and of the Losant API hold tokens; a notebook never needs them.
-PRIVATE_ENV_PREFIXES = ("NBRELAY_", "LOSANT_")
 
 
 @dataclass(frozen=True)
@@ -236,15 +234,10 @@ def start_run(spec: RunSpec) -> RunHandle:
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=workdir.root,
-            env=runner_environment(os.environ),
+            env=environment.runner_environment(os.environ),
             start_new_session=True,
         )
     return RunHandle(spec, process, workdir)
-
-
-def runner_environment(environ: dict[str, str] | os._Environ) -> dict[str, str]:
-    """The caller's environment without nbrelay's and Losant's variables (which hold tokens)."""
-    return {k: v for k, v in environ.items() if not k.startswith(PRIVATE_ENV_PREFIXES)}
 
 
 def _now() -> str:

@@ -2,7 +2,7 @@
 
 Each input becomes one file named by its (rendered) `fileName`:
 
-- `externalUrl`: fetched with an HTTP GET;
+- `externalUrl`: fetched with a bounded HTTP GET (`sandbox.external_url`);
 - `applicationFile`: copied from the application's files folder (`filePath` may never leave it);
 - `dataTable`, `deviceData`, `deviceConnectionHistory`, `deviceMetadata`, `eventData`: copied from
   a fixture file when one exists (see `fixture_candidates`), otherwise generated sample data
@@ -23,13 +23,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import jinja2
-import requests
 from jinja2.sandbox import SandboxedEnvironment
 
-from sandbox import __version__, defaults, ids, sample_data
+from sandbox import defaults, external_url, ids, sample_data
 from sandbox.errors import InputError
 
 CONTEXT_FILE = "context.json"
@@ -175,30 +173,17 @@ def _renderer(context: Any) -> Callable[[str, str], str]:
             return text
         try:
             return environment.from_string(text).render(variables).strip()
-        except jinja2.TemplateError as exc:
-            raise InputError(f"{what}: template {text!r} cannot be rendered: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - Jinja's errors and whatever an expression,
+            # a filter or a test raises while rendering: each fails the run, never the runner
+            raise InputError(
+                f"{what}: template {text!r} cannot be rendered: {type(exc).__name__}: {exc}"
+            ) from None
 
     return render
 
 
 def _external_url(spec: dict[str, Any], target: Path, sources: _Sources) -> None:
-    url = str(spec["sourceUrl"])
-    shown = _redacted(url)
-    prefix = f"externalUrl input {spec['fileName']!r}: GET {shown}"
-    try:
-        with requests.get(
-            url,
-            stream=True,
-            timeout=(defaults.INPUT_CONNECT_TIMEOUT, defaults.INPUT_READ_TIMEOUT),
-            headers={"User-Agent": f"nbrelay-sandbox/{__version__}"},
-        ) as response:
-            if response.status_code >= 400:
-                raise InputError(f"{prefix} answered HTTP {response.status_code}")
-            with target.open("wb") as out:
-                for chunk in response.iter_content(chunk_size=64 * 1024):
-                    out.write(chunk)
-    except requests.RequestException as exc:
-        raise InputError(f"{prefix} failed: {_describe(exc)}") from None
+    external_url.download(spec, target)
 
 
 def _application_file(spec: dict[str, Any], target: Path, sources: _Sources) -> None:
@@ -241,28 +226,6 @@ _MATERIALIZERS: dict[str, Callable[[dict[str, Any], Path, _Sources], None]] = {
     "applicationFile": _application_file,
     **{input_type: _data_input for input_type in DATA_INPUT_TYPES},
 }
-
-
-def _redacted(url: str) -> str:
-    """The URL without credentials, query or fragment, which may carry secrets."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return f"{parts.scheme}://{host}{parts.path}" if parts.scheme else "(invalid URL)"
-
-
-def _describe(exc: requests.RequestException) -> str:
-    """What went wrong, without echoing the URL (requests puts the full URL in its messages)."""
-    if isinstance(exc, requests.Timeout):
-        return "timed out"
-    if isinstance(exc, (requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema)):
-        return "only http and https URLs are supported"
-    if isinstance(exc, requests.exceptions.InvalidURL):
-        return "the URL is not valid"
-    if isinstance(exc, requests.ConnectionError):
-        return "could not connect"
-    return type(exc).__name__
 
 
 def _as_utc(when: datetime) -> datetime:

@@ -24,7 +24,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
 
-from sandbox import artifacts, defaults
+from sandbox import artifacts, defaults, environment
 from sandbox.engine import RunSpec, Status
 from sandbox.errors import InputError
 from sandbox.inputs import materialize_inputs
@@ -76,21 +76,12 @@ class Run:
         self.reached("inputs_completed_at")
         result = run_notebook(
             notebook,
-            env=self.kernel_environment(),
+            env=environment.kernel_environment(os.environ, workdir),
             cwd=workdir.kernel_cwd,
             time_limit=self.spec.max_run_minutes * 60,
         )
         self.reached("notebook_completed_at")
         self.finish(notebook, input_info, result.status, result.execution_errors, result.error_log)
-
-    def kernel_environment(self) -> dict[str, str]:
-        return {
-            **os.environ,
-            "INPUT_DIR": str(self.workdir.input_dir),
-            "OUTPUT_DIR": str(self.workdir.output_dir),
-            # the kernel would otherwise warn on stderr about frozen modules and debugging
-            "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-        }
 
     def finish(
         self,

@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from sandbox import clock
-from sandbox.behaviours import Behaviours, Stats
+from sandbox.behaviours import Behaviours
 from sandbox.callbacks import CallbackSender
 from sandbox.downloads import UrlSigner
 from sandbox.exports import Exporter
 from sandbox.layout import DataLayout
 from sandbox.records import execution_record, notebook_record
 from sandbox.run_loop import RunLimits, RunLoop
+from sandbox.stats import Stats
 from sandbox.storage import ExecutionRow, Storage
 
 log = logging.getLogger(__name__)

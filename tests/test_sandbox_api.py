@@ -83,6 +83,18 @@ def test_list_sorts_filters_and_pages(sandbox: SandboxProcess, sandbox_app: Sand
     assert [n["name"] for n in by_creation["items"]][0] == "beta report"
 
 
+@pytest.mark.timeout(30)
+def test_list_filter_with_many_wildcards_answers_at_once(
+    sandbox: SandboxProcess, sandbox_app: SandboxApp
+) -> None:
+    # a backtracking matcher takes minutes to refuse this name
+    sandbox_app.create_notebook("a" * 60)
+    params = {"filterField": "name", "filter": "*a" * 10 + "*b"}
+    assert sandbox.call("GET", _path(sandbox_app), params=params)["totalCount"] == 0
+    params["filter"] = "*a" * 10 + "*"
+    assert sandbox.call("GET", _path(sandbox_app), params=params)["totalCount"] == 1
+
+
 def test_list_sorts_by_last_execution_requested(sandbox: SandboxProcess, sandbox_app: SandboxApp):
     first = sandbox_app.create_notebook("first")
     second = sandbox_app.create_notebook("second")

@@ -23,6 +23,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from sandbox import defaults
 from sandbox.engine import RunHandle, RunOutcome, RunSpec, start_run
+from sandbox.environment import kernel_environment
+from sandbox.workdir import WorkDir
 from service.runtime.processes import free_port, wait_until
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "sandbox" / "demo"
@@ -48,13 +50,26 @@ READS_INPUTS = [
         "rows": len(rows),
         "limit": open(os.path.join(input_dir, "limit.txt")).read(),
         "python": sys.executable,
-        "private": [os.environ.get(v) for v in ("NBRELAY_SECRET", "LOSANT_API_TOKEN")],
+        "environment": sorted(os.environ),
+        "parent_environment": sorted(
+            entry.split(b"=", 1)[0].decode()
+            for entry in open(f"/proc/{os.getppid()}/environ", "rb").read().split(b"\\0")
+            if entry
+        ),
     }
     with open(os.path.join(output_dir, "reports", "summary.json"), "w") as f:
         json.dump(summary, f)
     """,
     'print("done")',
 ]
+# Variables of the sandbox's environment that neither the kernel nor its parent may see.
+SECRETS = {
+    "NBRELAY_SECRET": "a-secret-the-notebook-must-not-see",
+    "LOSANT_API_TOKEN": "a-token-the-notebook-must-not-see",
+    "SMTP_PASSWORD": "a-password-the-notebook-must-not-see",
+    "AWS_SECRET_ACCESS_KEY": "a-key-the-notebook-must-not-see",
+    "SLACK_WEBHOOK_URL": "https://hooks.example.com/the-notebook-must-not-see",
+}
 RAISES = ['print("before")', 'raise ValueError("bad reading 42")', 'print("never")']
 LOOPS = ['print("spinning")', "while True:\n    pass"]
 DIES = ["import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"]
@@ -149,6 +164,13 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Finished]:
         "errored": make_spec(root, "errored", RAISES),
         "timeout": make_spec(root, "timeout", LOOPS, minutes=TIME_LIMIT_MINUTES),
         "dies": make_spec(root, "dies", DIES),
+        "bad-template": make_spec(
+            root,
+            "bad-template",
+            ['print("ran")'],
+            inputs=[{"inputType": "eventData", "fileName": "{{ total / count }}.csv"}],
+            context='{"total": 10, "count": 0}',
+        ),
     }
     for name, demo in DEMOS.items():
         specs[f"demo-{name}"] = replace(
@@ -159,8 +181,8 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Finished]:
     (root / "files" / "limit.txt").write_text("80")
     started = time.monotonic()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("NBRELAY_SECRET", "a-secret-the-notebook-must-not-see")
-        patch.setenv("LOSANT_API_TOKEN", "a-token-the-notebook-must-not-see")
+        for name, value in SECRETS.items():
+            patch.setenv(name, value)
         handles = {name: start_run(spec) for name, spec in specs.items()}
     ended: dict[str, tuple[RunOutcome, float]] = {}
 
@@ -206,7 +228,25 @@ def test_completed_run_reads_inputs_and_context_and_writes_outputs(finished):
 def test_the_kernel_is_this_interpreter_and_sees_no_private_variables(finished):
     summary = json.loads(finished["completed"].outcome.outputs["reports/summary.json"].read_text())
     assert Path(summary["python"]).resolve() == Path(sys.executable).resolve()
-    assert summary["private"] == [None, None]
+    assert {"INPUT_DIR", "OUTPUT_DIR", "PATH", "HOME"} <= set(summary["environment"])
+    assert not SECRETS.keys() & set(summary["environment"])
+    # nor can the notebook read them from its parent, the runner
+    assert "PATH" in summary["parent_environment"]
+    assert not SECRETS.keys() & set(summary["parent_environment"])
+
+
+def test_the_kernel_environment_is_the_allow_list_and_the_run_folders(tmp_path):
+    workdir = WorkDir(tmp_path)
+    parent = {**SECRETS, "PATH": "/usr/bin", "LC_TIME": "C", "TZ": "UTC", "PYTHONPATH": "/x"}
+
+    assert kernel_environment(parent, workdir) == {
+        "PATH": "/usr/bin",
+        "LC_TIME": "C",
+        "TZ": "UTC",
+        "INPUT_DIR": str(workdir.input_dir),
+        "OUTPUT_DIR": str(workdir.output_dir),
+        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+    }
 
 
 def test_completed_run_artefacts(finished):
@@ -295,6 +335,16 @@ def test_input_failure_errors_the_run_before_the_notebook(tmp_path):
     assert error["message"] in outcome.outputs["result.error.log"].read_text()
     assert outcome.inputs_completed_at is None and outcome.notebook_completed_at is None
     assert outcome.outputs["result.log"].read_text() == ""
+
+
+def test_an_exception_while_rendering_a_template_errors_the_run(finished):
+    outcome = finished["bad-template"].outcome
+    assert outcome.status == "errored"
+    [error] = outcome.execution_errors
+    assert error["name"] == "InputError"
+    assert "fileName" in error["message"] and "ZeroDivisionError" in error["message"]
+    assert error["message"] in outcome.outputs["result.error.log"].read_text()
+    assert outcome.inputs_completed_at is None and outcome.notebook_completed_at is None
 
 
 def test_unreadable_notebook_errors_the_run(tmp_path):

@@ -4,6 +4,7 @@ templates and the refusals (path escapes, bad templates, failed downloads)."""
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
 import os
@@ -120,6 +121,41 @@ def test_external_url_must_be_http(dirs, tmp_path):
     url = f"file://{tmp_path}/secret"
     with pytest.raises(InputError, match="only http and https"):
         materialize(dirs, [{"inputType": "externalUrl", "fileName": "d.csv", "sourceUrl": url}])
+
+
+def test_a_redirect_is_followed(dirs, http_server):
+    http_server.reply(Reply(302, headers={"Location": "/moved.csv"}), Reply(200, "a\n1\n"))
+    spec = {"inputType": "externalUrl", "fileName": "r.csv", "sourceUrl": http_server.url + "/r"}
+    assert materialize(dirs, [spec]) == {"r.csv": {"size": 4}}
+    assert [r.path for r in http_server.requests] == ["/r", "/moved.csv"]
+
+
+def test_a_redirect_loop_is_given_up_after_the_redirect_limit(dirs, http_server):
+    http_server.default = Reply(302, headers={"Location": "/again"})
+    spec = {"inputType": "externalUrl", "fileName": "l.csv", "sourceUrl": http_server.url + "/l"}
+    with pytest.raises(InputError, match=r"'l.csv'.* redirected more than 5 times"):
+        materialize(dirs, [spec])
+    assert len(http_server.requests) == 1 + defaults.INPUT_MAX_REDIRECTS
+
+
+def test_a_file_over_the_size_limit_fails_the_input(dirs, http_server, monkeypatch):
+    monkeypatch.setattr(defaults, "INPUT_MAX_BYTES", 1000)
+    http_server.reply(Reply(200, b"x" * 1000), Reply(200, b"x" * 1001))
+    spec = {"inputType": "externalUrl", "fileName": "big.csv", "sourceUrl": http_server.url}
+
+    assert materialize(dirs, [spec]) == {"big.csv": {"size": 1000}}
+    with pytest.raises(InputError, match=r"'big.csv'.* larger than the limit of 1000 bytes"):
+        materialize(dirs, [spec])
+
+
+def test_a_compressed_file_counts_as_it_unpacks(dirs, http_server, monkeypatch):
+    monkeypatch.setattr(defaults, "INPUT_MAX_BYTES", 1000)
+    body = gzip.compress(b"0" * 100_000)
+    assert len(body) < 1000
+    http_server.reply(Reply(200, body, headers={"Content-Encoding": "gzip"}))
+    spec = {"inputType": "externalUrl", "fileName": "bomb.csv", "sourceUrl": http_server.url}
+    with pytest.raises(InputError, match=r"'bomb.csv'.* larger than the limit of 1000 bytes"):
+        materialize(dirs, [spec])
 
 
 # applicationFile
@@ -298,6 +334,23 @@ def test_an_undefined_template_variable_is_an_input_error(dirs):
     spec = {"inputType": "eventData", "fileName": "{{ missing }}.csv"}
     with pytest.raises(InputError, match="'missing' is undefined"):
         materialize(dirs, [spec], "{}")
+
+
+@pytest.mark.parametrize(
+    ("template", "raised"),
+    [
+        ("{{ total / count }}", "ZeroDivisionError"),
+        ("{{ site + total }}", "TypeError"),
+        ("{{ [site, total] | sort }}", "TypeError"),  # raised inside a filter
+        ("{{ site | wordwrap(0) }}", "ValueError"),
+        ("{{ '%d' | format(site) }}", "TypeError"),
+    ],
+)
+def test_an_exception_while_rendering_is_an_input_error(dirs, template, raised):
+    spec = {"inputType": "eventData", "fileName": template + ".csv"}
+    context = json.dumps({"total": 10, "count": 0, "site": "north"})
+    with pytest.raises(InputError, match=rf"inputs\[0\] \(eventData\) fileName: .*{raised}"):
+        materialize(dirs, [spec], context)
 
 
 @pytest.mark.parametrize("name", ["../escape.csv", "..", "a/b.csv"])

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from sandbox.stats import Stats
 from service.runtime.processes import wait_until
 from tests.support.http_server import Reply, ScriptedServer
 from tests.support.sandbox import SandboxApp, SandboxProcess
@@ -181,3 +182,49 @@ def test_scripted_runs_are_cheap(sandbox: SandboxProcess) -> None:
     elapsed = time.monotonic() - started
     assert len(app.logs(notebook["id"])) == len(ids)
     assert elapsed < 10, f"200 scripted runs took {elapsed:.1f}s"
+
+
+def test_only_requests_to_notebooks_that_exist_are_counted(
+    sandbox: SandboxProcess, sandbox_app: SandboxApp
+) -> None:
+    notebook = sandbox_app.create_notebook()
+    other_app = sandbox.create_application()
+    unknown = "0123456789abcdef01234567"
+    for application_id, notebook_id in [
+        (other_app, notebook["id"]),  # the notebook, in an application it is not in
+        (unknown, notebook["id"]),  # in an application that does not exist
+        (sandbox_app.id, unknown),  # a notebook that does not exist
+        (sandbox_app.id, "not-an-id"),
+    ]:
+        path = f"/applications/{application_id}/notebooks/{notebook_id}/logs"
+        assert sandbox.request("GET", path).status_code in (400, 404)
+
+    assert sandbox_app.stats(notebook["id"])["requests"] == {}
+    for application_id, notebook_id in [(other_app, notebook["id"]), (sandbox_app.id, unknown)]:
+        stats_path = f"/_sandbox/applications/{application_id}/notebooks/{notebook_id}/stats"
+        assert sandbox.request("GET", stats_path).status_code == 404
+
+
+def test_a_deleted_notebook_has_no_stats(sandbox: SandboxProcess, sandbox_app: SandboxApp) -> None:
+    notebook = sandbox_app.create_notebook()
+    path = f"/applications/{sandbox_app}/notebooks/{notebook['id']}"
+    sandbox.call("GET", path + "/logs")
+    assert sandbox_app.stats(notebook["id"])["requests"] == {"logs": 1}
+
+    sandbox.call("DELETE", path)
+    assert sandbox.request("GET", f"/_sandbox{path}/stats").status_code == 404
+    assert sandbox.request("GET", path + "/logs").status_code == 404
+
+
+def test_stats_keep_the_notebooks_counted_most_recently() -> None:
+    stats = Stats(limit=2)
+    for notebook_id in ("first", "second", "first", "third"):
+        stats.count_request(notebook_id, "logs")
+    assert stats.of("first")["requests"] == {"logs": 2}
+    assert stats.of("third")["requests"] == {"logs": 1}
+    assert stats.of("second")["requests"] == {}
+
+    stats.count_callback("fourth", "sent")
+    assert stats.of("fourth")["callbacksSent"] == 1
+    assert stats.of("third")["requests"] == {"logs": 1}
+    assert stats.of("first")["requests"] == {}
