@@ -47,11 +47,24 @@ MISSING_CALLBACK_GRACE = (
 )
 
 # Event pipeline: ingress, syncs, reconciler, web
-CALLBACK_TOKEN_TTL = 7 * 24 * 3600  # seconds a signed callback URL stays valid
+OVERDUE_SLACK = 300  # seconds past maxAllowedRunMinutes before a run counts as overdue
+ASSUMED_MAX_RUN_MINUTES = 60  # for runs whose record has not been read yet
+CALLBACK_TOKEN_MARGIN = 3600  # seconds a callback URL outlives its run's deadline (the run's
+# maxAllowedRunMinutes plus OVERDUE_SLACK after it was requested)
+CALLBACK_TOKEN_TTL = ASSUMED_MAX_RUN_MINUTES * 60 + OVERDUE_SLACK + CALLBACK_TOKEN_MARGIN
+# seconds a callback URL stays valid when its notebook's run limit is not known (2 h 5 min)
+CALLBACK_TOKEN_LOOKBACK = 10  # newest executions of a notebook searched for its run limit
 CALLBACK_TOKEN_MAX_LENGTH = 300  # characters; the callbackUrl as a whole must stay under 1024
 MAX_BODY_BYTES = 256 * 1024  # largest callback or relay body accepted (413 above)
-EVENT_BODY_KEEP = 16 * 1024  # bytes of a body kept in the event stream
-EVENT_STREAM_MAXLEN = 100_000  # entries kept in the raw event stream (approximate cap)
+HINT_RATE = 1.0  # hints per second and notebook recorded in the event stream, on average
+HINT_BURST = 60  # hints of one notebook recorded at once before HINT_RATE applies (429 beyond)
+EVENT_BODY_KEEP = 1024  # bytes (UTF-8) of a body kept in the event stream
+EVENT_TEXT_KEEP = 128  # bytes (UTF-8) kept of a body's claimed status and of the content type
+EVENT_ENTRY_BYTES = 2560  # Redis memory one event stream entry takes at most: the kept body
+# and texts, ids, times, a pipeline run and step (255 bytes each) and Redis's own overhead
+EVENT_STREAM_BYTES = 32 * 1024 * 1024  # Redis memory the event stream may take in all
+STREAM_NODE_ENTRIES = 100  # Redis's stream-node-max-entries: `MAXLEN ~` trims whole nodes
+EVENT_STREAM_MAXLEN = EVENT_STREAM_BYTES // EVENT_ENTRY_BYTES - STREAM_NODE_ENTRIES  # 13,007
 TRANSITION_STREAM_MAXLEN = 100_000  # entries kept in the stream of terminal transitions
 WEBHOOK_TOLERANCE = 300  # seconds a Standard Webhooks timestamp may differ from our clock
 SYNC_LEASE = 30.0  # seconds a sync holds its notebook before it is presumed dead
@@ -67,8 +80,6 @@ SYNC_SINCE_MARGIN = 60  # seconds subtracted from the cursor against clock skew
 POLL_INTERVAL = 60.0  # seconds between polls of watched notebooks
 RECONCILE_INTERVAL = 15.0  # seconds between reconciler passes; first check of a started run
 PENDING_CHECK_MAX = 600.0  # seconds; cap of the doubling interval between checks of a run
-OVERDUE_SLACK = 300  # seconds past maxAllowedRunMinutes before a run counts as overdue
-ASSUMED_MAX_RUN_MINUTES = 60  # for runs whose record has not been read yet
 SCHEDULER_LEADER_TTL = 3  # reconciler intervals a scheduler leads without renewing
 API_PAGE_SIZE = 50  # executions per page of GET /api/executions
 API_MAX_PAGE_SIZE = 500

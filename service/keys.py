@@ -88,6 +88,12 @@ def webhook_seen(message_id: str) -> str:
     return f"{PREFIX}:webhook-seen:{message_id}"
 
 
+def hint_budget(application_id: str, notebook_id: str) -> str:
+    """Hash with a TTL: a notebook's token bucket (`tokens`, `at` ms), which bounds how many of
+    its hints the event stream records."""
+    return f"{PREFIX}:hint-budget:{application_id}:{notebook_id}"
+
+
 # syncs
 
 

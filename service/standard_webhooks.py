@@ -12,12 +12,16 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import time
+from dataclasses import dataclass
 from typing import Protocol
 
 from service import defaults
 
 SECRET_PREFIX = "whsec_"
+_MESSAGE_ID = re.compile(r"[\x21-\x7e]{1,256}")
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")  # seconds since epoch; 12 digits reach the year 33658
 
 
 class HeaderLookup(Protocol):
@@ -56,30 +60,51 @@ def headers(secret: str, message_id: str, body: bytes, timestamp: int | None = N
     }
 
 
-def verify(
-    secret: str,
+@dataclass(frozen=True)
+class SignedRequest:
+    """The signature headers of a request, checked before its body is read."""
+
+    message_id: str
+    timestamp: int
+    signatures: tuple[str, ...]
+
+
+def signed_request(
     request_headers: HeaderLookup,
-    body: bytes,
     *,
     tolerance: int = defaults.WEBHOOK_TOLERANCE,
     now: float | None = None,
-) -> str:
-    """The message id of a correctly signed, fresh message; InvalidSignature otherwise."""
+) -> SignedRequest:
+    """The signature headers of a request, or InvalidSignature: a `webhook-id` of printable
+    ASCII (at most 256 characters), a `webhook-timestamp` of decimal digits only (no sign,
+    space, fraction or exponent) within `tolerance` seconds of now, and at least one `v1,`
+    signature. Nothing here needs the body, so a request that fails is refused unread."""
     message_id = request_headers.get("webhook-id", "")
     stamp = request_headers.get("webhook-timestamp", "")
-    signatures = request_headers.get("webhook-signature", "")
+    signatures = tuple(
+        value
+        for value in request_headers.get("webhook-signature", "").split(" ")
+        if value.startswith("v1,")
+    )
     if not (message_id and stamp and signatures):
         raise InvalidSignature("missing webhook-id, webhook-timestamp or webhook-signature")
-    try:
-        timestamp = int(stamp)
-    except ValueError:
-        raise InvalidSignature("webhook-timestamp is not a number") from None
+    if not _MESSAGE_ID.fullmatch(message_id):
+        raise InvalidSignature("webhook-id is not printable ASCII of at most 256 characters")
+    if not _TIMESTAMP.fullmatch(stamp):
+        raise InvalidSignature("webhook-timestamp is not a number of seconds")
+    timestamp = int(stamp)
     if abs((time.time() if now is None else now) - timestamp) > tolerance:
         raise InvalidSignature("webhook-timestamp is too far from the current time")
-    expected = signature(secret, message_id, timestamp, body).encode()
+    return SignedRequest(message_id, timestamp, signatures)
+
+
+def verify(secret: str, signed: SignedRequest, body: bytes) -> str:
+    """The message id when one of the request's signatures signs `body` with `secret`;
+    InvalidSignature otherwise. Every signature is compared in constant time."""
+    expected = signature(secret, signed.message_id, signed.timestamp, body).encode()
     valid = False
-    for candidate in signatures.split():
+    for candidate in signed.signatures:
         valid |= hmac.compare_digest(candidate.encode(), expected)
     if not valid:
         raise InvalidSignature("no matching signature")
-    return message_id
+    return signed.message_id

@@ -2,9 +2,10 @@ import json
 
 import pytest
 
-from service import keys
+from service import defaults, keys
+from service.events.hints import Incoming, parse_hint
 from service.events.records import ExecutionRecord
-from service.events.store import ExecutionStore
+from service.events.store import RECORD_HINT, ExecutionStore
 from service.events.sync_state import LeaseLost, SyncState
 from service.times import now_iso
 
@@ -176,15 +177,108 @@ def test_a_requested_run_is_pending_until_terminal(store, syncs):
     assert merged.pipeline_step is None  # Losant's copy of the context wins
 
 
+def record_hint(
+    store: ExecutionStore,
+    redis,
+    notebook: str = NB,
+    *,
+    execution_id: str | None = None,
+    message_id: str | None = None,
+    event: dict | None = None,
+) -> int:
+    """One hint about `notebook` through `RECORD_HINT`; its result."""
+    keys_, args = store.record_hint(
+        APP,
+        notebook,
+        event or {"source": "test"},
+        execution_id=execution_id,
+        message_id=message_id,
+        now=0,
+    )
+    return redis.eval(RECORD_HINT, len(keys_), *keys_, *args)
+
+
 def test_callbacks_are_counted_only_for_known_executions(store, syncs, text_redis):
     store.upsert(APP, NB, [execution(1, "queued", "2026-01-01T10:00:00Z")], fence=fence(syncs))
-    with text_redis.pipeline() as pipe:
-        store.count_callback(pipe, f"{1:024x}", 0)
-        store.count_callback(pipe, f"{1:024x}", 0)
-        store.count_callback(pipe, f"{99:024x}", 0)
-        pipe.execute()
+    assert record_hint(store, text_redis, execution_id=f"{1:024x}") == 0
+    assert record_hint(store, text_redis, execution_id=f"{1:024x}") == 0
+    assert record_hint(store, text_redis, execution_id=f"{99:024x}") == 0
     assert store.get(f"{1:024x}").as_json()["nbrelay"]["callbacksReceived"] == 2
     assert not text_redis.exists(keys.execution(f"{99:024x}"))
+
+
+def test_a_callback_counts_only_for_an_execution_of_its_own_notebook(store, syncs, text_redis):
+    """A hint about notebook B that names an execution of notebook A (the body is the
+    sender's to choose) must not count as A's callback: that would hide A's missing
+    callback."""
+    store.upsert(APP, NB, [execution(1, "completed", "2026-01-01T10:00:00Z")], fence=fence(syncs))
+    record_hint(store, text_redis, OTHER_NB, execution_id=f"{1:024x}")
+    meta = store.get(f"{1:024x}").as_json()["nbrelay"]
+    assert meta["callbacksReceived"] == 0 and meta["lastCallbackAt"] is None
+    record_hint(store, text_redis, NB, execution_id=f"{1:024x}")
+    assert store.get(f"{1:024x}").as_json()["nbrelay"]["callbacksReceived"] == 1
+
+
+def test_a_relay_message_is_remembered_with_its_hint_only(store, text_redis):
+    assert record_hint(store, text_redis, message_id="msg_1") == 0
+    assert record_hint(store, text_redis, message_id="msg_1") == -1
+    assert text_redis.xlen(keys.events()) == 1
+    assert 0 < text_redis.ttl(keys.webhook_seen("msg_1")) <= 2 * defaults.WEBHOOK_TOLERANCE
+
+
+def test_a_notebooks_budget_bounds_what_is_recorded(store, text_redis):
+    answers = [record_hint(store, text_redis) for _ in range(defaults.HINT_BURST + 5)]
+    assert answers[: defaults.HINT_BURST] == [0] * defaults.HINT_BURST
+    # what is left of the burst refills at HINT_RATE: at most a token or two came back
+    throttled = answers[defaults.HINT_BURST :]
+    assert sum(1 for a in throttled if a > 0) >= 3
+    assert all(0 < a <= 1000 / defaults.HINT_RATE for a in throttled if a > 0)
+    assert text_redis.xlen(keys.events()) == len([a for a in answers if a == 0])
+    # another notebook has a budget of its own; each budget is one small key with a TTL
+    assert record_hint(store, text_redis, OTHER_NB) == 0
+    budget = keys.hint_budget(APP, NB)
+    assert 0 < text_redis.pttl(budget) <= defaults.HINT_BURST * 1000 / defaults.HINT_RATE
+    assert text_redis.memory_usage(budget) < 200
+
+
+def test_the_event_stream_stays_within_its_byte_budget(store, text_redis):
+    """Events as large as the sender can make them (body, content type, claimed status, run
+    and step all at their limits), more of them than the stream keeps: the stream's memory
+    stays within EVENT_STREAM_BYTES, and one entry within EVENT_ENTRY_BYTES."""
+    run, step = "r" * 255, "s" * 255
+    body = json.dumps({"execution": {"id": f"{1:024x}", "status": "\u00e9" * 10_000}})
+    incoming = Incoming(
+        "callback",
+        APP,
+        NB,
+        body.encode() + b"\xff" * 300_000,
+        "application/json; " + "x" * 10_000,
+        parse_hint(body.encode()),
+        run=run,
+        step=step,
+    )
+    fields = incoming.event_fields(0)
+    assert len(fields["body"].encode()) <= defaults.EVENT_BODY_KEEP
+    assert len(fields["claimedStatus"].encode()) <= defaults.EVENT_TEXT_KEEP
+    assert len(fields["contentType"].encode()) <= defaults.EVENT_TEXT_KEEP
+    assert fields["truncated"] == "1"
+    entries = defaults.EVENT_STREAM_MAXLEN + 3 * defaults.STREAM_NODE_ENTRIES
+    batch = 1000
+    for start in range(0, entries, batch):
+        with text_redis.pipeline(transaction=False) as pipe:
+            for n in range(start, min(entries, start + batch)):
+                # each notebook's budget is untouched: every hint is recorded
+                keys_, args = store.record_hint(
+                    APP, f"{n:024x}", fields, execution_id=None, message_id=None, now=0
+                )
+                pipe.eval(RECORD_HINT, len(keys_), *keys_, *args)
+            assert set(pipe.execute()) == {0}
+    length = text_redis.xlen(keys.events())
+    assert defaults.EVENT_STREAM_MAXLEN <= length
+    assert length <= defaults.EVENT_STREAM_MAXLEN + defaults.STREAM_NODE_ENTRIES
+    used = text_redis.memory_usage(keys.events(), samples=0)
+    assert used <= defaults.EVENT_STREAM_BYTES, used
+    assert used / length <= defaults.EVENT_ENTRY_BYTES, used / length
 
 
 def test_every_key_has_a_ttl_within_retention(store, syncs, text_redis):
@@ -198,9 +292,7 @@ def test_every_key_has_a_ttl_within_retention(store, syncs, text_redis):
         notebook_name="nb",
     )
     store.upsert(APP, NB, [execution(1, "completed", "2026-01-01T10:00:00Z")], fence=fence(syncs))
-    with text_redis.pipeline() as pipe:
-        store.append_event(pipe, {"source": "test"})
-        pipe.execute()
+    record_hint(store, text_redis, message_id="msg_1")
     store.record_transition(ExecutionRecord(f"{1:024x}", APP, NB, {"status": "completed"}))
     for key in text_redis.scan_iter("nbrelay:*"):
         if key == keys.sync_lease(APP, NB):

@@ -93,3 +93,23 @@ def test_callback_url():
     assert tokens.callback_url("https://relay.example.com/", "t0k") == (
         "https://relay.example.com/callbacks/t0k"
     )
+
+
+def test_a_tokens_lifetime_follows_its_runs_limits_not_a_week():
+    from service import defaults
+    from service.events.records import ExecutionRecord
+    from service.events.starter import callback_token_ttl
+
+    unknown = callback_token_ttl(None)
+    assert unknown == defaults.CALLBACK_TOKEN_TTL <= 3 * 3600
+    short = ExecutionRecord("e", APP, NOTEBOOK, {"maxAllowedRunMinutes": 5})
+    assert callback_token_ttl(short) == 5 * 60 + defaults.OVERDUE_SLACK + (
+        defaults.CALLBACK_TOKEN_MARGIN
+    )
+    token = tokens.sign(NEW, APP, NOTEBOOK, ttl=callback_token_ttl(short), now=1_000_000)
+    assert tokens.verify(token, [NEW], now=1_000_000 + 3600).notebook_id == NOTEBOOK
+    with pytest.raises(InvalidToken):
+        tokens.verify(token, [NEW], now=1_000_000 + 2 * 3600)
+    # a token minted before (valid for 7 days) keeps its own expiry
+    week = tokens.sign(NEW, APP, NOTEBOOK, ttl=7 * 24 * 3600, now=1_000_000)
+    assert tokens.verify(week, [NEW], now=1_000_000 + 6 * 24 * 3600).notebook_id == NOTEBOOK

@@ -396,3 +396,89 @@ def test_losant_errors_when_starting_a_run(redis, redis_server, http_server):
 
 def api_get(client, path: str) -> dict:
     return client.get(path, headers={"Authorization": f"Bearer {API_TOKEN}"}).get_json()
+
+
+# the workflow relay refuses before it records
+
+
+def test_relay_refuses_other_applications_and_records_nothing(client, redis):
+    """An authenticated sender may not make nbrelay sync another application with nbrelay's
+    own Losant token."""
+    other = "575ec8687ae143cd83dc4a98"
+    payload = trigger_payload()
+    payload["data"]["notebook"]["applicationId"] = other
+    payload["data"]["execution"]["applicationId"] = other
+    response = client.post(
+        "/hooks/losant", json=payload, headers={"Authorization": f"Bearer {INGEST}"}
+    )
+    assert APP in assert_error(response, 403, "Forbidden")["message"]
+    assert list(redis.scan_iter("nbrelay:*")) == []
+    assert queued_jobs(redis) == []
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    ["+{now}", " {now}", "{now} ", "{now}.0", "{now}e0", "-{now}", "١٧٠٠٠٠٠٠٠٠", "9" * 40],
+    ids=["plus", "space-before", "space-after", "fraction", "exponent", "minus", "arabic-digits",
+         "overflow"],
+)  # fmt: skip
+def test_relay_refuses_webhook_timestamps_that_are_not_plain_digits(client, redis, stamp):
+    now = int(time.time())
+    stamp = stamp.format(now=now)
+    body = json.dumps(trigger_payload()).encode()
+    # signed over the number the loose parse would make of it: only the format is wrong
+    try:
+        number = int(stamp)
+    except ValueError:
+        number = now
+    headers = {
+        "webhook-id": "msg_ts",
+        "webhook-timestamp": stamp,
+        "webhook-signature": standard_webhooks.signature(INGEST, "msg_ts", number, body),
+    }
+    response = client.post(
+        "/hooks/losant", data=body, headers=headers, content_type="application/json"
+    )
+    assert_error(response, 401, "Unauthorized")
+    assert list(redis.scan_iter("nbrelay:*")) == []
+
+
+def test_a_relay_request_that_failed_is_accepted_when_sent_again(client, redis):
+    """The replay marker is set together with the accepted event: a request answered 503
+    (here the event stream cannot be written: a real Redis error, the key holds a string) is
+    accepted when the sender retries it, and only a repeat of an accepted one is a
+    duplicate."""
+    body = json.dumps(trigger_payload()).encode()
+    headers = standard_webhooks.headers(INGEST, "msg_retry", body)
+    send = lambda: client.post(  # noqa: E731
+        "/hooks/losant", data=body, headers=headers, content_type="application/json"
+    )
+    redis.set(keys.events(), "not a stream")
+    assert_error(send(), 503, "Unavailable")
+    assert not redis.exists(keys.webhook_seen("msg_retry"))
+    redis.delete(keys.events())
+    retried = send()
+    assert retried.status_code == 202 and retried.get_json() == {"accepted": True}
+    assert redis.xlen(keys.events()) == 1
+    again = send()
+    assert again.status_code == 202 and again.get_json() == {"accepted": True, "duplicate": True}
+    assert redis.xlen(keys.events()) == 1
+
+
+# callbacks are counted for their own notebook only
+
+
+def test_a_callback_token_cannot_count_another_notebooks_execution(app, client, redis):
+    """The body's execution id is the sender's to choose: a token of notebook OTHER naming an
+    execution of NB must not count as NB's callback (it would hide a missing callback)."""
+    components = app.extensions[EXTENSION]
+    fence = components.syncs.begin(APP, NB, "job", 0).fence
+    record = {"id": EXECUTION, "notebookId": NB, "applicationId": APP, "status": "completed"}
+    components.store.upsert(APP, NB, [record], fence=fence)
+    other = "5c782b8d4f3a8e51c1db42e5"
+    body = {"success": True, "execution": {"id": EXECUTION, "status": "completed"}}
+    forged = client.post(f"/callbacks/{tokens.sign(SECRET, APP, other)}", json=body)
+    assert forged.status_code == 202
+    assert components.store.get(EXECUTION).as_json()["nbrelay"]["callbacksReceived"] == 0
+    assert client.post(f"/callbacks/{tokens.sign(SECRET, APP, NB)}", json=body).status_code == 202
+    assert components.store.get(EXECUTION).as_json()["nbrelay"]["callbacksReceived"] == 1

@@ -73,22 +73,31 @@ class Incoming:
     step: str | None = None
 
     def event_fields(self, now: float | None = None) -> dict[str, str]:
-        """Its entry in the event stream (Redis stream values are strings)."""
-        kept = self.body[: defaults.EVENT_BODY_KEEP]
+        """Its entry in the event stream (Redis stream values are strings), of bounded size:
+        at most EVENT_BODY_KEEP bytes of the body and EVENT_TEXT_KEEP bytes of each text the
+        sender chose."""
+        decoded = self.body[: defaults.EVENT_BODY_KEEP].decode("utf-8", errors="replace")
+        kept = _keep(decoded)
         fields = {
             "source": self.source,
             "application": self.application_id,
             "notebook": self.notebook_id,
             "receivedAt": now_iso(now),
-            "contentType": self.content_type or "",
+            "contentType": _keep(self.content_type or "", defaults.EVENT_TEXT_KEEP),
             "bodyBytes": str(len(self.body)),
-            "body": kept.decode("utf-8", errors="replace"),
-            "truncated": "1" if len(self.body) > len(kept) else "0",
+            "body": kept,
+            "truncated": "0" if len(self.body) == len(decoded) == len(kept) else "1",
             "execution": self.hint.execution_id or "",
-            "claimedStatus": self.hint.status or "",
+            "claimedStatus": _keep(self.hint.status or "", defaults.EVENT_TEXT_KEEP),
         }
         if self.run:
             fields["run"] = self.run
         if self.step:
             fields["step"] = self.step
         return fields
+
+
+def _keep(text: str, limit: int = defaults.EVENT_BODY_KEEP) -> str:
+    """At most `limit` bytes of `text` in UTF-8, cut between characters (a body's replaced
+    invalid bytes take three bytes each)."""
+    return text.encode()[:limit].decode("utf-8", errors="ignore")

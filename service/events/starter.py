@@ -1,7 +1,8 @@
 """Starting executions (`nbrelay run`, `POST /api/notebooks/<id>/executions`, pipeline steps and
 rules) and following them to a terminal status.
 
-A run is started with a signed callbackUrl and recorded (who, when, which context, the resulting
+A run is started with a signed callbackUrl, valid as long as the run may take plus a margin
+(`callback_token_ttl`), and recorded (who, when, which context, the resulting
 executionId) before its callback can arrive; the reconciler looks at it later in case the
 callback never comes.
 """
@@ -9,6 +10,7 @@ callback never comes.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -102,12 +104,18 @@ class ExecutionStarter:
                 "characters"
             )
         step = marker if marker is not None and marker.is_step else None
+        recent = self.store.query(
+            application_id=application_id,
+            notebook_id=found.id,
+            limit=defaults.CALLBACK_TOKEN_LOOKBACK,
+        ).items
         token = tokens.sign(
             settings.signing_secret,
             application_id,
             found.id,
             run=step.run if step else None,
             step=step.step if step else None,
+            ttl=callback_token_ttl(next((r for r in recent if r.losant), None)),
         )
         requested_at = time.time()
         try:
@@ -169,6 +177,14 @@ def wait_for_terminal(
                 f"after {limit:g}s"
             )
         time.sleep(defaults.WAIT_POLL_INTERVAL)
+
+
+def callback_token_ttl(record: ExecutionRecord | None) -> int:
+    """Seconds the callback URL of a new run stays valid: as long as a run of its notebook may
+    take (`allowed_run_seconds` of `record`, the notebook's newest run read from Losant, which
+    carries the application's maxAllowedRunMinutes) plus CALLBACK_TOKEN_MARGIN. Without such a
+    record, `defaults.CALLBACK_TOKEN_TTL`."""
+    return math.ceil(allowed_run_seconds(record)) + defaults.CALLBACK_TOKEN_MARGIN
 
 
 def allowed_run_seconds(record: ExecutionRecord | None) -> float:

@@ -23,8 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
 import redis as redis_lib
-from redis.client import Pipeline
-from redis.typing import EncodableT, FieldT
+from redis.typing import EncodableT
 
 from service import defaults, keys
 from service.events.records import (
@@ -102,14 +101,49 @@ for j = 2, 6 do redis.call('EXPIRE', KEYS[j], ttl) end
 return 1
 """
 
-# Counts a callback that names an execution nbrelay already knows. KEYS: 1 hash. ARGV: now.
-_COUNT_CALLBACK = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HINCRBY', KEYS[1], 'callbacks', 1)
-redis.call('HSET', KEYS[1], 'last_callback_at', ARGV[1])
-return 1
+# Records one hint (a callback or relay request) in one step. A relay message already accepted
+# is a duplicate: nothing happens (-1). Otherwise the callback is counted for the execution it
+# names only if the stored execution belongs to the hint's notebook, the relay message id is
+# remembered, and the notebook's token bucket decides whether the raw event goes into the capped
+# event stream (0) or not (the ms until a token is back). Counting and remembering cost no
+# memory that grows, so they happen either way; only what grows is rationed. The stream append,
+# the one write that can fail on its own, comes first: a script that stops there has changed
+# nothing, so the sender's retry is not taken for a duplicate.
+# KEYS: 1 bucket, 2 event stream, 3 execution hash ('' when none), 4 message marker ('' when
+# none). ARGV: application, notebook, now (iso), rate (per s), burst, stream maxlen, ttl,
+# marker ttl, then field/value pairs of the event.
+RECORD_HINT = """
+local bucket, stream, execution, marker = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+if marker ~= '' and redis.call('EXISTS', marker) == 1 then return -1 end
+local rate, burst = tonumber(ARGV[4]), tonumber(ARGV[5])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local state = redis.call('HMGET', bucket, 'tokens', 'at')
+local tokens, at = tonumber(state[1]), tonumber(state[2])
+if not tokens or not at then tokens, at = burst, now end
+tokens = math.min(burst, tokens + math.max(0, now - at) * rate / 1000)
+local wait = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+  local entry = {}
+  for i = 9, #ARGV do entry[#entry + 1] = ARGV[i] end
+  redis.call('XADD', stream, 'MAXLEN', '~', ARGV[6], '*', unpack(entry))
+  redis.call('EXPIRE', stream, ARGV[7])
+else
+  wait = math.ceil((1 - tokens) * 1000 / rate)
+end
+if execution ~= '' then
+  local owner = redis.call('HMGET', execution, 'application', 'notebook')
+  if owner[1] == ARGV[1] and owner[2] == ARGV[2] then
+    redis.call('HINCRBY', execution, 'callbacks', 1)
+    redis.call('HSET', execution, 'last_callback_at', ARGV[3])
+  end
+end
+if marker ~= '' then redis.call('SET', marker, '1', 'EX', ARGV[8]) end
+redis.call('HSET', bucket, 'tokens', tostring(tokens), 'at', now)
+redis.call('PEXPIRE', bucket, math.ceil(burst * 1000 / rate))
+return wait
 """
-
 
 _StreamEntries = list[tuple[str, dict[str, str]]]  # an XREVRANGE reply, decoded
 
@@ -125,7 +159,6 @@ class ExecutionStore:
         self.ttl = ttl
         self._upsert = redis.register_script(_UPSERT)
         self._record_request = redis.register_script(_RECORD_REQUEST)
-        self._count_callback = redis.register_script(_COUNT_CALLBACK)
 
     # writes
 
@@ -239,15 +272,41 @@ class ExecutionStore:
                 raise LeaseLost(f"sync of notebook {notebook_id} lost its lease") from None
             raise
 
-    def count_callback(self, pipe: Pipeline, execution_id: str, now: float) -> None:
-        """Count a callback that names `execution_id` (queued on `pipe`), if the run is known."""
-        self._count_callback(keys=[keys.execution(execution_id)], args=[now_iso(now)], client=pipe)
-
-    def append_event(self, pipe: Pipeline, fields: Mapping[str, str]) -> None:
-        """Queue on `pipe` the append of one raw ingress event to the capped event stream."""
-        entry: dict[FieldT, EncodableT] = {name: value for name, value in fields.items()}
-        pipe.xadd(keys.events(), entry, maxlen=defaults.EVENT_STREAM_MAXLEN, approximate=True)
-        pipe.expire(keys.events(), self.ttl)
+    def record_hint(
+        self,
+        application_id: str,
+        notebook_id: str,
+        event: Mapping[str, str],
+        *,
+        execution_id: str | None,
+        message_id: str | None,
+        now: float,
+    ) -> tuple[list[str], list[EncodableT]]:
+        """The KEYS and ARGV of `RECORD_HINT` for one hint about a notebook (`Ingress` runs it
+        together with the dirty marking, in one call). Its result: -1 when `message_id` was
+        accepted before (a duplicate), 0 when the event went into the event stream, else the
+        ms until the notebook's budget (HINT_RATE per second, HINT_BURST at once) records the
+        next one. `execution_id`, which the body claims, is counted as a callback only when it
+        is an execution of this notebook."""
+        args: list[EncodableT] = [
+            application_id,
+            notebook_id,
+            now_iso(now),
+            defaults.HINT_RATE,
+            defaults.HINT_BURST,
+            defaults.EVENT_STREAM_MAXLEN,
+            self.ttl,
+            2 * defaults.WEBHOOK_TOLERANCE,
+        ]
+        for name, value in event.items():
+            args += [name, value]
+        keys_ = [
+            keys.hint_budget(application_id, notebook_id),
+            keys.events(),
+            keys.execution(execution_id) if execution_id else "",
+            keys.webhook_seen(message_id) if message_id else "",
+        ]
+        return keys_, args
 
     def events(self, count: int = 100) -> list[tuple[str, dict[str, str]]]:
         """The newest raw events, newest first."""

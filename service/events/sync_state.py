@@ -31,7 +31,7 @@ from service import keys
 log = logging.getLogger(__name__)
 
 # KEYS: 1 state, 2 dirty, 3 notebooks. ARGV: ref, now, ttl, job id prefix.
-_MARK_DIRTY = """
+MARK_DIRTY = """
 redis.call('HINCRBY', KEYS[1], 'wanted', 1)
 redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[1])
 redis.call('ZADD', KEYS[3], math.floor(tonumber(ARGV[2]) * 1000), ARGV[1])
@@ -164,7 +164,7 @@ class SyncState:
         self.lease_ms = max(1, int(lease_seconds * 1000))
         self.lease_seconds = lease_seconds
         self.ttl = ttl
-        self._mark_dirty = redis.register_script(_MARK_DIRTY)
+        self._mark_dirty = redis.register_script(MARK_DIRTY)
         self._begin = redis.register_script(_BEGIN)
         self._finish_round = redis.register_script(_FINISH_ROUND)
         self._hand_off = redis.register_script(_HAND_OFF)
@@ -175,19 +175,25 @@ class SyncState:
     def mark_dirty(self, pipe: Pipeline, application_id: str, notebook_id: str, now: float) -> None:
         """Queue on `pipe` the marking of the notebook as dirty. Its result is the id of the job
         to enqueue, or None when a job is already queued or running for the notebook."""
-        self._mark_dirty(
-            keys=[
+        keys_, args = self.dirty_marking(application_id, notebook_id, now)
+        self._mark_dirty(keys=keys_, args=args, client=pipe)
+
+    def dirty_marking(
+        self, application_id: str, notebook_id: str, now: float
+    ) -> tuple[list[str], list[str | float | int]]:
+        """The KEYS and ARGV of `MARK_DIRTY` for the notebook."""
+        return (
+            [
                 keys.sync_state(application_id, notebook_id),
                 keys.dirty_notebooks(),
                 keys.notebooks(),
             ],
-            args=[
+            [
                 keys.notebook_ref(application_id, notebook_id),
                 now,
                 self.ttl,
                 keys.sync_job_prefix(application_id, notebook_id, now),
             ],
-            client=pipe,
         )
 
     def begin(self, application_id: str, notebook_id: str, job_id: str, now: float) -> Claim | Busy:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from flask import Blueprint, request
 
 from service import metrics
 from service.events import tokens
 from service.events.hints import Incoming, parse_hint
 from service.web.errors import ApiError
+from service.web.ingest import acknowledge, read_hint_body
 from service.web.resources import get_components
 
 bp = Blueprint("callbacks", __name__)
@@ -17,19 +17,16 @@ bp = Blueprint("callbacks", __name__)
 @bp.post("/callbacks/<token>")
 def receive(token: str):
     """Any body is accepted as a hint; only the signed token says which notebook to sync.
-    A token that does not verify is answered like an unknown URL, and nothing is recorded."""
+    A token that does not verify is answered like an unknown URL, and nothing is read or
+    recorded."""
     components = get_components()
     try:
         claims = tokens.verify(token, components.settings.secrets)
     except tokens.InvalidToken as exc:
         metrics.CALLBACKS_REJECTED.labels("callback", exc.reason).inc()
         raise ApiError(404, "no such resource") from None
-    try:
-        body = request.get_data(cache=False)
-    except RequestEntityTooLarge:
-        metrics.CALLBACKS_REJECTED.labels("callback", "too-large").inc()
-        raise
-    components.ingress.accept(
+    body = read_hint_body("callback")
+    accepted = components.ingress.accept(
         Incoming(
             "callback",
             claims.application_id,
@@ -41,5 +38,4 @@ def receive(token: str):
             step=claims.step,
         )
     )
-    metrics.CALLBACKS_RECEIVED.labels("callback").inc()
-    return jsonify({"accepted": True}), 202
+    return acknowledge(accepted, "callback")
