@@ -5,25 +5,41 @@ nbrelay recognises its own runs later: which pipeline run, step and attempt an e
 to, or which follow-up action started it. An attempt that finds no record of its own outcome
 (its worker died) searches Losant for an execution carrying its mark before it acts again.
 
+Run ids and action keys can be seen or worked out by anyone who may run notebooks, so the mark
+also carries the action's `nonce`: 16 random bytes (urlsafe base64), made when the action is
+opened and kept with it, the same on every attempt. Nobody can copy it before nbrelay's own
+execution carries it, so an execution found by its mark is taken as the action's only when it
+carries that nonce (`Marker.same_nonce`). An action opened by an earlier version has none; any
+execution carrying its mark will do for it, as then.
+
 The mark is written by `with_marker` and read by `read_marker`, nowhere else; the user's part of
 a context is `user_context`.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
+import secrets
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 MARKER_KEY = "nbrelay"
+NONCE_BYTES = 16
+
+
+def new_nonce() -> str:
+    """A fresh action nonce: NONCE_BYTES random bytes, urlsafe base64 without padding."""
+    return secrets.token_urlsafe(NONCE_BYTES)
 
 
 @dataclass(frozen=True)
 class Marker:
     """What an execution started by nbrelay carries. A pipeline step's execution has `run`,
     `step` and `attempt`; a rule's has `action` (its action key), a retry also `rule`,
-    `retry_of` (the execution retried) and `attempt`."""
+    `retry_of` (the execution retried) and `attempt`. Either also has the `nonce` of the action
+    that started it (none when an earlier version opened that action)."""
 
     run: str | None = None
     step: str | None = None
@@ -31,6 +47,7 @@ class Marker:
     action: str | None = None
     rule: str | None = None
     retry_of: str | None = None
+    nonce: str | None = None
 
     @property
     def is_step(self) -> bool:
@@ -44,6 +61,19 @@ class Marker:
     def step_json(self) -> dict[str, Any]:
         """The pipeline step part, as the API shows it: run, step and attempt."""
         return {"run": self.run, "step": self.step, "attempt": self.attempt_number}
+
+    def same_nonce(self, found: Marker) -> bool:
+        """Whether `found` carries this marker's nonce, compared in constant time. A marker
+        without a nonce (its action was opened by an earlier version) accepts any."""
+        if self.nonce is None:
+            return True
+        if found.nonce is None:
+            return False
+        return hmac.compare_digest(found.nonce.encode(), self.nonce.encode())
+
+    def matches(self, found: Marker) -> bool:
+        """Whether `found` is this very marker: the same fields and the same nonce."""
+        return self.same_nonce(found) and replace(found, nonce=None) == replace(self, nonce=None)
 
     def to_json(self) -> dict[str, Any]:
         """The fields that are set, as stored in the templateContext."""
@@ -65,6 +95,7 @@ class Marker:
             action=text("action"),
             rule=text("rule"),
             retry_of=text("retry_of"),
+            nonce=text("nonce"),
         )
 
 

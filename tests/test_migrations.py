@@ -1,5 +1,5 @@
 """Alert states and histories written by an earlier nbrelay, moved to the current keys when a
-worker or scheduler starts."""
+worker or scheduler starts; execute actions it opened, performed as it would have."""
 
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ import redis as redis_lib
 
 from service import keys
 from service.followups.actions.ledger import Ledger
+from service.followups.actions.performer import Performer, spec_marker
 from service.followups.alerts.history import NotebookHistory
 from service.followups.alerts.migration import migrate
 from service.followups.alerts.state import Alerts, AlertState
 from service.followups.messages import FailureClass
 from service.followups.pipeline_file.model import AlertSettings
+from service.losant import LosantClient
+from service.marker import Marker
 from workers.runtime import run_worker
 
 APP = "65a0c0ffee0000000000a001"
@@ -119,3 +122,37 @@ def test_a_worker_moves_the_data_before_it_takes_a_job(make_components, text_red
     app = components.settings.losant_application_id
     assert text_redis.exists(keys.notebook_history(app, NB)) == 1
     assert text_redis.exists(keys.legacy_notebook_history(NB)) == 0
+
+
+def test_an_execute_opened_by_an_earlier_version_finds_its_execution_as_it_did(
+    text_redis, sandbox_app
+):
+    """An earlier version opened execute actions without a nonce. One in flight across the
+    upgrade, whose answer was lost, still finds the oldest execution carrying its marker, and
+    starts none again."""
+    notebook = sandbox_app.create_notebook("Nightly")["id"]
+    sandbox_app.set_behaviour(notebook, status="completed", durationSeconds=0.1)
+    step = {"run": "r1", "step": "a", "attempt": 1}
+    ledger = Ledger(text_redis, ttl=DAY, lease=0.0)
+    spec = {"notebook": notebook, "context": None, "relative_to": None, "pipeline": step}
+    assert ledger.open("run:r1:a:1", "execute", spec)
+    assert spec_marker(spec) == Marker(run="r1", step="a", attempt=1)
+    assert ledger.acquire("run:r1:a:1") is not None  # the attempt whose answer was lost
+    first, later = (
+        sandbox_app.execute(notebook, templateContext=json.dumps({"nbrelay": step}))
+        for _ in range(2)
+    )
+    for execution_id in (first, later):
+        sandbox_app.wait_for_status(notebook, execution_id)
+    lease = ledger.acquire("run:r1:a:1")
+    assert lease is not None and lease.attempt == 2
+
+    def start(*args, **kwargs):
+        raise AssertionError("started again")
+
+    client = LosantClient(sandbox_app.sandbox.url, sandbox_app.sandbox.token)
+    performer = Performer(ledger, lambda: client, sandbox_app.id, start)
+    assert performer.execute(lease) == {"execution_id": first, "found_in_losant": True}
+    # A retry of an earlier version counts the attempt its marker names, as it did.
+    retry = Marker(action="retry:x:errored", rule="r", retry_of="x", attempt=2)
+    assert retry.matches(retry) and not retry.matches(Marker(action="retry:x:errored"))

@@ -122,6 +122,11 @@ def test_pipelines_run_with_retries_and_failure_policies(stack_factory, sandbox_
     )
     (a,), (b,), (c,), (d,) = (contexts(sandbox_app, ids[n]) for n in "ABCD")
     a_execution = run["steps"]["a"]["executions"][0]["id"]
+    nonce = a["nbrelay"].pop("nonce")
+    assert isinstance(nonce, str) and len(nonce) == 22  # the action's 16 random bytes
+    shown = stack.get(f"/api/actions/run:{run_id}:a:1").json()
+    assert shown["spec"]["pipeline"] == {"run": run_id, "step": "a", "attempt": 1}
+    assert "nonce" not in shown["spec"]  # the API never shows it
     assert a == {
         "day": "2024-05-01",
         "rows": 41,

@@ -74,12 +74,17 @@ def test_diamond_completes_with_contexts_from_upstream(harness):
     assert done.status is RunStatus.COMPLETED
     (a,), (b,), (c,), (d,) = (h.executions(ids[n]) for n in "ABCD")
     assert a["context"]["day"] == "2024-05-01"
-    assert a["context"]["nbrelay"] == {"run": run.id, "step": "a", "attempt": 1}
+    nonce = h.ledger.get(f"run:{run.id}:a:1").spec["nonce"]
+    assert a["context"]["nbrelay"] == {"run": run.id, "step": "a", "attempt": 1, "nonce": nonce}
+    assert len(nonce) == 22  # 16 random bytes
     assert b["context"]["from_a"] == a["id"] and b["context"]["rows"] == 8
     assert b["context"]["log"] == a["outputInfo"]["result.log"]["url"]
     assert c["context"] == {
         "queued": a["runQueuedAt"], "status": "completed",
-        "nbrelay": {"run": run.id, "step": "c", "attempt": 1},
+        "nbrelay": {
+            "run": run.id, "step": "c", "attempt": 1,
+            "nonce": h.ledger.get(f"run:{run.id}:c:1").spec["nonce"],
+        },
     }  # fmt: skip
     assert d["context"]["b"] == b["id"] and d["context"]["c"] == c["id"]
     assert d["runQueuedAt"] >= max(b["notebookCompletedAt"], c["notebookCompletedAt"])
@@ -109,7 +114,14 @@ def test_a_step_that_errors_is_retried_with_the_same_context(harness):
     first, second = h.executions(a)
     assert first["status"] == "errored" and second["status"] == "completed"
     assert first["context"]["x"] == second["context"]["x"] == 1
-    assert second["context"]["nbrelay"] == {"run": run.id, "step": "a", "attempt": 2}
+    nonce = h.ledger.get(f"run:{run.id}:a:2").spec["nonce"]
+    assert second["context"]["nbrelay"] == {
+        "run": run.id,
+        "step": "a",
+        "attempt": 2,
+        "nonce": nonce,
+    }
+    assert nonce != first["context"]["nbrelay"]["nonce"]
     assert [(e["attempt"], e["status"]) for e in final.steps["a"].executions] == [
         (1, "errored"), (2, "completed"),
     ]  # fmt: skip
@@ -212,7 +224,10 @@ def test_rule_retry_execute_and_patch(harness):
     h.run_until(lambda: len(h.executions(report)) == 1, "the report run")
     (run,) = h.executions(report)
     assert run["context"]["source"] == done
-    assert run["context"]["nbrelay"] == {"action": f"rule:after-etl:0:{done}:completed"}
+    key = f"rule:after-etl:0:{done}:completed"
+    nonce = h.ledger.get(key).spec["nonce"]
+    assert run["context"]["nbrelay"] == {"action": key, "nonce": nonce}
+    assert "nonce" not in h.followups.action(key).describe()["spec"]
     patch = h.followups.action(f"rule:after-etl:1:{done}:completed")
     assert patch.state is ActionState.DONE
     assert patch.outcome["before"]["description"] == "old"
@@ -514,6 +529,89 @@ def test_an_execution_found_after_a_lost_answer_is_recorded_and_completes_the_st
     assert h.app.stats(a)["requests"]["execute"] == 2  # the lost one and the forged one
     (b_run,) = h.executions(b)
     assert b_run["context"]["from_a"] == real
+
+
+def test_a_copy_planted_before_the_execute_whose_answer_is_lost_is_not_recorded(
+    harness, sandbox_app, monkeypatch
+):
+    monkeypatch.setattr(defaults, "ACTION_UNKNOWN_WAIT", 1.0)
+    proxy = SlowProxy(sandbox_app.sandbox.url).start()
+    try:
+        h = harness(TWO_STEPS, losant_url=proxy.url)
+        a, b = h.notebook("A"), h.notebook("B")
+        h.registry.refresh()
+        h.held.append("run:")
+        run = h.followups.start_run("p", {}, "test")
+        key = f"run:{run.id}:a:1"
+        # The run id is known as soon as the run starts, and the rest of the step's marker can
+        # be worked out: before nbrelay executes, someone starts executions carrying it, one
+        # without a nonce and one with a guessed nonce. Both complete.
+        predictable = {"run": run.id, "step": "a", "attempt": 1}
+        planted = [
+            forge(h, a, predictable, "completed"),
+            forge(h, a, {**predictable, "nonce": "A" * 22}, "completed"),
+        ]
+        for execution_id in planted:
+            h.app.wait_for_status(a, execution_id)
+        h.app.set_behaviour(a, status="completed", durationSeconds=0.1)
+        proxy.fail_once("POST", rf"/notebooks/{a}/execute", 502)  # queued, but the answer is lost
+        h.held.clear()
+        h.drain()
+        assert h.followups.action(key).state is ActionState.PENDING
+        (real,) = [e["id"] for e in h.executions(a) if e["id"] not in planted]
+        final = h.run_until(lambda: (r := h.followups.run(run.id)).finished_at and r, "run")
+        done = h.followups.action(key)
+    finally:
+        proxy.stop()
+    # The planted executions are older, but only nbrelay's own carries the action's nonce.
+    assert done.state is ActionState.DONE and done.outcome["found_in_losant"] is True
+    assert done.outcome["execution_id"] == real
+    assert done.attempts == 2
+    assert final.status is RunStatus.COMPLETED
+    assert final.steps["a"].execution["id"] == real
+    assert [e["id"] for e in final.steps["a"].executions] == [real]
+    assert h.app.stats(a)["requests"]["execute"] == 3  # the two planted and the lost one
+    (b_run,) = h.executions(b)
+    assert b_run["context"]["from_a"] == real
+
+
+def test_a_copy_planted_before_a_rule_execute_whose_answer_is_lost_is_not_recorded(
+    harness, sandbox_app, monkeypatch
+):
+    monkeypatch.setattr(defaults, "ACTION_UNKNOWN_WAIT", 1.0)
+    proxy = SlowProxy(sandbox_app.sandbox.url).start()
+    try:
+        h = harness(
+            """\
+            rules:
+              after-etl:
+                notebook: ETL
+                statuses: [completed]
+                actions: [{execute: {notebook: Report}}]
+            """,
+            losant_url=proxy.url,
+        )
+        etl, report = h.notebook("ETL"), h.notebook("Report")
+        h.registry.refresh()
+        h.held.append("rule:")
+        source = h.app.execute(etl)
+        key = f"rule:after-etl:0:{source}:completed"
+        h.run_until(lambda: h.followups.action(key), "the rule's execute to be opened")
+        planted = forge(h, report, {"action": key}, "completed")
+        h.app.wait_for_status(report, planted)
+        h.app.set_behaviour(report, status="completed", durationSeconds=0.1)
+        proxy.fail_once("POST", rf"/notebooks/{report}/execute", 502)
+        h.held.clear()
+        h.drain()
+        assert h.followups.action(key).state is ActionState.PENDING
+        done = h.run_until(
+            lambda: (r := h.followups.action(key)).state is ActionState.DONE and r, "lookup"
+        )
+    finally:
+        proxy.stop()
+    (real,) = [e["id"] for e in h.executions(report) if e["id"] != planted]
+    assert done.outcome == {"execution_id": real, "found_in_losant": True}
+    assert h.app.stats(report)["requests"]["execute"] == 2  # the planted one and the lost one
 
 
 def test_a_forged_retry_marker_does_not_change_how_often_a_rule_retries(harness):

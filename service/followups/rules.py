@@ -37,7 +37,7 @@ from service.followups.pipeline_file.templates import (
     execution_variables,
     render,
 )
-from service.marker import Marker, user_context
+from service.marker import Marker, new_nonce, user_context
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +170,7 @@ class RulesEngine:
                 "context": render(action.execute.context, variables, "context"),
                 "relative_to": render(action.execute.relative_to, variables, "relative_to"),
                 "marker": Marker(action=key).to_json(),
+                "nonce": new_nonce(),
                 "requested_by": f"rule {rule}",
             }
             self.actions.open(key, "execute", spec)
@@ -210,6 +211,7 @@ class RulesEngine:
             "context": context if isinstance(context, dict) and context else None,
             "relative_to": execution.get("executionRelativeTo"),
             "marker": retry.to_json(),
+            "nonce": new_nonce(),
             "requested_by": f"rule {rule} (retry {attempt + 1} of {action.retry.max_attempts})",
         }
         now = self.clock()
@@ -227,7 +229,8 @@ class RulesEngine:
         if (
             action is not None
             and action.kind == "retry"
-            and spec_marker(action.spec) == marker
+            and (expected := spec_marker(action.spec)) is not None
+            and expected.matches(marker)
             and (action.started_execution == record.id or action.starting)
         ):
             return marker.attempt_number

@@ -82,12 +82,13 @@ class ActionRecord:
         return self.outcome.get("execution_id")
 
     def describe(self) -> dict[str, Any]:
-        """The public view of the action (API and CLI): no lease token, times in ISO 8601."""
+        """The public view of the action (API and CLI): no lease token, no nonce (an execution
+        carries it only once the action started it), times in ISO 8601."""
         return {
             "key": self.key,
             "kind": self.kind,
             "state": self.state.value,
-            "spec": self.spec,
+            "spec": {name: value for name, value in self.spec.items() if name != "nonce"},
             "attempts": self.attempts,
             "outcome": self.outcome,
             "error": self.error,

@@ -5,13 +5,14 @@ later". Notifications are sent by `service.followups.alerts.sender`.
 
 An attempt after the first one starts by finding out whether an earlier attempt already acted:
 for an execution, Losant's `/logs` is searched for an execution carrying the action's marker
-(pipeline run, step and attempt, or the action key) in its templateContext.
+(pipeline run, step and attempt, or the action key) in its templateContext, with the action's
+nonce (`service.marker`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from service import defaults
@@ -74,8 +75,10 @@ class Performer:
             limit=defaults.ACTION_RECOVERY_LOGS_LIMIT,
             since=since,
         )
-        # /logs lists the newest first. The oldest execution carrying the marker is the one
-        # this action started: a copy of its marker can only be made once it was there to see.
+        # /logs lists the newest first. The oldest execution carrying the marker and the action's
+        # nonce is the one this action started: the nonce is random and only ever sent by the
+        # action, so a copy can only be made once the action's execution was there to see. An
+        # action opened by an earlier version has no nonce: the oldest carrying its marker.
         for execution in reversed(executions):
             if _carries(read_marker(execution.template_context), record):
                 return execution.id
@@ -105,17 +108,20 @@ class Performer:
 
 def spec_marker(spec: Mapping[str, Any]) -> Marker | None:
     """The marker an execute action's execution carries: its pipeline step (`pipeline`), or the
-    rule's mark (`marker`)."""
+    rule's mark (`marker`), with the action's `nonce` (none in a spec of an earlier version)."""
     if spec.get("pipeline"):
-        return Marker.from_json(spec["pipeline"])
-    if spec.get("marker"):
-        return Marker.from_json(spec["marker"])
-    return None
+        marker = Marker.from_json(spec["pipeline"])
+    elif spec.get("marker"):
+        marker = Marker.from_json(spec["marker"])
+    else:
+        return None
+    nonce = spec.get("nonce")
+    return replace(marker, nonce=nonce if isinstance(nonce, str) and nonce else None)
 
 
 def _carries(found: Marker | None, record: ActionRecord) -> bool:
     expected = spec_marker(record.spec)
-    if found is None or expected is None:
+    if found is None or expected is None or not expected.same_nonce(found):
         return False
     if expected.is_step:
         return (found.run, found.step, found.attempt) == (

@@ -3,13 +3,14 @@ it waits for, and handing each step the news of its execution (started, ended, c
 start). The run's state machine is `runs`; this module connects it to the action ledger.
 
 A step's execution is the one its execute action started: the id Losant answered, or the one
-the action found in `/logs` after the answer was lost, as the action ledger records it. The
-marker in an execution's templateContext only says which action to ask; anyone who may run
-notebooks can copy it, so an execution the action did not record is ignored (logged and
-counted). An execution may end before its action has recorded it; its end is then handed on
-by the action, which looks the execution up in the store once it has recorded its id (the
-sync stores an execution before it hands it on, so one of the two always sees the other), and
-by the scheduler's `repair`, should that worker die in between.
+the action found in `/logs` after the answer was lost (the oldest carrying the action's random
+nonce), as the action ledger records it. The marker in an execution's templateContext only says
+which action to ask; anyone who may run notebooks can copy it, so an execution the action did
+not record is ignored (logged and counted). An execution may end before its action has
+recorded it; its end is then handed on by the action, which looks the execution up in the
+store once it has recorded its id (the sync stores an execution before it hands it on, so one
+of the two always sees the other), and by the scheduler's `repair`, should that worker die in
+between.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from service.followups.pipelines.runs import (
     launches,
     new_run,
 )
+from service.marker import new_nonce
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +190,7 @@ class RunCoordinator:
                 "context": step.context,
                 "relative_to": step.relative_to,
                 "pipeline": {"run": run.id, "step": launch.step, "attempt": launch.attempt},
+                "nonce": new_nonce(),  # kept only if this open claims the action
                 "requested_by": f"pipeline {run.pipeline} run {run.id}",
             }
             self.actions.open(launch.action_key, "execute", spec, launch.due_at)
