@@ -67,6 +67,7 @@ class Settings:
         default=None, repr=False, metadata={"env": "NBRELAY_METRICS_TOKEN", "secret": True}
     )
     admin_bind: str | None = field(default=None, metadata={"env": "NBRELAY_ADMIN_BIND"})
+    trusted_proxies: int = field(default=0, metadata={"env": "NBRELAY_TRUSTED_PROXIES"})
     pipelines_path: Path | None = field(default=None, metadata={"env": "NBRELAY_PIPELINES"})
     retention_days: int = field(
         default=defaults.RETENTION_DAYS, metadata={"env": "NBRELAY_RETENTION_DAYS"}
@@ -258,14 +259,14 @@ def _existing_file(raw: str) -> Path:
     return path
 
 
-def _positive_int(variable: str):
+def _whole_number(variable: str, minimum: int):
     def parse(raw: str) -> int:
         try:
             value = int(raw.strip())
         except ValueError:
             raise ConfigError(variable, f"must be a whole number, got {raw.strip()!r}") from None
-        if value < 1:
-            raise ConfigError(variable, f"must be at least 1, got {value}")
+        if value < minimum:
+            raise ConfigError(variable, f"must be at least {minimum}, got {value}")
         return value
 
     return parse
@@ -316,8 +317,13 @@ _PARSERS = [
     ("ingest_token", "NBRELAY_INGEST_TOKEN", _token("NBRELAY_INGEST_TOKEN")),
     ("metrics_token", "NBRELAY_METRICS_TOKEN", _token("NBRELAY_METRICS_TOKEN")),
     ("admin_bind", "NBRELAY_ADMIN_BIND", _bind("NBRELAY_ADMIN_BIND")),
+    (
+        "trusted_proxies",
+        "NBRELAY_TRUSTED_PROXIES",
+        _whole_number("NBRELAY_TRUSTED_PROXIES", 0),
+    ),
     ("pipelines_path", "NBRELAY_PIPELINES", _existing_file),
-    ("retention_days", "NBRELAY_RETENTION_DAYS", _positive_int("NBRELAY_RETENTION_DAYS")),
+    ("retention_days", "NBRELAY_RETENTION_DAYS", _whole_number("NBRELAY_RETENTION_DAYS", 1)),
     ("watch", "NBRELAY_WATCH", _notebook_list),
     ("poll_interval", "NBRELAY_POLL_INTERVAL", _positive_number("NBRELAY_POLL_INTERVAL")),
     (

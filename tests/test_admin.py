@@ -290,6 +290,42 @@ def test_failed_sign_ins_are_throttled_per_client(client, redis):
     assert signed.status_code == 303
 
 
+def fail_sign_ins(client, times: int, **environ: str) -> None:
+    form = csrf_token(client.get("/signin", environ_base=environ).get_data(as_text=True))
+    for _ in range(times):
+        wrong = client.post(
+            "/signin", data={"token": "guess", "csrf_token": form}, environ_base=environ
+        )
+        assert wrong.status_code == 401
+
+
+def test_a_forwarded_for_header_is_ignored_unless_proxies_are_trusted(client):
+    fail_sign_ins(client, defaults.SIGN_IN_MAX_FAILURES)
+    spoofed = {"HTTP_X_FORWARDED_FOR": "198.51.100.99"}
+    form = csrf_token(client.get("/signin", environ_base=spoofed).get_data(as_text=True))
+    again = client.post(
+        "/signin", data={"token": API_TOKEN, "csrf_token": form}, environ_base=spoofed
+    )
+    assert again.status_code == 429
+
+
+def test_behind_trusted_proxies_failures_count_per_forwarded_client(redis, redis_server):
+    app = create_app(make_settings(redis_server.url, NBRELAY_TRUSTED_PROXIES="1"))
+    via_proxy = {"REMOTE_ADDR": "10.0.0.2"}
+    attacker = {**via_proxy, "HTTP_X_FORWARDED_FOR": "203.0.113.7"}
+    fail_sign_ins(app.test_client(), defaults.SIGN_IN_MAX_FAILURES, **attacker)
+    assert int(redis.get(keys.sign_in_failures("203.0.113.7"))) == defaults.SIGN_IN_MAX_FAILURES
+    assert redis.get(keys.sign_in_failures("10.0.0.2")) is None
+
+    operator = app.test_client()
+    colleague = {**via_proxy, "HTTP_X_FORWARDED_FOR": "203.0.113.8"}
+    form = csrf_token(operator.get("/signin", environ_base=colleague).get_data(as_text=True))
+    signed = operator.post(
+        "/signin", data={"token": API_TOKEN, "csrf_token": form}, environ_base=colleague
+    )
+    assert signed.status_code == 303
+
+
 def test_without_api_token_sign_in_is_disabled(redis, redis_server, stored):
     client = create_app(make_settings(redis_server.url, NBRELAY_API_TOKEN="")).test_client()
     assert goes_to_sign_in(client.get("/"))

@@ -106,6 +106,8 @@ def test_a_redis_url_is_shown_without_its_password(url, shown):
         ("NBRELAY_SECRET", "a-long-enough-secret-1,,", "empty entry"),
         ("NBRELAY_RETENTION_DAYS", "thirty", "whole number"),
         ("NBRELAY_RETENTION_DAYS", "0", "at least 1"),
+        ("NBRELAY_TRUSTED_PROXIES", "-1", "at least 0"),
+        ("NBRELAY_TRUSTED_PROXIES", "one", "whole number"),
         ("NBRELAY_PIPELINES", "/nonexistent/pipelines.yaml", "file not found"),
         ("LOSANT_API_TOKEN", "has space", "white space"),
         ("NBRELAY_API_TOKEN", "fifteen-chars-x", "at least 16 characters"),

@@ -7,6 +7,7 @@ without credentials; `surfaces` says which listener serves what."""
 from __future__ import annotations
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from service import defaults
 from service.composition import Components
@@ -36,4 +37,7 @@ def create_app(
     surfaces.init_app(app, admin_port)
     for blueprint in (callbacks.bp, relay.bp, api.bp, pipelines.bp, ops.bp, dashboard.bp):
         app.register_blueprint(blueprint)
+    hops = components.settings.trusted_proxies
+    if hops:  # the client's address and scheme as the proxies in front of nbrelay saw them
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     return app
