@@ -151,3 +151,15 @@ def test_dockerfile_copies_files_that_exist():
         if line.startswith("COPY "):
             for source in line.split()[1:-1]:
                 assert (DEPLOY.parent / source).exists(), source
+
+
+def test_dockerfile_installs_the_runtime_lock_then_nbrelay_without_dependencies():
+    runs = [
+        line.removeprefix("RUN ").split()
+        for line in (DEPLOY / "Dockerfile").read_text().splitlines()
+        if line.startswith("RUN ") and " pip install " in line
+    ]
+    assert runs == [
+        ["python", "-m", "pip", "install", "--require-hashes", "-r", "requirements/runtime.txt"],
+        ["python", "-m", "pip", "install", "--no-deps", "--no-build-isolation", "."],
+    ]

