@@ -11,6 +11,7 @@ import click
 
 from sandbox import defaults
 from sandbox.errors import SandboxError
+from service.cli.params import POSITIVE
 from service.errors import NbrelayError
 
 
@@ -32,7 +33,7 @@ from service.errors import NbrelayError
 )
 @click.option(
     "--max-run-minutes",
-    type=click.FloatRange(min=0, min_open=True),
+    type=POSITIVE,
     default=defaults.MAX_RUN_MINUTES,
     show_default=True,
     help="maxAllowedRunMinutes of applications that set none (fractions allowed).",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from service import __version__
+from service import __version__, defaults
 from service.events.records import STATUSES
 from service.followups.pipeline_file.model import ACTION_KINDS
 
@@ -27,6 +27,7 @@ _ACCEPTED = _json("Recorded; a sync of the notebook is queued", "Accepted")
 _UNAUTHORIZED = _error("Missing or wrong bearer token")
 _UNAVAILABLE = _error("Redis (or, when starting a run, Losant) is unavailable")
 _BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+_REQUESTED_BY = {"type": "string", "minLength": 1, "maxLength": defaults.REQUESTED_BY_MAX_LENGTH}
 
 PATHS: dict[str, Any] = {
     "/callbacks/{token}": {
@@ -273,7 +274,7 @@ SCHEMAS: dict[str, Any] = {
                 "type": ["integer", "string"],
                 "description": "Query Time: ms since epoch or ISO 8601",
             },
-            "requestedBy": {"type": "string", "maxLength": 200},
+            "requestedBy": _REQUESTED_BY,
         },
     },
     "Started": {
@@ -405,7 +406,7 @@ SCHEMAS.update(
             "additionalProperties": False,
             "properties": {
                 "params": {"type": "object", "description": "Run parameters"},
-                "requestedBy": {"type": "string", "maxLength": 200},
+                "requestedBy": _REQUESTED_BY,
             },
         },
         "PipelineRun": {
