@@ -185,6 +185,7 @@ def test_a_cursor_that_was_not_handed_out_is_400_not_503(
         ({"since": "١٢٣"}, "ISO 8601"),
         ({"status": "NaN"}, "status"),
         ({"notebook": "[]"}, "notebook"),
+        ({"notebook": "٣" * 24}, "notebook"),
     ],
 )
 def test_bad_query_parameters_are_400(
@@ -235,6 +236,7 @@ def nbrelay(
         (["pipelines", "start", "nightly", "--timeout", "-1"], "--timeout"),
         (["pipelines", "start", "nightly", "--param", "day"], "NAME=VALUE"),
         (["show", "NaN"], "EXECUTION"),
+        (["show", "٣" * 24], "EXECUTION"),
         (["sandbox", "--max-run-minutes", "nan"], "--max-run-minutes"),
     ],
 )
