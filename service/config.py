@@ -18,7 +18,7 @@ from dotenv import dotenv_values
 from service import defaults
 from service.errors import UsageProblem
 
-OBJECT_ID = re.compile(r"^[A-Fa-f\d]{24}$")
+OBJECT_ID = re.compile(r"^[0-9A-Fa-f]{24}$")  # ASCII digits only (`\d` takes any script's)
 
 # What the separate processes of a real deployment (web, worker, scheduler) cannot run without.
 DEPLOYMENT_REQUIRED = (

@@ -140,3 +140,7 @@ ALERT_ERROR_LENGTH = 500  # characters of one executionErrors message in an aler
 PROBE_TIMEOUT = 1.0  # seconds for one look at whether a process answers (readiness, ping)
 REAP_TIMEOUT = 5.0  # seconds to wait for a killed process group to be gone
 EMBEDDED_REDIS_STOP_TIMEOUT = 10.0  # seconds Redis gets to write its append-only file and exit
+
+# Input from outside (request bodies, callback hints, command-line values)
+JSON_MAX_DEPTH = 64  # levels of nested arrays and objects accepted in a JSON document
+REQUESTED_BY_MAX_LENGTH = 200  # characters of `requestedBy` in the API's request bodies

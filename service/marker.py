@@ -19,11 +19,12 @@ a context is `user_context`.
 from __future__ import annotations
 
 import hmac
-import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
+
+from service import json_input
 
 MARKER_KEY = "nbrelay"
 NONCE_BYTES = 16
@@ -107,7 +108,7 @@ def parse_context(template_context: str | Mapping[str, Any] | None) -> dict[str,
     if not template_context:
         return None
     try:
-        value = json.loads(template_context)
+        value = json_input.loads(template_context)
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
@@ -132,7 +133,7 @@ def user_context(template_context: str | Mapping[str, Any] | None) -> Any:
     as it is; `{}` when there is none)."""
     if isinstance(template_context, str):
         try:
-            template_context = json.loads(template_context)
+            template_context = json_input.loads(template_context)
         except ValueError:
             return template_context
     if isinstance(template_context, Mapping):

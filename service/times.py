@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-_DIGITS = re.compile(r"^-?\d+$")
+_DIGITS = re.compile(r"-?[0-9]+")
+_EPOCH = datetime.fromtimestamp(0, UTC)
+_MS = timedelta(milliseconds=1)
+_EARLIEST_MS = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // _MS
+_LATEST_MS = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // _MS
 
 
 def now_iso(now: float | None = None) -> str:
@@ -30,15 +34,22 @@ def parse_time_ms(value: Any) -> int | None:
     return _iso_ms(str(value))
 
 
-def parse_instant(text: str) -> int:
-    """Milliseconds since epoch from a number of ms or an ISO 8601 date-time (UTC if no zone);
-    ValueError for anything else."""
-    value = text.strip()
-    if _DIGITS.match(value):
-        return int(value)
-    milliseconds = _iso_ms(value)
-    if milliseconds is None:
-        raise ValueError(f"{text!r} is neither milliseconds since epoch nor an ISO 8601 date-time")
+def parse_instant(value: str | int) -> int:
+    """Milliseconds since epoch from a number of ms (an int, or its decimal digits) or an ISO
+    8601 date-time (UTC if no zone), within the years 1 to 9999; ValueError for anything else."""
+    if isinstance(value, int):
+        milliseconds = value
+    elif _DIGITS.fullmatch(text := value.strip()):
+        # more digits than any moment of those years has, without converting them all
+        milliseconds = int(text) if len(text) <= 20 else _LATEST_MS + 1
+    elif (parsed := _iso_ms(text)) is not None:
+        milliseconds = parsed
+    else:
+        raise ValueError(
+            f"{value[:100]!r} is neither milliseconds since epoch nor an ISO 8601 date-time"
+        )
+    if not _EARLIEST_MS <= milliseconds <= _LATEST_MS:
+        raise ValueError(f"{str(value)[:100]!r} is outside the years 1 to 9999")
     return milliseconds
 
 

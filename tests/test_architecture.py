@@ -126,6 +126,7 @@ LAYERS = (  # lowest first
         "service.config",
         "service.defaults",
         "service.errors",
+        "service.json_input",
         "service.keys",
         "service.logs",
         "service.losant",

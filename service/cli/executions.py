@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from service import defaults, keys
+from service.cli.params import POSITIVE
 from service.cli.session import connect
 from service.config import OBJECT_ID
 from service.errors import NbrelayError, UsageProblem
@@ -53,7 +54,7 @@ def _summary(view: dict[str, Any]) -> list[str]:
 @click.option("--wait", is_flag=True, help="Follow the run to its end; exit 0 only if completed.")
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
+    type=POSITIVE,
     help="Seconds --wait waits (default: the notebook's maxAllowedRunMinutes plus slack).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the stored record as JSON.")
@@ -133,6 +134,7 @@ def executions(
         raise click.BadParameter(
             f"{unknown[0]!r} is not one of {', '.join(STATUSES)}", param_hint="--status"
         )
+    since_ms, until_ms = _instant(since, "--since"), _instant(until, "--until")
     with connect() as components:
         application_id = components.settings.losant_application_id
         notebook_id = None
@@ -146,8 +148,8 @@ def executions(
             application_id=application_id,
             notebook_id=notebook_id,
             statuses=list(statuses),
-            since_ms=_instant(since, "--since"),
-            until_ms=_instant(until, "--until"),
+            since_ms=since_ms,
+            until_ms=until_ms,
             limit=limit,
         )
         names = components.store.notebook_names()

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from service import defaults
+from service import defaults, json_input
+from service.cli.params import POSITIVE
 from service.cli.session import connect
 from service.config import Settings
 from service.errors import NbrelayError, UsageProblem
@@ -70,8 +70,8 @@ def _parse_param(text: str) -> tuple[str, object]:
     if not sep or not name:
         raise UsageProblem(f"--param {text!r}: expected NAME=VALUE")
     try:
-        value = json.loads(raw)
-    except ValueError:
+        value = json_input.loads(raw)
+    except json_input.MalformedJson:
         value = raw
     return name, value
 
@@ -87,7 +87,7 @@ def _parse_param(text: str) -> tuple[str, object]:
 )
 @click.option("--wait", is_flag=True, help="Follow the run until it ends.")
 @click.option(
-    "--timeout", type=float, default=None, help="Give up waiting after this many seconds."
+    "--timeout", type=POSITIVE, default=None, help="Give up waiting after this many seconds."
 )
 def start(name: str, params: tuple[str, ...], wait: bool, timeout: float | None) -> None:
     """Start a run of pipeline NAME and print its id."""

@@ -12,6 +12,7 @@ import click
 
 from sandbox import defaults
 from sandbox.errors import SandboxError
+from service.cli.params import POSITIVE
 from service.errors import NbrelayError, UsageProblem
 
 # The top-level modules of the packages of the `sandbox` extra (pyproject.toml): the Jupyter stack
@@ -56,7 +57,7 @@ def require_sandbox_extra() -> None:
 )
 @click.option(
     "--max-run-minutes",
-    type=click.FloatRange(min=0, min_open=True),
+    type=POSITIVE,
     default=defaults.MAX_RUN_MINUTES,
     show_default=True,
     help="maxAllowedRunMinutes of applications that set none (fractions allowed).",

@@ -8,11 +8,10 @@ comes from Losant.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
-from service import defaults
+from service import defaults, json_input
 from service.config import OBJECT_ID
 from service.times import now_iso
 
@@ -36,7 +35,7 @@ def parse_hint(body: bytes) -> Hint:
     """Read a Notebook Trigger payload (`{data: {success, notebook, execution}}`), the same
     without `data`, or a bare execution record; anything else is a hint with no details."""
     try:
-        payload = json.loads(body)
+        payload = json_input.loads(body)
     except (ValueError, UnicodeDecodeError):
         return Hint()
     if not isinstance(payload, dict):

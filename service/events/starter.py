@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from service import defaults, metrics
+from service import defaults, json_input, metrics
 from service.config import Settings
 from service.errors import NbrelayError, UsageProblem
 from service.events import tokens
@@ -51,8 +51,8 @@ def parse_user_context(raw: str | Mapping[str, Any] | None) -> dict[str, Any] | 
         return None
     if isinstance(raw, str):
         try:
-            value = json.loads(raw)
-        except ValueError as exc:
+            value = json_input.loads(raw)
+        except json_input.MalformedJson as exc:
             raise UsageProblem(f"the context is not valid JSON: {exc}") from None
     else:
         value = raw

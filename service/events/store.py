@@ -25,7 +25,7 @@ from typing import Any, cast
 import redis as redis_lib
 from redis.typing import EncodableT
 
-from service import defaults, keys
+from service import defaults, json_input, keys
 from service.events.records import (
     STATUSES,
     TERMINAL_STATUSES,
@@ -541,17 +541,27 @@ class ExecutionStore:
             pipe.execute()
 
 
+_LARGEST_SCORE = 2**53  # milliseconds; every score up to here is a whole number as a float
+
+
 def _encode_cursor(position: tuple[float, str]) -> str:
     raw = json.dumps([position[0], position[1]], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
 def _decode_cursor(cursor: str) -> tuple[float, str]:
+    """The position a cursor of `_encode_cursor` names: a finite score (Redis refuses others)
+    and a member; InvalidCursor for anything else."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        score, member = json.loads(raw)
-        if not isinstance(member, str):
-            raise ValueError
-        return float(score), member
+        score, member = json_input.loads(raw)
     except (binascii.Error, ValueError, TypeError):
         raise InvalidCursor("the cursor is not one this service handed out") from None
+    if (
+        isinstance(score, bool)
+        or not isinstance(score, (int, float))
+        or not -_LARGEST_SCORE <= score <= _LARGEST_SCORE  # also false for NaN
+        or not isinstance(member, str)
+    ):
+        raise InvalidCursor("the cursor is not one this service handed out")
+    return float(score), member

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, jsonify, request, url_for
 
 from service import defaults
@@ -12,7 +10,7 @@ from service.errors import UsageProblem
 from service.events.records import STATUSES, InvalidCursor
 from service.events.starter import parse_user_context
 from service.times import parse_instant
-from service.web import openapi
+from service.web import bodies, openapi
 from service.web.auth import require_api_token
 from service.web.errors import ApiError
 from service.web.resources import get_components
@@ -81,30 +79,18 @@ def get_execution(execution_id: str):
 @bp.post("/notebooks/<notebook>/executions")
 def create_execution(notebook: str):
     """Start a run of `notebook` (id or name), like `nbrelay run`."""
-    body: dict[str, Any] = {}
-    if request.get_data(cache=True):
-        if not request.is_json:
-            raise ApiError(415, "the body must be application/json")
-        parsed = request.get_json(silent=True)
-        if not isinstance(parsed, dict):
-            raise ApiError(400, "the body must be a JSON object")
-        body = parsed
-    unknown = set(body) - {"context", "relativeTo", "requestedBy"}
-    if unknown:
-        raise ApiError(400, f"unknown field {sorted(unknown)[0]!r}")
+    body = bodies.json_object({"context", "relativeTo", "requestedBy"})
     relative_to = body.get("relativeTo")
-    if isinstance(relative_to, str):
+    if relative_to is not None:
+        if isinstance(relative_to, bool) or not isinstance(relative_to, (int, str)):
+            raise ApiError(
+                400, "relativeTo must be milliseconds since epoch or an ISO 8601 date-time"
+            )
         try:
             relative_to = parse_instant(relative_to)
         except ValueError as exc:
             raise ApiError(400, f"relativeTo: {exc}") from None
-    elif relative_to is not None and (
-        isinstance(relative_to, bool) or not isinstance(relative_to, int)
-    ):
-        raise ApiError(400, "relativeTo must be milliseconds since epoch or an ISO 8601 date-time")
-    requested_by = body.get("requestedBy", "api")
-    if not isinstance(requested_by, str) or not requested_by or len(requested_by) > 200:
-        raise ApiError(400, "requestedBy must be a non-empty string of at most 200 characters")
+    requested_by = bodies.requested_by(body)
     try:
         started = get_components().starter.start(
             notebook,

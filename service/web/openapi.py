@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from service import __version__
+from service import __version__, defaults
 from service.events.records import STATUSES
 from service.followups.pipeline_file.model import ACTION_KINDS
 
@@ -25,6 +25,7 @@ def _json(description: str, schema: str) -> dict[str, Any]:
 
 _ACCEPTED = _json("Recorded; a sync of the notebook is queued", "Accepted")
 _UNAUTHORIZED = _error("Missing or wrong bearer token")
+_TOO_LARGE = _error(f"Body larger than {defaults.MAX_BODY_BYTES // 1024} KiB")
 _UNAVAILABLE = _error("Redis (or, when starting a run, Losant) is unavailable")
 _BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 _SESSION: list[dict[str, list[str]]] = [{"dashboardSession": []}]
@@ -37,6 +38,7 @@ _EXECUTION_ID = {
     "required": True,
     "schema": {"type": "string"},
 }
+_REQUESTED_BY = {"type": "string", "minLength": 1, "maxLength": defaults.REQUESTED_BY_MAX_LENGTH}
 
 PATHS: dict[str, Any] = {
     "/callbacks/{token}": {
@@ -52,7 +54,7 @@ PATHS: dict[str, Any] = {
             "responses": {
                 "202": _ACCEPTED,
                 "404": _error("Unknown, forged or expired token (nothing is recorded)"),
-                "413": _error("Body larger than the limit"),
+                "413": _TOO_LARGE,
                 "503": _UNAVAILABLE,
             },
         }
@@ -70,9 +72,9 @@ PATHS: dict[str, Any] = {
             },
             "responses": {
                 "202": _ACCEPTED,
-                "400": _error("The body names no notebook"),
+                "400": _error("Malformed JSON, or the body names no notebook"),
                 "401": _UNAUTHORIZED,
-                "413": _error("Body larger than the limit"),
+                "413": _TOO_LARGE,
                 "415": _error("Not a JSON body"),
                 "503": _UNAVAILABLE,
             },
@@ -83,7 +85,12 @@ PATHS: dict[str, Any] = {
             "summary": "List stored executions, newest first",
             "security": _BEARER,
             "parameters": [
-                {"name": "notebook", "in": "query", "schema": {"type": "string"}},
+                {
+                    "name": "notebook",
+                    "in": "query",
+                    "description": "A notebook id",
+                    "schema": {"type": "string", "pattern": "^[0-9A-Fa-f]{24}$"},
+                },
                 {
                     "name": "status",
                     "in": "query",
@@ -102,7 +109,16 @@ PATHS: dict[str, Any] = {
                     "description": "Queued at or before (ms since epoch or ISO 8601)",
                     "schema": {"type": "string"},
                 },
-                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "schema": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": defaults.API_MAX_PAGE_SIZE,
+                        "default": defaults.API_PAGE_SIZE,
+                    },
+                },
                 {
                     "name": "cursor",
                     "in": "query",
@@ -159,9 +175,10 @@ PATHS: dict[str, Any] = {
             },
             "responses": {
                 "201": _json("Queued by Losant and recorded", "Started"),
-                "400": _error("Malformed request, or Losant rejected it"),
+                "400": _error("Malformed request or JSON, or Losant rejected it"),
                 "401": _UNAUTHORIZED,
                 "404": _error("No such notebook"),
+                "413": _TOO_LARGE,
                 "415": _error("Not a JSON body"),
                 "429": _error("Losant is rate limiting"),
                 "503": _UNAVAILABLE,
@@ -333,7 +350,7 @@ SCHEMAS: dict[str, Any] = {
                 "type": ["integer", "string"],
                 "description": "Query Time: ms since epoch or ISO 8601",
             },
-            "requestedBy": {"type": "string", "maxLength": 200},
+            "requestedBy": _REQUESTED_BY,
         },
     },
     "Started": {
@@ -376,9 +393,10 @@ PATHS.update(
                 },
                 "responses": {
                     "201": _json("Started; its first steps are being queued", "PipelineRun"),
-                    "400": _error("Unknown or missing parameter, malformed body"),
+                    "400": _error("Unknown or missing parameter, malformed body or JSON"),
                     "401": _UNAUTHORIZED,
                     "404": _error("No such pipeline"),
+                    "413": _TOO_LARGE,
                     "415": _error("Not a JSON body"),
                     "503": _UNAVAILABLE,
                 },
@@ -465,7 +483,7 @@ SCHEMAS.update(
             "additionalProperties": False,
             "properties": {
                 "params": {"type": "object", "description": "Run parameters"},
-                "requestedBy": {"type": "string", "maxLength": 200},
+                "requestedBy": _REQUESTED_BY,
             },
         },
         "PipelineRun": {

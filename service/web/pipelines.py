@@ -14,6 +14,7 @@ from service.followups.channels import build_channel
 from service.followups.pipeline_file.model import ACTION_KINDS
 from service.followups.pipelines.runs import Run, RunNotFound
 from service.times import iso
+from service.web import bodies
 from service.web.auth import require_api_token
 from service.web.errors import ApiError
 from service.web.resources import get_components
@@ -64,23 +65,11 @@ def list_pipelines():
 @bp.post("/pipelines/<name>/runs")
 def start_run(name: str):
     """Start a run of pipeline `name`; body `{"params": {...}, "requestedBy": "..."}`."""
-    body: dict[str, Any] = {}
-    if request.get_data(cache=True):
-        if not request.is_json:
-            raise ApiError(415, "the body must be application/json")
-        parsed = request.get_json(silent=True)
-        if not isinstance(parsed, dict):
-            raise ApiError(400, "the body must be a JSON object")
-        body = parsed
-    unknown = set(body) - {"params", "requestedBy"}
-    if unknown:
-        raise ApiError(400, f"unknown field {sorted(unknown)[0]!r}")
+    body = bodies.json_object({"params", "requestedBy"})
     params = body.get("params", {})
     if not isinstance(params, dict):
         raise ApiError(400, "params must be a JSON object")
-    requested_by = body.get("requestedBy", "api")
-    if not isinstance(requested_by, str) or not requested_by or len(requested_by) > 200:
-        raise ApiError(400, "requestedBy must be a non-empty string of at most 200 characters")
+    requested_by = bodies.requested_by(body)
     try:
         run = get_components().followups.start_run(name, params, f"api:{requested_by}")
     except RunNotFound as exc:

@@ -1,0 +1,27 @@
+"""Parameter types of the `nbrelay` commands that click lacks."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import click
+
+
+class PositiveNumber(click.FloatRange):
+    """A finite number above 0 (seconds, minutes); click's FloatRange lets `nan` and `inf`
+    through."""
+
+    name = "positive number"
+
+    def __init__(self) -> None:
+        super().__init__(min=0, min_open=True)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+POSITIVE = PositiveNumber()
