@@ -193,7 +193,7 @@ def _url(variable: str, schemes: tuple[str, ...]):
 def _object_id(variable: str):
     def parse(raw: str) -> str:
         value = raw.strip()
-        if not OBJECT_ID.match(value):
+        if not OBJECT_ID.fullmatch(value):
             raise ConfigError(variable, "must be a 24-character hexadecimal Losant id")
         return value
 

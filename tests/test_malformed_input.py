@@ -14,6 +14,7 @@ import requests
 
 from service import defaults, json_input
 from service.cli import main
+from service.events.hints import parse_hint
 from tests.support.sandbox import SandboxApp
 from tests.support.stack import ServiceStack
 from tests.test_config import VALID
@@ -266,3 +267,10 @@ def test_a_deeply_nested_pipeline_parameter_is_text_not_a_crash(
     stderr = capsys.readouterr().err
     assert status == 2, stderr[-2000:]
     assert stderr.count("\n") == 1 and "no-such-pipeline" in stderr
+
+
+def test_an_id_with_a_trailing_newline_is_not_an_id():
+    execution = "5c7d3f9cd32c87a49f04c260"
+    hint = parse_hint(json.dumps({"id": f"{execution}\n", "notebookId": f"{execution}\n"}).encode())
+    assert hint.execution_id is None and hint.notebook_id is None
+    assert parse_hint(json.dumps({"id": execution}).encode()).execution_id == execution

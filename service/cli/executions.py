@@ -139,7 +139,7 @@ def executions(
         application_id = components.settings.losant_application_id
         notebook_id = None
         if notebook is not None:
-            if OBJECT_ID.match(notebook):
+            if OBJECT_ID.fullmatch(notebook):
                 notebook_id = notebook
             else:
                 components.settings.require("LOSANT_API_TOKEN", "LOSANT_APPLICATION_ID")
@@ -176,7 +176,7 @@ def executions(
 @click.argument("execution")
 def show(execution: str) -> None:
     """Print one stored execution (Losant's record and nbrelay's metadata) as JSON."""
-    if not OBJECT_ID.match(execution):
+    if not OBJECT_ID.fullmatch(execution):
         raise UsageProblem("EXECUTION must be an execution id (24 hexadecimal characters)")
     with connect() as components:
         record = components.store.get(execution)

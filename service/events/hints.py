@@ -28,7 +28,7 @@ class Hint:
 
 
 def _object_id(value: Any) -> str | None:
-    return value if isinstance(value, str) and OBJECT_ID.match(value) else None
+    return value if isinstance(value, str) and OBJECT_ID.fullmatch(value) else None
 
 
 def parse_hint(body: bytes) -> Hint:

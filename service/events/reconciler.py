@@ -154,7 +154,7 @@ class Reconciler:
 
     def _resolve(self, application_id: str, entry: str, now: float) -> str | None:
         """A watched entry's notebook id: ids as they are, names looked up now and then."""
-        if OBJECT_ID.match(entry):
+        if OBJECT_ID.fullmatch(entry):
             return entry
         cached = self._resolved.get(entry)
         if cached is not None and now - cached[1] < defaults.WATCH_RESOLVE_INTERVAL:

@@ -69,7 +69,7 @@ def sign(
     token longer than `defaults.CALLBACK_TOKEN_MAX_LENGTH`.
     """
     for name, value in (("application id", application_id), ("notebook id", notebook_id)):
-        if not OBJECT_ID.match(value):
+        if not OBJECT_ID.fullmatch(value):
             raise ValueError(f"{name} must be 24 hexadecimal characters")
     issued = int(time.time() if now is None else now)
     payload = (

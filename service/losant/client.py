@@ -223,7 +223,7 @@ class LosantClient:
         glob characters are widened to `*` and matches are compared exactly). NotFound when no
         notebook matches, AmbiguousNotebook when several share the name.
         """
-        if OBJECT_ID.match(id_or_name):
+        if OBJECT_ID.fullmatch(id_or_name):
             try:
                 return self.get_notebook(application_id, id_or_name)
             except NotFound:

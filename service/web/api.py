@@ -47,7 +47,7 @@ def list_executions():
     """Stored executions, newest first; filters: notebook, status, since, until."""
     components = get_components()
     notebook = request.args.get("notebook") or None
-    if notebook is not None and not OBJECT_ID.match(notebook):
+    if notebook is not None and not OBJECT_ID.fullmatch(notebook):
         raise ApiError(400, "notebook must be a notebook id (24 hexadecimal characters)")
     statuses = [s for s in (request.args.get("status") or "").split(",") if s]
     unknown = [s for s in statuses if s not in STATUSES]
@@ -70,7 +70,7 @@ def list_executions():
 
 @bp.get("/executions/<execution_id>")
 def get_execution(execution_id: str):
-    record = get_components().store.get(execution_id) if OBJECT_ID.match(execution_id) else None
+    record = get_components().store.get(execution_id) if OBJECT_ID.fullmatch(execution_id) else None
     if record is None:
         raise ApiError(404, f"no execution {execution_id} is stored")
     return jsonify(record.as_json())

@@ -187,7 +187,7 @@ def output(execution_id: str, name: str):
 
 
 def _stored(execution_id: str) -> ExecutionRecord:
-    record = get_components().store.get(execution_id) if OBJECT_ID.match(execution_id) else None
+    record = get_components().store.get(execution_id) if OBJECT_ID.fullmatch(execution_id) else None
     if record is None:
         abort(404)
     return record

@@ -58,7 +58,7 @@ def _scope_histories(
     prefix = legacy("")
     for key in cast(list[str], list(redis.scan_iter(match=f"{prefix}*", count=1000))):
         notebook_id = key[len(prefix) :]
-        if not OBJECT_ID.match(notebook_id):
+        if not OBJECT_ID.fullmatch(notebook_id):
             continue  # already `<application>:<notebook>`
         target = current(application_id, notebook_id)
         if not redis.renamenx(key, target):
@@ -72,7 +72,7 @@ def _scope_alerts(redis: redis_lib.Redis, application_id: str) -> int:
     moved = 0
     for old_id in sorted(cast(set[str], redis.smembers(keys.alerts()))):
         notebook_id, _, failure_class = old_id.partition(":")
-        if not OBJECT_ID.match(notebook_id) or ":" in failure_class:
+        if not OBJECT_ID.fullmatch(notebook_id) or ":" in failure_class:
             continue  # already `<application>:<notebook>:<class>`
         new_id = keys.alert_id(application_id, notebook_id, failure_class)
         try:

@@ -46,7 +46,7 @@ class Loaded:
     def notebook_id(self, reference: str) -> str | None:
         """The id of the notebook a reference (alias, id or name) stands for, when known."""
         target = self.file.notebook_reference(reference)
-        return self.notebook_ids.get(target) or (target if OBJECT_ID.match(target) else None)
+        return self.notebook_ids.get(target) or (target if OBJECT_ID.fullmatch(target) else None)
 
     def notebook_name(self, notebook_id: str) -> str | None:
         """The name the file knows a notebook by, when it names it rather than giving its id."""
