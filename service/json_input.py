@@ -1,5 +1,6 @@
 """JSON that comes from outside nbrelay (request bodies, callback hints, command-line values),
-decoded strictly: standard JSON only (no `NaN` or `Infinity`, no number too large for a float)
+decoded strictly: standard JSON only (no `NaN` or `Infinity`, no number too large for a float,
+no string holding half of a surrogate pair, which no UTF-8 text can carry on to Redis or Losant)
 and nested at most `defaults.JSON_MAX_DEPTH` deep, checked before decoding so that no input can
 exhaust the decoder's recursion."""
 
@@ -30,13 +31,32 @@ def loads(text: str | bytes) -> Any:
             raise MalformedJson(f"not valid text: {exc.reason}") from None
     _check_depth(text)
     try:
-        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except MalformedJson:
         raise
     except json.JSONDecodeError as exc:
         raise MalformedJson(f"not valid JSON: {exc}") from None
     except ValueError:  # an integer longer than Python converts
         raise MalformedJson("a number has too many digits") from None
+    if "\\u" in text:  # only an escape can make a lone surrogate
+        _check_text(value)
+    return value
+
+
+def _check_text(value: Any) -> None:
+    """MalformedJson when a string in `value` (a key or a value) is not valid Unicode text."""
+    strings = (
+        [*value, *value.values()] if isinstance(value, dict) else value
+        if isinstance(value, list) else [value]
+    )  # fmt: skip
+    for item in strings:
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise MalformedJson("a string holds half of a surrogate pair") from None
+        elif isinstance(item, (dict, list)):
+            _check_text(item)
 
 
 def _check_depth(text: str) -> None:

@@ -221,6 +221,12 @@ def active_runs() -> str:
     return f"{PREFIX}:runs:active"
 
 
+def ended_session(session_id: str) -> str:
+    """Marker with a TTL (the session's remaining lifetime): a dashboard session signed out of,
+    by the digest of its CSRF token."""
+    return f"{PREFIX}:dashboard:ended-session:{session_id}"
+
+
 def sign_in_failures(client: str) -> str:
     """Counter with a TTL: failed dashboard sign-ins of one client address in the current
     window."""

@@ -167,10 +167,14 @@ def test_sign_in_and_out(client, stored):
     assert page.headers["Cache-Control"] == "no-store"
     assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
 
+    copied = client.get_cookie(COOKIE).value
     form = csrf_token(page.get_data(as_text=True))
     out = client.post("/signout", data={"csrf_token": form})
     assert out.status_code == 303 and urlsplit(out.headers["Location"]).path == "/signin"
     assert "Max-Age=0" in session_cookie(out) or "Expires=Thu, 01 Jan 1970" in session_cookie(out)
+    assert goes_to_sign_in(client.get("/"))
+    # a copy of the cookie taken before signing out is refused too
+    client.set_cookie(COOKIE, copied)
     assert goes_to_sign_in(client.get("/"))
 
 
@@ -240,6 +244,7 @@ def test_forms_need_the_csrf_token_and_the_same_origin(client):
         ({"token": API_TOKEN, "csrf_token": "x" * 43}, {}),
         ({"token": API_TOKEN, "csrf_token": token}, {"Origin": "https://evil.example"}),
         ({"token": API_TOKEN, "csrf_token": token}, {"Origin": "null"}),
+        ({"token": API_TOKEN, "csrf_token": token}, {"Origin": "http://[::1"}),
         ({"token": API_TOKEN, "csrf_token": token}, {"Sec-Fetch-Site": "cross-site"}),
     ):
         answer = client.post("/signin", data=data, headers=headers)

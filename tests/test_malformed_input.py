@@ -50,6 +50,9 @@ def assert_bad_request(response: requests.Response, fragment: str = "") -> str:
         ("9" * 5000, "too many digits"),
         ("{nope", "not valid JSON"),
         (b"\xff\xfe\xff", "not valid"),
+        ('{"a": "\\udfff"}', "half of a surrogate pair"),
+        ('{"\\ud800": 1}', "half of a surrogate pair"),
+        ('[[{"deep": ["\\udc00"]}]]', "half of a surrogate pair"),
     ],
 )
 def test_the_decoder_refuses_what_json_does_not_allow(text: str | bytes, fragment: str) -> None:
@@ -71,6 +74,8 @@ def test_the_decoder_reads_standard_json_up_to_the_depth_limit() -> None:
         "n": 1.5e300,
         "i": 12345678901234567890,
     }
+    # a whole surrogate pair is one character; an escaped backslash is not an escape
+    assert json_input.loads('["\\ud83d\\ude00", "\\\\udfff"]') == ["\U0001f600", "\\udfff"]
 
 
 # request bodies
@@ -147,6 +152,7 @@ def test_api_bodies_of_another_type_are_415(service_stack: ServiceStack) -> None
         ({"context": "[" * 5000}, "context"),
         ({"context": '{"a": NaN}'}, "context"),
         ({"context": [1]}, "JSON object"),
+        ({"requestedBy": "\udfff"}, "half of a surrogate pair"),
     ],
 )
 def test_run_request_fields_are_checked_before_losant_is_asked(

@@ -8,6 +8,10 @@ every configured one verifies (rotation as for callback tokens). The cookie is `
 `SameSite=Strict`, lasts `DASHBOARD_SESSION_LIFETIME` and is `Secure` when NBRELAY_PUBLIC_URL
 or the request is https.
 
+Signing out ends the session for good: its id (a digest of its CSRF token, which is unique to
+it) is kept in Redis until the session would have expired, so a copy of the cookie is refused
+too.
+
 Every visitor gets a session, signed in or not, so the sign-in form has a CSRF token too.
 `protect(bp)` puts a blueprint under this: its POST, PUT, PATCH and DELETE requests need a
 same-origin `Origin` (or `Sec-Fetch-Site`) and the session's token in the form field
@@ -30,7 +34,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, g, request
 from markupsafe import Markup
 
-from service import defaults
+from service import defaults, keys
 from service.config import Settings
 from service.web.errors import ApiError
 from service.web.resources import get_components
@@ -46,6 +50,11 @@ class Session:
     signed_in: bool
     csrf: str
     expires: int  # seconds since epoch
+
+    @property
+    def id(self) -> str:
+        """What names the session in Redis: a digest of its CSRF token, never the token."""
+        return hashlib.sha256(self.csrf.encode()).hexdigest()[:32]
 
 
 def signing_keys(settings: Settings) -> list[bytes]:
@@ -136,7 +145,9 @@ def current() -> Session:
 
 
 def signed_in() -> bool:
-    return enabled() and current().signed_in
+    if not (enabled() and current().signed_in):
+        return False
+    return not get_components().redis.exists(keys.ended_session(current().id))
 
 
 def sign_in() -> None:
@@ -146,7 +157,11 @@ def sign_in() -> None:
 
 
 def sign_out() -> None:
-    """End the session: the answer removes the cookie."""
+    """End the session, in Redis for every copy of the cookie; the answer removes it."""
+    ended = current()
+    remaining = ended.expires - int(time.time())
+    if ended.signed_in and remaining > 0:
+        get_components().redis.set(keys.ended_session(ended.id), "1", ex=remaining)
     g.nbrelay_session = None
     g.nbrelay_session_changed = True
 
@@ -176,7 +191,10 @@ def _same_origin() -> bool:
     origin = request.headers.get("Origin")
     if origin is None:
         return request.headers.get("Sec-Fetch-Site", "same-origin") in ("same-origin", "none")
-    parts = urlsplit(origin)
+    try:
+        parts = urlsplit(origin)
+    except ValueError:  # not a URL (e.g. an unclosed IPv6 bracket): no origin of ours
+        return False
     public = urlsplit(get_components().settings.public_url or "")
     return parts.scheme in ("http", "https") and (
         parts.netloc == request.host or (parts.scheme, parts.netloc) == public[:2]
