@@ -28,6 +28,12 @@ INPUT_READ_TIMEOUT = 30.0  # seconds; externalUrl inputs
 INPUT_MAX_BYTES = 256 * 1024 * 1024  # largest externalUrl input file; a larger one fails the run
 INPUT_MAX_REDIRECTS = 5  # redirects an externalUrl input may take; one more fails the run
 CONTEXT_MAX_LENGTH = 32767  # characters; templateContext limit, as Losant documents it
+# Templates in input and output configuration (templates.py); Losant documents only `{{ }}` and the
+# variables `notebook` and `execution`, so these are guesses, each switchable (`nbrelay sandbox`)
+TEMPLATE_SYNTAX = "losant"  # "losant": only {{ path.to.value }} lookups; "jinja": sandboxed Jinja2
+TEMPLATE_CONTEXT_NAME = "context"  # the variable that holds the templateContext
+TEMPLATE_CONTEXT_KEYS = False  # also the context's top-level keys as variables
+TEMPLATE_MISSING = "error"  # a path that leads nowhere: "error" fails the run, "empty" renders ""
 SAMPLE_POINTS = 48  # rows per device in generated time-series inputs
 # The only variables of the sandbox's environment that runners and kernels get (environment.py);
 # a kernel needs none of them to start.

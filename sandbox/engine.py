@@ -25,6 +25,7 @@ from typing import Any, Literal
 import psutil
 
 from sandbox import artifacts, defaults, environment
+from sandbox.templates import TemplateSettings
 from sandbox.workdir import WorkDir
 
 Status = Literal["completed", "errored", "timeout", "canceled"]
@@ -44,6 +45,9 @@ class RunSpec:
     max_run_minutes: float
     files_dir: Path
     fixtures_dir: Path
+    notebook: dict[str, Any]  # the `notebook` of templates: the notebook as the API returns it
+    execution: dict[str, Any]  # the `execution` of templates: the execution's log entry
+    templates: TemplateSettings
 
     def to_json(self) -> str:
         return json.dumps(
@@ -57,6 +61,9 @@ class RunSpec:
                 "max_run_minutes": self.max_run_minutes,
                 "files_dir": str(self.files_dir),
                 "fixtures_dir": str(self.fixtures_dir),
+                "notebook": self.notebook,
+                "execution": self.execution,
+                "templates": self.templates.to_json(),
             }
         )
 
@@ -69,6 +76,7 @@ class RunSpec:
                 **raw,
                 **{key: Path(raw[key]) for key in paths},
                 "relative_to": datetime.fromisoformat(raw["relative_to"]),
+                "templates": TemplateSettings(**raw["templates"]),
             }
         )
 

@@ -21,7 +21,9 @@ from sandbox.callbacks import CallbackSender
 from sandbox.downloads import UrlSigner
 from sandbox.ids import new_job_id
 from sandbox.layout import DataLayout
+from sandbox.records import notebook_fields
 from sandbox.storage import ExportRow, Storage
+from sandbox.templates import TemplateSettings, parse_context, renderer
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +36,10 @@ class Exporter:
         signer: UrlSigner,
         callbacks: CallbackSender,
         base_url: str,
+        templates: TemplateSettings,
     ) -> None:
         self._storage = storage
+        self._templates = templates
         self._layout = layout
         self._signer = signer
         self._callbacks = callbacks
@@ -118,13 +122,22 @@ class Exporter:
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         try:
+            context = parse_context(job.doc.get("templateContext"))
+            # An export is no execution: its templates see no `execution`.
+            render = renderer(
+                context,
+                notebook=notebook_fields(notebook),
+                execution=None,
+                settings=self._templates,
+            )
             materialize_inputs(
                 notebook.get("inputs", []),
                 work,
                 datetime.fromisoformat(job.doc["relativeTo"]),
-                job.doc.get("templateContext"),
                 self._layout.application_files(job.application_id),
                 self._layout.application_fixtures(job.application_id),
+                context=context,
+                render=render,
             )
             target = self._layout.export_zip(job.notebook_id, job.id)
             with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:

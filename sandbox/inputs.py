@@ -8,9 +8,8 @@ Each input becomes one file named by its (rendered) `fileName`:
   a fixture file when one exists (see `fixture_candidates`), otherwise generated sample data
   (`sandbox.sample_data`) spanning the input's time window.
 
-`context.json` holds the parsed templateContext. Templates (`{{ ... }}`) in `fileName`,
-`dataTableId`, `deviceIds` and `deviceTags[].key` are rendered in a sandboxed Jinja2 environment
-whose variables are the context's top-level keys and `context` (the whole context).
+`context.json` holds the parsed templateContext. Templates in `fileName`, `dataTableId`,
+`deviceIds` and `deviceTags[].key` are rendered by the caller's `render` (`sandbox.templates`).
 """
 
 from __future__ import annotations
@@ -24,11 +23,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import jinja2
-from jinja2.sandbox import SandboxedEnvironment
-
-from sandbox import defaults, external_url, ids, sample_data
+from sandbox import external_url, ids, sample_data
 from sandbox.errors import InputError
+from sandbox.templates import Render
 
 CONTEXT_FILE = "context.json"
 FILE_NAME = re.compile(r"^(?!\.{1,2}$)[0-9a-zA-Z_.-]{1,255}$")
@@ -63,16 +60,17 @@ def materialize_inputs(
     inputs: list[dict],
     input_dir: Path,
     relative_to: datetime,
-    template_context: str | None,
     files_dir: Path,
     fixtures_dir: Path,
+    *,
+    context: Any,
+    render: Render,
 ) -> dict[str, dict]:
-    """Write every input file and context.json into `input_dir`; return the inputInfo
-    (`{fileName: {"size": bytes}}`). Raises InputError on the first input that fails."""
-    context = parse_context(template_context)
+    """Write every input file and context.json (the parsed `context`) into `input_dir`; return
+    the inputInfo (`{fileName: {"size": bytes}}`). Raises InputError on the first input that
+    fails."""
     input_dir.mkdir(parents=True, exist_ok=True)
     (input_dir / CONTEXT_FILE).write_text(json.dumps(context))
-    render = _renderer(context)
     sources = _Sources(_as_utc(relative_to), Path(files_dir), Path(fixtures_dir))
     info: dict[str, dict] = {}
     for position, raw in enumerate(inputs):
@@ -84,21 +82,6 @@ def materialize_inputs(
         _MATERIALIZERS[spec["inputType"]](spec, target, sources)
         info[name] = {"size": target.stat().st_size}
     return info
-
-
-def parse_context(template_context: str | None) -> Any:
-    """The templateContext as JSON (`{}` when none), within Losant's limit on its length."""
-    if template_context is None or not template_context.strip():
-        return {}
-    if len(template_context) > defaults.CONTEXT_MAX_LENGTH:
-        raise InputError(
-            f"templateContext is {len(template_context)} characters long; "
-            f"the limit is {defaults.CONTEXT_MAX_LENGTH}"
-        )
-    try:
-        return json.loads(template_context)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"templateContext is not valid JSON: {exc}") from None
 
 
 def fixture_candidates(spec: dict[str, Any], fixtures_dir: Path) -> list[Path]:
@@ -127,7 +110,7 @@ def time_window(spec: dict[str, Any], relative_to: datetime) -> tuple[datetime, 
     return start, end
 
 
-def _resolve(raw: dict, render: Callable[[str, str], str], position: int) -> dict[str, Any]:
+def _resolve(raw: dict, render: Render, position: int) -> dict[str, Any]:
     """A copy of the input with its templates rendered and its identifiers checked."""
     if not isinstance(raw, dict) or raw.get("inputType") not in REQUIRED:
         raise InputError(f"inputs[{position}] has no known inputType")
@@ -161,25 +144,6 @@ def _object_id(value: str, label: str) -> str:
     if not ids.is_object_id(value):
         raise InputError(f"{label}: {value!r} is not a 24-character hexadecimal id")
     return value
-
-
-def _renderer(context: Any) -> Callable[[str, str], str]:
-    environment = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
-    variables = dict(context) if isinstance(context, dict) else {}
-    variables["context"] = context
-
-    def render(text: str, what: str) -> str:
-        if "{{" not in text and "{%" not in text:
-            return text
-        try:
-            return environment.from_string(text).render(variables).strip()
-        except Exception as exc:  # noqa: BLE001 - Jinja's errors and whatever an expression,
-            # a filter or a test raises while rendering: each fails the run, never the runner
-            raise InputError(
-                f"{what}: template {text!r} cannot be rendered: {type(exc).__name__}: {exc}"
-            ) from None
-
-    return render
 
 
 def _external_url(spec: dict[str, Any], target: Path, sources: _Sources) -> None:

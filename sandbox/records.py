@@ -37,7 +37,7 @@ def notebook_record(
     signer: UrlSigner,
 ) -> dict[str, Any]:
     """A `notebook` as the API returns it; `usage` is this period's runs, errors and minutes."""
-    record = {name: doc[name] for name in NOTEBOOK_FIELDS if name in doc}
+    record = notebook_fields(doc)
     if "jupyterFileName" in doc:
         relative = layout.relative(layout.notebook_dir(doc["id"]) / doc["jupyterFileName"])
         record["jupyterFileUrl"] = base_url + signer.path_for(relative)
@@ -48,6 +48,11 @@ def notebook_record(
         "errorsThisPeriod": usage.get("errors", 0),
     }
     return record
+
+
+def notebook_fields(doc: dict[str, Any]) -> dict[str, Any]:
+    """The stored notebook's fields that the API shows (without its file URL and stats)."""
+    return {name: doc[name] for name in NOTEBOOK_FIELDS if name in doc}
 
 
 def execution_record(doc: dict[str, Any], base_url: str) -> dict[str, Any]:

@@ -29,8 +29,9 @@ from sandbox import clock, defaults
 from sandbox.behaviours import Behaviour
 from sandbox.downloads import UrlSigner, file_entry
 from sandbox.layout import DataLayout
-from sandbox.records import TERMINAL_STATUSES
+from sandbox.records import TERMINAL_STATUSES, notebook_fields
 from sandbox.storage import ExecutionRow, Storage
+from sandbox.templates import TemplateSettings
 from sandbox.workdir import WorkDir
 
 log = logging.getLogger(__name__)
@@ -79,8 +80,10 @@ class RunLoop:
         limits: RunLimits,
         on_terminal: Callable[[ExecutionRow], None],
         poll_interval: float,
+        templates: TemplateSettings,
     ) -> None:
         self._storage = storage
+        self._templates = templates
         self._layout = layout
         self._signer = signer
         self._limits = limits
@@ -268,6 +271,9 @@ class RunLoop:
             max_run_minutes=doc["maxAllowedRunMinutes"],
             files_dir=self._layout.application_files(row.application_id),
             fixtures_dir=self._layout.application_fixtures(row.application_id),
+            notebook=notebook_fields(notebook),
+            execution=doc,
+            templates=self._templates,
         )
         return start_run(spec)
 

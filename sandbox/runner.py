@@ -24,7 +24,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
 
-from sandbox import artifacts, defaults, environment
+from sandbox import artifacts, defaults, environment, templates
 from sandbox.engine import RunSpec, Status
 from sandbox.errors import InputError
 from sandbox.inputs import materialize_inputs
@@ -62,13 +62,21 @@ class Run:
             self.finish(None, {}, "errored", [{"name": type(exc).__name__, "message": message}])
             return
         try:
+            context = templates.parse_context(self.spec.template_context)
+            render = templates.renderer(
+                context,
+                notebook=self.spec.notebook,
+                execution=self.spec.execution,
+                settings=self.spec.templates,
+            )
             input_info = materialize_inputs(
                 self.spec.inputs,
                 workdir.input_dir,
                 self.spec.relative_to,
-                self.spec.template_context,
                 self.spec.files_dir,
                 self.spec.fixtures_dir,
+                context=context,
+                render=render,
             )
         except InputError as exc:
             self.finish(notebook, {}, "errored", [{"name": exc.name, "message": str(exc)}])

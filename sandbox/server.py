@@ -17,6 +17,7 @@ from sandbox import defaults
 from sandbox.app import create_app
 from sandbox.errors import ListenError
 from sandbox.services import SandboxSettings, Services
+from sandbox.templates import TemplateSettings
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -51,6 +52,7 @@ class SandboxServer:
         max_run_minutes: float = defaults.MAX_RUN_MINUTES,
         parallel_runs: int = defaults.PARALLEL_RUNS,
         public_url: str | None = None,
+        templates: TemplateSettings | None = None,
     ) -> None:
         self.token_generated = token is None
         self.token = token or secrets.token_urlsafe(24)
@@ -73,6 +75,7 @@ class SandboxServer:
             callback_backoff=defaults.CALLBACK_BACKOFF,
             poll_interval=defaults.POLL_INTERVAL,
             stop_timeout=defaults.STOP_TIMEOUT,
+            templates=templates or TemplateSettings(),
         )
         self.services = Services(settings)
         with listener:

@@ -21,6 +21,7 @@ from sandbox.records import execution_record, notebook_record
 from sandbox.run_loop import RunLimits, RunLoop
 from sandbox.stats import Stats
 from sandbox.storage import ExecutionRow, Storage
+from sandbox.templates import TemplateSettings
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class SandboxSettings:
     callback_backoff: float
     poll_interval: float
     stop_timeout: float
+    templates: TemplateSettings  # how input and output templates render
 
     def __repr__(self) -> str:
         return f"SandboxSettings(data_dir={self.data_dir!s}, base_url={self.base_url})"
@@ -68,9 +70,15 @@ class Services:
             self.limits,
             self.announce,
             settings.poll_interval,
+            settings.templates,
         )
         self.exporter = Exporter(
-            self.storage, self.layout, self.signer, self.callbacks, settings.base_url
+            self.storage,
+            self.layout,
+            self.signer,
+            self.callbacks,
+            settings.base_url,
+            settings.templates,
         )
 
     def start(self) -> None:

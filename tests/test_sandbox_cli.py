@@ -62,7 +62,20 @@ def test_taken_port_is_one_line_and_exit_1(tmp_path: Path) -> None:
 
 
 def test_bad_options_exit_2(tmp_path: Path) -> None:
-    for args in (["--token", "two words"], ["--max-run-minutes", "0"], ["--parallel", "0"]):
+    for args in (
+        ["--token", "two words"],
+        ["--max-run-minutes", "0"],
+        ["--parallel", "0"],
+        ["--templates", "handlebars"],
+        ["--template-context-name", "execution"],
+    ):
         result = _run(*args, "--data", str(tmp_path), "--port", str(free_port()))
         assert result.returncode == 2, args
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_a_context_variable_that_shadows_a_losant_one_is_refused(tmp_path: Path) -> None:
+    result = _run("--template-context-name", "notebook", "--data", str(tmp_path))
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert "--template-context-name" in line and "other than notebook and execution" in line

@@ -24,6 +24,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from sandbox import defaults
 from sandbox.engine import RunHandle, RunOutcome, RunSpec, start_run
 from sandbox.environment import kernel_environment
+from sandbox.templates import TemplateSettings
 from sandbox.workdir import WorkDir
 from service.runtime.processes import free_port, wait_until
 
@@ -108,8 +109,9 @@ def make_spec(
     notebook = root / f"{name}.ipynb"
     if cells is not None:
         write_notebook(notebook, cells)
+    execution_id = f"{name:0>24}"[-24:]
     return RunSpec(
-        execution_id=f"{name:0>24}"[-24:],
+        execution_id=execution_id,
         notebook_file=notebook,
         work_dir=root / "runs" / name,
         inputs=inputs or [],
@@ -118,6 +120,9 @@ def make_spec(
         max_run_minutes=minutes,
         files_dir=root / "files",
         fixtures_dir=root / "fixtures",
+        notebook={"id": "6" * 24, "name": name},
+        execution={"id": execution_id, "runStartedAt": "2024-05-01T12:00:01.000Z"},
+        templates=TemplateSettings(),
     )
 
 
@@ -168,8 +173,8 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Finished]:
             root,
             "bad-template",
             ['print("ran")'],
-            inputs=[{"inputType": "eventData", "fileName": "{{ total / count }}.csv"}],
-            context='{"total": 10, "count": 0}',
+            inputs=[{"inputType": "eventData", "fileName": "{{ context.count }}.csv"}],
+            context='{"total": 10}',
         ),
     }
     for name, demo in DEMOS.items():
@@ -337,12 +342,12 @@ def test_input_failure_errors_the_run_before_the_notebook(tmp_path):
     assert outcome.outputs["result.log"].read_text() == ""
 
 
-def test_an_exception_while_rendering_a_template_errors_the_run(finished):
+def test_a_template_that_cannot_render_errors_the_run(finished):
     outcome = finished["bad-template"].outcome
     assert outcome.status == "errored"
     [error] = outcome.execution_errors
     assert error["name"] == "InputError"
-    assert "fileName" in error["message"] and "ZeroDivisionError" in error["message"]
+    assert "fileName" in error["message"] and "context.count" in error["message"]
     assert error["message"] in outcome.outputs["result.error.log"].read_text()
     assert outcome.inputs_completed_at is None and outcome.notebook_completed_at is None
 

@@ -15,6 +15,7 @@ import pytest
 
 from sandbox import defaults
 from sandbox.inputs import InputError, materialize_inputs
+from sandbox.templates import TemplateSettings, parse_context, renderer
 from service.runtime.processes import free_port
 from tests.support.http_server import Reply
 
@@ -22,6 +23,7 @@ QUERY_TIME = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 HOUR_MS = 3_600_000
 DEVICE_ID = "5c926894a111ea00063978ac"
 TABLE_ID = "5c925132a111ea00063978a7"
+TEMPLATES = TemplateSettings()  # the default: {{ path }} lookups only
 
 
 @pytest.fixture
@@ -32,9 +34,21 @@ def dirs(tmp_path: Path) -> dict[str, Path]:
     return paths
 
 
-def materialize(dirs, inputs, context: str | None = None, relative_to=QUERY_TIME):
+def materialize(
+    dirs, inputs, context: str | None = None, relative_to=QUERY_TIME, templates=TEMPLATES
+):
+    parsed = parse_context(context)
+    render = renderer(
+        parsed, notebook={"name": "weekly"}, execution={"id": "e1"}, settings=templates
+    )
     return materialize_inputs(
-        inputs, dirs["input"], relative_to, context, dirs["files"], dirs["fixtures"]
+        inputs,
+        dirs["input"],
+        relative_to,
+        dirs["files"],
+        dirs["fixtures"],
+        context=parsed,
+        render=render,
     )
 
 
@@ -319,8 +333,8 @@ def test_generated_event_data_and_data_table(dirs):
 def test_templates_render_with_the_context(dirs):
     spec = {
         "inputType": "deviceData",
-        "fileName": "{{ site }}-{{ context.kind }}.csv",
-        "deviceIds": ["{{ device }}"],
+        "fileName": "{{ context.site }}-{{context.kind}}.csv",
+        "deviceIds": ["{{ context.device }}"],
         "start": -HOUR_MS,
         "end": 0,
     }
@@ -331,8 +345,8 @@ def test_templates_render_with_the_context(dirs):
 
 
 def test_an_undefined_template_variable_is_an_input_error(dirs):
-    spec = {"inputType": "eventData", "fileName": "{{ missing }}.csv"}
-    with pytest.raises(InputError, match="'missing' is undefined"):
+    spec = {"inputType": "eventData", "fileName": "{{ context.missing }}.csv"}
+    with pytest.raises(InputError, match=r"fileName: .* refers to context\.missing"):
         materialize(dirs, [spec], "{}")
 
 
@@ -346,16 +360,17 @@ def test_an_undefined_template_variable_is_an_input_error(dirs):
         ("{{ '%d' | format(site) }}", "TypeError"),
     ],
 )
-def test_an_exception_while_rendering_is_an_input_error(dirs, template, raised):
+def test_an_exception_while_rendering_jinja_is_an_input_error(dirs, template, raised):
     spec = {"inputType": "eventData", "fileName": template + ".csv"}
     context = json.dumps({"total": 10, "count": 0, "site": "north"})
+    jinja = TemplateSettings(syntax="jinja", context_keys=True)
     with pytest.raises(InputError, match=rf"inputs\[0\] \(eventData\) fileName: .*{raised}"):
-        materialize(dirs, [spec], context)
+        materialize(dirs, [spec], context, templates=jinja)
 
 
 @pytest.mark.parametrize("name", ["../escape.csv", "..", "a/b.csv"])
 def test_a_rendered_file_name_cannot_leave_input_dir(dirs, name):
-    spec = {"inputType": "eventData", "fileName": "{{ name }}"}
+    spec = {"inputType": "eventData", "fileName": "{{ context.name }}"}
     with pytest.raises(InputError, match="may only contain"):
         materialize(dirs, [spec], json.dumps({"name": name}))
     assert os.listdir(dirs["input"]) == ["context.json"]
@@ -377,7 +392,7 @@ def test_a_rendered_device_id_must_be_an_object_id(dirs):
     spec = {
         "inputType": "deviceData",
         "fileName": "d.csv",
-        "deviceIds": ["{{ device }}"],
+        "deviceIds": ["{{ context.device }}"],
         "start": -HOUR_MS,
         "end": 0,
     }

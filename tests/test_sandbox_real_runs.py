@@ -143,7 +143,12 @@ def test_input_data_export_zips_what_a_run_would_get(
     (sandbox.files_dir(sandbox_app) / "plan.csv").write_text("step\n1\n")
     inputs = [
         {"inputType": "applicationFile", "fileName": "plan.csv", "filePath": "plan.csv"},
-        {"inputType": "deviceData", "fileName": "{{site}}-data.csv", "start": -3600000, "end": 0},
+        {
+            "inputType": "deviceData",
+            "fileName": "{{context.site}}-data.csv",
+            "start": -3600000,
+            "end": 0,
+        },
     ]
     notebook = sandbox_app.create_notebook("export", notebook=_notebook("1"), inputs=inputs)
     options = {"relativeTo": 1700000000000, "templateContext": json.dumps({"site": "north"})}

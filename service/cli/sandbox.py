@@ -70,6 +70,33 @@ def require_sandbox_extra() -> None:
     help="Runs in progress per application; more stay queued.",
 )
 @click.option("--public-url", help="Base URL of download links in callbacks (default: own URL).")
+@click.option(
+    "--templates",
+    "template_syntax",
+    type=click.Choice(["losant", "jinja"]),
+    default=defaults.TEMPLATE_SYNTAX,
+    show_default=True,
+    help="Input/output templates: only {{ path.to.value }} lookups, or sandboxed Jinja2.",
+)
+@click.option(
+    "--template-context-name",
+    default=defaults.TEMPLATE_CONTEXT_NAME,
+    show_default=True,
+    help="The templates' variable for the execution's context (Losant's name is not known).",
+)
+@click.option(
+    "--template-context-keys/--no-template-context-keys",
+    default=defaults.TEMPLATE_CONTEXT_KEYS,
+    show_default=True,
+    help="Also the context's top-level keys as template variables.",
+)
+@click.option(
+    "--template-missing",
+    type=click.Choice(["error", "empty"]),
+    default=defaults.TEMPLATE_MISSING,
+    show_default=True,
+    help="A template value that does not exist fails the run, or renders as nothing.",
+)
 def sandbox(
     host: str,
     port: int,
@@ -78,10 +105,15 @@ def sandbox(
     max_run_minutes: float,
     parallel: int,
     public_url: str | None,
+    template_syntax: str,
+    template_context_name: str,
+    template_context_keys: bool,
+    template_missing: str,
 ) -> None:
     """Run the local Losant Notebooks API (stops cleanly on Ctrl-C or SIGTERM)."""
     require_sandbox_extra()
     from sandbox.server import SandboxServer
+    from sandbox.templates import TemplateSettings
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -91,6 +123,12 @@ def sandbox(
             "must be non-empty and contain no white space", param_hint="--token"
         )
     try:
+        templates = TemplateSettings(
+            template_syntax, template_context_name, template_context_keys, template_missing
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--template-context-name") from None
+    try:
         server = SandboxServer(
             data_dir,
             host=host,
@@ -99,6 +137,7 @@ def sandbox(
             max_run_minutes=max_run_minutes,
             parallel_runs=parallel,
             public_url=public_url,
+            templates=templates,
         )
     except SandboxError as exc:
         raise NbrelayError(str(exc)) from None
