@@ -51,6 +51,7 @@ class SandboxServer:
         max_run_minutes: float = defaults.MAX_RUN_MINUTES,
         parallel_runs: int = defaults.PARALLEL_RUNS,
         public_url: str | None = None,
+        output_info: str = defaults.OUTPUT_INFO,
     ) -> None:
         self.token_generated = token is None
         self.token = token or secrets.token_urlsafe(24)
@@ -73,6 +74,7 @@ class SandboxServer:
             callback_backoff=defaults.CALLBACK_BACKOFF,
             poll_interval=defaults.POLL_INTERVAL,
             stop_timeout=defaults.STOP_TIMEOUT,
+            output_info=output_info,
         )
         self.services = Services(settings)
         with listener:

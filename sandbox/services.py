@@ -40,6 +40,7 @@ class SandboxSettings:
     callback_backoff: float
     poll_interval: float
     stop_timeout: float
+    output_info: str  # what outputInfo lists: one of defaults.OUTPUT_INFO_RULES
 
     def __repr__(self) -> str:
         return f"SandboxSettings(data_dir={self.data_dir!s}, base_url={self.base_url})"
@@ -68,6 +69,7 @@ class Services:
             self.limits,
             self.announce,
             settings.poll_interval,
+            settings.output_info,
         )
         self.exporter = Exporter(
             self.storage, self.layout, self.signer, self.callbacks, settings.base_url

@@ -24,6 +24,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from sandbox import defaults
 from sandbox.engine import RunHandle, RunOutcome, RunSpec, start_run
 from sandbox.environment import kernel_environment
+from sandbox.outputs import OutputPlan
 from sandbox.workdir import WorkDir
 from service.runtime.processes import free_port, wait_until
 
@@ -118,6 +119,17 @@ def make_spec(
         max_run_minutes=minutes,
         files_dir=root / "files",
         fixtures_dir=root / "fixtures",
+        # No outputs configured; outputInfo lists every file the run left (sandbox.outputs).
+        output_plan=OutputPlan(
+            outputs=[],
+            output_info="all",
+            application_id="a" * 24,
+            files_dir=root / "files",
+            database=root / "sandbox.db",
+            template_context=context,
+            notebook={"id": "b" * 24, "name": name},
+            execution={"id": f"{name:0>24}"[-24:], "runStartedAt": "2024-05-01T12:00:00.000Z"},
+        ),
     )
 
 

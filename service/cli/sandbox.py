@@ -70,6 +70,14 @@ def require_sandbox_extra() -> None:
     help="Runs in progress per application; more stay queued.",
 )
 @click.option("--public-url", help="Base URL of download links in callbacks (default: own URL).")
+@click.option(
+    "--output-info",
+    type=click.Choice(defaults.OUTPUT_INFO_RULES),
+    default=defaults.OUTPUT_INFO,
+    show_default=True,
+    help="What outputInfo lists, which Losant does not document: configured outputs, only "
+    "temporaryUrl outputs, or all (also every OUTPUT_DIR file and result.* artefact).",
+)
 def sandbox(
     host: str,
     port: int,
@@ -78,6 +86,7 @@ def sandbox(
     max_run_minutes: float,
     parallel: int,
     public_url: str | None,
+    output_info: str,
 ) -> None:
     """Run the local Losant Notebooks API (stops cleanly on Ctrl-C or SIGTERM)."""
     require_sandbox_extra()
@@ -99,6 +108,7 @@ def sandbox(
             max_run_minutes=max_run_minutes,
             parallel_runs=parallel,
             public_url=public_url,
+            output_info=output_info,
         )
     except SandboxError as exc:
         raise NbrelayError(str(exc)) from None
