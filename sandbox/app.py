@@ -5,12 +5,12 @@ from __future__ import annotations
 import hmac
 import logging
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed as HttpMethodNotAllowed
 
-from sandbox import api, control, downloads
+from sandbox import api, application_files, control, data_tables, downloads
 from sandbox.errors import (
     ApiError,
     MethodNotAllowed,
@@ -23,7 +23,8 @@ from sandbox.services import Services
 
 log = logging.getLogger(__name__)
 
-OPEN_ENDPOINTS = frozenset({"downloads.download", "control.health"})
+# Open to all; application files check `g.authorized` themselves, for their private files.
+OPEN_ENDPOINTS = frozenset({"downloads.download", "control.health", "application_files.download"})
 
 
 def create_app(services: Services) -> Flask:
@@ -39,16 +40,17 @@ def create_app(services: Services) -> Flask:
 
     @app.before_request
     def authenticate() -> None:
-        if request.endpoint in OPEN_ENDPOINTS:
-            return
         given = request.headers.get("Authorization", "").encode()
-        if not hmac.compare_digest(given, expected):
+        g.authorized = hmac.compare_digest(given, expected)
+        if not g.authorized and request.endpoint not in OPEN_ENDPOINTS:
             raise Unauthorized("A valid bearer token is required")
 
     _register_error_handlers(app)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(control.blueprint)
     app.register_blueprint(downloads.blueprint)
+    app.register_blueprint(application_files.blueprint)
+    app.register_blueprint(data_tables.blueprint)
     return app
 
 

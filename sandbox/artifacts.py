@@ -1,5 +1,5 @@
 """The artefacts every run leaves (result.ipynb, result.html, result.log, result.error.log) and
-the collection of a run's outputs."""
+the collection of every file a run left."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ RESULT_NOTEBOOK = "result.ipynb"
 RESULT_HTML = "result.html"
 RESULT_LOG = "result.log"
 ERROR_LOG = "result.error.log"
+RESULT_FILES = (RESULT_NOTEBOOK, RESULT_HTML, RESULT_LOG, ERROR_LOG)
 HTML_TEMPLATES = ("lab", "basic")  # tried in order; the basic one needs the fewest resources
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
 
@@ -56,6 +57,12 @@ def write_error_log(results_dir: Path, error_text: str) -> None:
     (results_dir / ERROR_LOG).write_text(strip_ansi(error_text).rstrip() + "\n")
 
 
+def add_to_error_log(results_dir: Path, error_text: str) -> None:
+    """Append to result.error.log (create it when the run had no error so far)."""
+    with (results_dir / ERROR_LOG).open("a") as log:
+        log.write(strip_ansi(error_text).rstrip() + "\n")
+
+
 def render_html(notebook: NotebookNode, templates: Sequence[str] = HTML_TEMPLATES) -> str:
     """The nbconvert HTML export. An export problem (e.g. a template that is not installed)
     never fails a run: the next template is tried, and at worst a plain page with the cells'
@@ -83,13 +90,13 @@ def render_html(notebook: NotebookNode, templates: Sequence[str] = HTML_TEMPLATE
 
 def collect_outputs(output_dir: Path, results_dir: Path) -> dict[str, Path]:
     """Every regular file under OUTPUT_DIR by its relative name, then the artefacts (which win a
-    name clash, as their names are reserved)."""
+    name clash, as their names are reserved): what `outputInfo` lists under the `all` rule."""
     outputs: dict[str, Path] = {}
     if output_dir.is_dir():
         for path in sorted(output_dir.rglob("*")):
             if path.is_file() and not path.is_symlink():
                 outputs[path.relative_to(output_dir).as_posix()] = path
-    for name in (RESULT_NOTEBOOK, RESULT_HTML, RESULT_LOG, ERROR_LOG):
+    for name in RESULT_FILES:
         if (results_dir / name).is_file():
             outputs[name] = results_dir / name
     return outputs

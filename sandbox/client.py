@@ -95,6 +95,21 @@ class SandboxClient:
         it has completed."""
         return self._call("GET", f"/applications/{application_id}/exports/{job_id}")
 
+    def create_data_table(
+        self, application_id: str, name: str, columns: list[str], **fields: Any
+    ) -> dict[str, Any]:
+        """Create a data table (or replace the one whose `id` is given) for `dataTable`
+        outputs; returns it."""
+        body = {"name": name, "columns": columns, **fields}
+        return self._call("POST", f"/applications/{application_id}/data-tables", json=body)
+
+    def data_table_rows(
+        self, application_id: str, table_id: str, offset: int = 0
+    ) -> dict[str, Any]:
+        """`{"items", "count", "totalCount", "offset", "limit"}`: a page of the table's rows."""
+        path = f"/applications/{application_id}/data-tables/{table_id}/rows?offset={offset}"
+        return self._call("GET", path)
+
     def close(self) -> None:
         self._http.close()
 

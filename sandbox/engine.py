@@ -2,10 +2,10 @@
 
 `start_run` writes the run's spec into its work directory and starts `python -m sandbox.runner`
 in a new session. The runner materialises the inputs, executes the notebook in a fresh kernel,
-writes the artefacts and records each phase in the work directory's state file
-(`sandbox.workdir`). The `RunHandle` only reads that file and polls the process, so a hung kernel
-or runner can never hold up the caller; it kills the whole process tree on `cancel()` or when the
-runner overruns its time limit by more than `defaults.RUN_OVERHEAD`.
+writes the artefacts, delivers the outputs (`sandbox.outputs`) and records each phase in the work
+directory's state file (`sandbox.workdir`). The `RunHandle` only reads that file and polls the
+process, so a hung kernel or runner can never hold up the caller; it kills the whole process tree
+on `cancel()` or when the runner overruns its time limit by more than `defaults.RUN_OVERHEAD`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from typing import Any, Literal
 
 import psutil
 
-from sandbox import artifacts, defaults, environment
+from sandbox import artifacts, defaults, environment, outputs
+from sandbox.errors import OutputError
 from sandbox.templates import TemplateSettings
 from sandbox.workdir import WorkDir
 
@@ -48,6 +49,7 @@ class RunSpec:
     notebook: dict[str, Any]  # the `notebook` of templates: the notebook as the API returns it
     execution: dict[str, Any]  # the `execution` of templates: the execution's log entry
     templates: TemplateSettings
+    output_plan: outputs.OutputPlan
 
     def to_json(self) -> str:
         return json.dumps(
@@ -64,6 +66,7 @@ class RunSpec:
                 "notebook": self.notebook,
                 "execution": self.execution,
                 "templates": self.templates.to_json(),
+                "output_plan": self.output_plan.to_json(),
             }
         )
 
@@ -77,6 +80,7 @@ class RunSpec:
                 **{key: Path(raw[key]) for key in paths},
                 "relative_to": datetime.fromisoformat(raw["relative_to"]),
                 "templates": TemplateSettings(**raw["templates"]),
+                "output_plan": outputs.OutputPlan.from_json(raw["output_plan"]),
             }
         )
 
@@ -201,15 +205,16 @@ class RunHandle:
         if not (results / artifacts.RESULT_LOG).exists():
             (results / artifacts.RESULT_LOG).write_text("")
         artifacts.write_error_log(results, message)
+        errors = [{"name": name, "message": message}]
+        delivered = outputs.deliver(
+            self._spec.output_plan, self._workdir.output_dir, results, strict=False
+        )
+        if delivered.error is not None:
+            errors.append({"name": OutputError.name, "message": delivered.error})
         now = _now()
         state = {**state, "notebook_completed_at": state.get("notebook_completed_at") or now}
         state["outputs_completed_at"] = now
-        return self._outcome_from(
-            state,
-            status,
-            outputs=artifacts.collect_outputs(self._workdir.output_dir, results),
-            errors=[{"name": name, "message": message}],
-        )
+        return self._outcome_from(state, status, outputs=delivered.info, errors=errors)
 
     def _outcome_from(
         self,

@@ -27,6 +27,12 @@ class InputError(SandboxError):
     name = "InputError"
 
 
+class OutputError(SandboxError):
+    """An output could not be delivered; the run ends `errored` with this message."""
+
+    name = "OutputError"
+
+
 class ApiError(SandboxError):
     """An error the API answers with: a status code, Losant's error type and a message."""
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from sandbox import external_url, ids, sample_data
 from sandbox.errors import InputError
+from sandbox.layout import resolve_inside
 from sandbox.templates import Render
 
 CONTEXT_FILE = "context.json"
@@ -153,12 +154,8 @@ def _external_url(spec: dict[str, Any], target: Path, sources: _Sources) -> None
 def _application_file(spec: dict[str, Any], target: Path, sources: _Sources) -> None:
     file_path = str(spec["filePath"])
     label = f"applicationFile input {spec['fileName']!r}"
-    root = sources.files_dir.resolve()
-    try:
-        source = (root / file_path.lstrip("/")).resolve()
-    except (OSError, ValueError):
-        raise InputError(f"{label}: filePath {file_path!r} is not a valid path") from None
-    if source == root or not source.is_relative_to(root):
+    source = resolve_inside(sources.files_dir, file_path)
+    if source is None:
         raise InputError(f"{label}: filePath {file_path!r} is outside the application's files")
     if not source.is_file():
         raise InputError(f"{label}: application file {file_path!r} does not exist")

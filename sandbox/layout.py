@@ -61,3 +61,16 @@ class DataLayout:
         for name in ("notebooks", "applications", "executions", "exports"):
             (self.root / name).mkdir(parents=True, exist_ok=True)
         return self
+
+
+def resolve_inside(root: Path, relative: str) -> Path | None:
+    """`relative` (leading slashes ignored) inside the folder `root`, or None when it would
+    name `root` itself or leave it."""
+    base = root.resolve()
+    try:
+        target = (base / relative.lstrip("/")).resolve()
+    except (OSError, ValueError):
+        return None
+    if target == base or not target.is_relative_to(base):
+        return None
+    return target

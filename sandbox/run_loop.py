@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sandbox import clock, defaults
+from sandbox import clock, defaults, outputs
 from sandbox.behaviours import Behaviour
 from sandbox.downloads import UrlSigner, file_entry
 from sandbox.layout import DataLayout
@@ -81,6 +81,7 @@ class RunLoop:
         on_terminal: Callable[[ExecutionRow], None],
         poll_interval: float,
         templates: TemplateSettings,
+        output_info: str,
     ) -> None:
         self._storage = storage
         self._templates = templates
@@ -89,6 +90,7 @@ class RunLoop:
         self._limits = limits
         self._on_terminal = on_terminal
         self._poll_interval = poll_interval
+        self._output_info = output_info
         self._commands: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="run-loop", daemon=True)
@@ -274,8 +276,22 @@ class RunLoop:
             notebook=notebook_fields(notebook),
             execution=doc,
             templates=self._templates,
+            output_plan=self._output_plan(row, notebook),
         )
         return start_run(spec)
+
+    def _output_plan(self, row: ExecutionRow, notebook: dict[str, Any]) -> outputs.OutputPlan:
+        return outputs.OutputPlan(
+            outputs=notebook.get("outputs", []),
+            output_info=self._output_info,
+            application_id=row.application_id,
+            files_dir=self._layout.application_files(row.application_id),
+            database=self._layout.database,
+            template_context=row.doc.get("templateContext"),
+            notebook=notebook_fields(notebook),
+            execution=row.doc,
+            templates=self._templates,
+        )
 
     def _fire_timers(self) -> None:
         now = time.monotonic()
@@ -286,7 +302,8 @@ class RunLoop:
                 self._conclude(run, self._scripted_outcome, run)
 
     def _scripted_outcome(self, run: _Run) -> dict[str, Any]:
-        """The end of a scripted run: its status, timestamps and small result logs."""
+        """The end of a scripted run: its status, timestamps and small result logs, delivered as
+        the notebook's outputs say (it writes no other file)."""
         assert run.script is not None and run.script.status is not None
         status = run.script.status
         now = clock.iso(clock.now())
@@ -297,17 +314,25 @@ class RunLoop:
             "errored": {"name": "ScriptedError", "message": "The scripted run raised an error"},
             "timeout": {"name": "Timeout", "message": "The scripted run exceeded its run time"},
         }
-        outputs = {"result.log": f"Scripted run {run.execution_id} ended {status}.\n"}
+        logs = {"result.log": f"Scripted run {run.execution_id} ended {status}.\n"}
         if status in errors:
             changes["executionErrors"] = [errors[status]]
-            outputs["result.error.log"] = f"{errors[status]['name']}: {errors[status]['message']}\n"
-        folder = self._layout.execution_dir(run.execution_id) / "outputs"
-        folder.mkdir(parents=True, exist_ok=True)
-        info = {}
-        for name, text in outputs.items():
-            (folder / name).write_text(text, encoding="utf-8")
-            info[name] = file_entry(self._layout, self._signer, folder / name)
-        changes["outputInfo"] = info
+            logs["result.error.log"] = f"{errors[status]['name']}: {errors[status]['message']}\n"
+        workdir = WorkDir(self._layout.execution_dir(run.execution_id))
+        workdir.results_dir.mkdir(parents=True, exist_ok=True)
+        for name, text in logs.items():
+            (workdir.results_dir / name).write_text(text, encoding="utf-8")
+        row = self._storage.get_execution(run.execution_id)
+        notebook = self._storage.get_notebook(run.application_id, run.notebook_id)
+        if row is None or notebook is None:
+            return changes
+        delivered = outputs.deliver(
+            self._output_plan(row, notebook), workdir.output_dir, workdir.results_dir, strict=False
+        )
+        if delivered.error is not None:
+            problem = {"name": "OutputError", "message": delivered.error}
+            changes["executionErrors"] = [*changes.get("executionErrors", []), problem]
+        changes["outputInfo"] = self._file_entries(delivered.info)
         return changes
 
     def _conclude(self, run: _Run, outcome: Callable[..., dict[str, Any]], *args: Any) -> None:
@@ -397,8 +422,9 @@ class RunLoop:
 
 
 def _timestamps(progress: Any) -> dict[str, str]:
+    """The phases the engine reports; `runStartedAt` stays the one `_begin` recorded, which the
+    outputs' templates saw as `execution.runStartedAt`."""
     names = {
-        "started_at": "runStartedAt",
         "inputs_completed_at": "inputsCompletedAt",
         "notebook_completed_at": "notebookCompletedAt",
         "outputs_completed_at": "outputsCompletedAt",

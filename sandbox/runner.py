@@ -1,8 +1,9 @@
 """The process that carries out one execution: `python -m sandbox.runner WORK_DIR/spec.json`.
 
 It materialises the inputs, runs the notebook in a fresh ipykernel with nbclient (the time limit
-counts from the moment the kernel is ready, as Losant excludes set-up), writes the artefacts and
-records every phase and the outcome in the work directory's state file for the engine.
+counts from the moment the kernel is ready, as Losant excludes set-up), writes the artefacts,
+delivers the outputs and records every phase and the outcome in the work directory's state file
+for the engine.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
 
-from sandbox import artifacts, defaults, environment, templates
+from sandbox import artifacts, defaults, environment, outputs, templates
 from sandbox.engine import RunSpec, Status
-from sandbox.errors import InputError
+from sandbox.errors import InputError, OutputError
 from sandbox.inputs import materialize_inputs
 from sandbox.workdir import WorkDir
 
@@ -99,15 +100,25 @@ class Run:
         errors: list[dict[str, str]],
         error_log: str | None = None,
     ) -> None:
-        """Write the artefacts, collect the outputs and record the outcome."""
+        """Write the artefacts, deliver the outputs and record the outcome."""
         if errors and error_log is None:
             error_log = "\n".join(f"{e['name']}: {e['message']}" for e in errors)
-        artifacts.write_artifacts(self.workdir.results_dir, notebook, error_log)
-        outputs = artifacts.collect_outputs(self.workdir.output_dir, self.workdir.results_dir)
+        results_dir = self.workdir.results_dir
+        artifacts.write_artifacts(results_dir, notebook, error_log)
+        delivered = outputs.deliver(
+            self.spec.output_plan,
+            self.workdir.output_dir,
+            results_dir,
+            strict=status == "completed",
+        )
+        if delivered.error is not None:
+            status = "errored"
+            errors = [*errors, {"name": OutputError.name, "message": delivered.error}]
+            artifacts.add_to_error_log(results_dir, f"{OutputError.name}: {delivered.error}")
         self.state["outcome"] = {
             "status": status,
             "input_info": input_info,
-            "outputs": {name: str(p.relative_to(self.workdir.root)) for name, p in outputs.items()},
+            "outputs": {name: str(path) for name, path in delivered.info.items()},
             "execution_errors": errors,
         }
         self.reached("outputs_completed_at")

@@ -53,6 +53,7 @@ class SandboxServer:
         parallel_runs: int = defaults.PARALLEL_RUNS,
         public_url: str | None = None,
         templates: TemplateSettings | None = None,
+        output_info: str = defaults.OUTPUT_INFO,
     ) -> None:
         self.token_generated = token is None
         self.token = token or secrets.token_urlsafe(24)
@@ -76,6 +77,7 @@ class SandboxServer:
             poll_interval=defaults.POLL_INTERVAL,
             stop_timeout=defaults.STOP_TIMEOUT,
             templates=templates or TemplateSettings(),
+            output_info=output_info,
         )
         self.services = Services(settings)
         with listener:

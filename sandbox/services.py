@@ -42,6 +42,7 @@ class SandboxSettings:
     poll_interval: float
     stop_timeout: float
     templates: TemplateSettings  # how input and output templates render
+    output_info: str  # what outputInfo lists: one of defaults.OUTPUT_INFO_RULES
 
     def __repr__(self) -> str:
         return f"SandboxSettings(data_dir={self.data_dir!s}, base_url={self.base_url})"
@@ -71,6 +72,7 @@ class Services:
             self.announce,
             settings.poll_interval,
             settings.templates,
+            settings.output_info,
         )
         self.exporter = Exporter(
             self.storage,

@@ -48,6 +48,24 @@ CREATE TABLE IF NOT EXISTS executions (
 );
 CREATE INDEX IF NOT EXISTS executions_by_notebook ON executions (notebook_id, queued_at, id);
 CREATE INDEX IF NOT EXISTS executions_by_status ON executions (status);
+CREATE TABLE IF NOT EXISTS application_files (
+    application_id TEXT NOT NULL,
+    path TEXT NOT NULL,
+    private INTEGER NOT NULL,
+    PRIMARY KEY (application_id, path)
+);
+CREATE TABLE IF NOT EXISTS data_tables (
+    id TEXT PRIMARY KEY,
+    application_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    columns TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS data_table_rows (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    table_id TEXT NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS data_table_rows_by_table ON data_table_rows (table_id, seq);
 CREATE TABLE IF NOT EXISTS exports (
     id TEXT PRIMARY KEY,
     notebook_id TEXT NOT NULL,
@@ -74,6 +92,14 @@ class ExecutionRow:
     status: str
     callback_url: str | None
     doc: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DataTable:
+    id: str
+    application_id: str
+    name: str
+    columns: list[str]
 
 
 @dataclass(frozen=True)
@@ -326,6 +352,72 @@ class Storage:
             for r in rows
         }
 
+    # application files
+
+    def record_application_file(self, application_id: str, path: str, private: bool) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO application_files (application_id, path, private) VALUES (?, ?, ?)"
+                " ON CONFLICT (application_id, path) DO UPDATE SET private = excluded.private",
+                [application_id, path, int(private)],
+            )
+
+    def application_file_private(self, application_id: str, path: str) -> bool | None:
+        """Whether an output made the file private; None for a file no output wrote."""
+        rows = self._query(
+            "SELECT private FROM application_files WHERE application_id = ? AND path = ?",
+            [application_id, path],
+        )
+        return bool(rows[0]["private"]) if rows else None
+
+    # data tables
+
+    def save_data_table(self, table: DataTable) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO data_tables (id, application_id, name, columns) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET name = excluded.name, columns = excluded.columns",
+                [table.id, table.application_id, table.name, json.dumps(table.columns)],
+            )
+
+    def get_data_table(self, application_id: str, table_id: str) -> DataTable | None:
+        rows = self._query(
+            "SELECT * FROM data_tables WHERE id = ? AND application_id = ?",
+            [table_id, application_id],
+        )
+        return _data_table(rows[0]) if rows else None
+
+    def import_rows(
+        self, table: DataTable, new_columns: list[str], rows: list[dict[str, Any]], truncate: bool
+    ) -> None:
+        """Add `new_columns` to the table and append `rows` (after removing every row first when
+        `truncate`), in one transaction."""
+        with self._transaction() as db:
+            if new_columns:
+                db.execute(
+                    "UPDATE data_tables SET columns = ? WHERE id = ?",
+                    [json.dumps([*table.columns, *new_columns]), table.id],
+                )
+            if truncate:
+                db.execute("DELETE FROM data_table_rows WHERE table_id = ?", [table.id])
+            db.executemany(
+                "INSERT INTO data_table_rows (table_id, doc) VALUES (?, ?)",
+                [(table.id, _dump(row)) for row in rows],
+            )
+
+    def data_table_rows(
+        self, table_id: str, offset: int, limit: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        """A page of the table's rows in the order they were added, and how many it has."""
+        rows = self._query(
+            "SELECT doc FROM data_table_rows WHERE table_id = ? ORDER BY seq LIMIT ? OFFSET ?",
+            [table_id, limit, offset],
+        )
+        total = self._query(
+            "SELECT COUNT(*) AS n FROM data_table_rows WHERE table_id = ?", [table_id]
+        )[0]["n"]
+        return [json.loads(r["doc"]) for r in rows], total
+
     # input data exports
 
     def insert_export(self, export: ExportRow) -> None:
@@ -379,6 +471,10 @@ def _execution(row: sqlite3.Row) -> ExecutionRow:
         row["callback_url"],
         json.loads(row["doc"]),
     )
+
+
+def _data_table(row: sqlite3.Row) -> DataTable:
+    return DataTable(row["id"], row["application_id"], row["name"], json.loads(row["columns"]))
 
 
 def _export(row: sqlite3.Row) -> ExportRow:

@@ -17,6 +17,7 @@ import requests
 from service import keys
 from service.runtime.processes import wait_until
 from tests.support.http_server import Reply, ScriptedServer
+from tests.support.sandbox import LOG_OUTPUTS
 from tests.support.slow_proxy import SlowProxy
 from tests.support.smtp_server import SmtpSink
 
@@ -25,7 +26,7 @@ WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"nbrelay-e2e-webhook-secret-32byte
 
 
 def scripted(app, name: str, status: str = "completed", **behaviour) -> str:
-    notebook_id = app.create_notebook(name)["id"]
+    notebook_id = app.create_notebook(name, outputs=LOG_OUTPUTS)["id"]
     app.set_behaviour(notebook_id, status=status, durationSeconds=0.2, **behaviour)
     return notebook_id
 

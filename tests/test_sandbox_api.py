@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from service.runtime.processes import wait_until
-from tests.support.sandbox import EMPTY_NOTEBOOK, SandboxApp, SandboxProcess
+from tests.support.sandbox import EMPTY_NOTEBOOK, LOG_OUTPUTS, SandboxApp, SandboxProcess
 
 UNKNOWN_ID = "0123456789abcdef01234567"
 
@@ -268,7 +268,7 @@ def _ms(iso: str) -> int:
 def test_execution_record_has_the_log_schema_fields(
     sandbox: SandboxProcess, sandbox_app: SandboxApp
 ) -> None:
-    notebook = sandbox_app.create_notebook()
+    notebook = sandbox_app.create_notebook(outputs=LOG_OUTPUTS)
     sandbox_app.set_behaviour(notebook["id"], status="completed", durationSeconds=0.2)
     execution_id = sandbox_app.execute(
         notebook["id"], relativeTo={"$date": "2024-05-01T12:00:00Z"}, templateContext='{"a": 1}'

@@ -24,6 +24,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from sandbox import defaults
 from sandbox.engine import RunHandle, RunOutcome, RunSpec, start_run
 from sandbox.environment import kernel_environment
+from sandbox.outputs import OutputPlan
 from sandbox.templates import TemplateSettings
 from sandbox.workdir import WorkDir
 from service.runtime.processes import free_port, wait_until
@@ -123,6 +124,18 @@ def make_spec(
         notebook={"id": "6" * 24, "name": name},
         execution={"id": execution_id, "runStartedAt": "2024-05-01T12:00:01.000Z"},
         templates=TemplateSettings(),
+        # No outputs configured; outputInfo lists every file the run left (sandbox.outputs).
+        output_plan=OutputPlan(
+            outputs=[],
+            output_info="all",
+            application_id="a" * 24,
+            files_dir=root / "files",
+            database=root / "sandbox.db",
+            template_context=context,
+            notebook={"id": "6" * 24, "name": name},
+            execution={"id": execution_id, "runStartedAt": "2024-05-01T12:00:01.000Z"},
+            templates=TemplateSettings(),
+        ),
     )
 
 

@@ -14,7 +14,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 from service.runtime.processes import wait_until
 from tests.support.http_server import Reply, ScriptedServer
 from tests.support.processes import alive
-from tests.support.sandbox import SandboxApp, SandboxProcess
+from tests.support.sandbox import LOG_OUTPUTS, SandboxApp, SandboxProcess
 
 KERNEL_TIMEOUT = 90.0  # seconds: a cold kernel start on a busy 2-core machine
 
@@ -50,6 +50,10 @@ def test_notebook_reads_inputs_and_context_and_writes_outputs(
         inputs=[
             {"inputType": "applicationFile", "fileName": "data.csv", "filePath": "readings.csv"}
         ],
+        outputs=[
+            {"outputType": "temporaryUrl", "fileName": "total.txt"},
+            {"outputType": "executionResult", "fileName": "result.html"},
+        ],
     )
     execution_id = sandbox_app.execute(
         notebook["id"],
@@ -80,7 +84,9 @@ def test_notebook_that_raises_ends_errored(
     sandbox_app: SandboxApp, http_server: ScriptedServer
 ) -> None:
     notebook = sandbox_app.create_notebook(
-        "raises", notebook=_notebook("raise ValueError('the sensor data is empty')")
+        "raises",
+        notebook=_notebook("raise ValueError('the sensor data is empty')"),
+        outputs=LOG_OUTPUTS,
     )
     execution_id = sandbox_app.execute(notebook["id"], callbackUrl=f"{http_server.url}/callback")
     record = sandbox_app.wait_for_status(notebook["id"], execution_id, timeout=KERNEL_TIMEOUT)

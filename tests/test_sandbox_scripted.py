@@ -9,14 +9,14 @@ import pytest
 from sandbox.stats import Stats
 from service.runtime.processes import wait_until
 from tests.support.http_server import Reply, ScriptedServer
-from tests.support.sandbox import SandboxApp, SandboxProcess
+from tests.support.sandbox import LOG_OUTPUTS, SandboxApp, SandboxProcess
 
 
 @pytest.mark.parametrize("status", ["completed", "errored", "timeout", "canceled"])
 def test_scripted_run_ends_in_its_status_and_calls_back(
     sandbox_app: SandboxApp, http_server: ScriptedServer, status: str
 ) -> None:
-    notebook = sandbox_app.create_notebook()
+    notebook = sandbox_app.create_notebook(outputs=LOG_OUTPUTS)
     sandbox_app.set_behaviour(notebook["id"], status=status, durationSeconds=0.3)
     started = time.monotonic()
     execution_id = sandbox_app.execute(notebook["id"], callbackUrl=f"{http_server.url}/cb?t=1")

@@ -97,6 +97,14 @@ def require_sandbox_extra() -> None:
     show_default=True,
     help="A template value that does not exist fails the run, or renders as nothing.",
 )
+@click.option(
+    "--output-info",
+    type=click.Choice(defaults.OUTPUT_INFO_RULES),
+    default=defaults.OUTPUT_INFO,
+    show_default=True,
+    help="What outputInfo lists, which Losant does not document: configured outputs, only "
+    "temporaryUrl outputs, or all (also every OUTPUT_DIR file and result.* artefact).",
+)
 def sandbox(
     host: str,
     port: int,
@@ -109,6 +117,7 @@ def sandbox(
     template_context_name: str,
     template_context_keys: bool,
     template_missing: str,
+    output_info: str,
 ) -> None:
     """Run the local Losant Notebooks API (stops cleanly on Ctrl-C or SIGTERM)."""
     require_sandbox_extra()
@@ -138,6 +147,7 @@ def sandbox(
             parallel_runs=parallel,
             public_url=public_url,
             templates=templates,
+            output_info=output_info,
         )
     except SandboxError as exc:
         raise NbrelayError(str(exc)) from None

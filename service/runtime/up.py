@@ -107,7 +107,7 @@ def seed_demo(sandbox_url: str, token: str, state_path: Path) -> tuple[str, list
                 pass
             notebook = client.create_notebook(
                 application_id,
-                {k: entry[k] for k in ("name", "description", "inputs") if k in entry},
+                {k: entry[k] for k in ("name", "description", "inputs", "outputs") if k in entry},
             )
             content = (DEMO_DIR / entry["file"]).read_bytes()
             client.upload(application_id, notebook.id, entry["file"], content)

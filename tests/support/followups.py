@@ -33,6 +33,7 @@ from service.followups.pipeline_file.registry import PipelineRegistry
 from service.losant import LosantClient
 from service.marker import Marker, with_marker
 from service.runtime.processes import wait_until
+from tests.support.sandbox import LOG_OUTPUTS
 
 FAST_CHANNELS = RetryPolicy(max_attempts=3, max_elapsed=5, backoff_base=0.05, backoff_max=0.1)
 TTL = 30 * 24 * 3600
@@ -117,7 +118,7 @@ class Harness:
         )
 
     def notebook(self, name: str, **behaviour: Any) -> str:
-        notebook_id = self.app.create_notebook(name)["id"]
+        notebook_id = self.app.create_notebook(name, outputs=LOG_OUTPUTS)["id"]
         self.app.set_behaviour(
             notebook_id, **{"status": "completed", "durationSeconds": 0.1, **behaviour}
         )

@@ -23,6 +23,18 @@ from service.runtime.supervisor import Child
 
 TERMINAL_STATUSES = frozenset({"completed", "errored", "timeout", "canceled"})
 
+# The run logs as outputs: copied to the application's files, per notebook and run, and listed in
+# outputInfo under their names (sandbox.outputs).
+RUN_LOG_DIRECTORY = "/{{notebook.name}}/{{execution.runStartedAt}}"
+LOG_OUTPUTS = [
+    {
+        "outputType": "executionResult",
+        "fileName": name,
+        "destinationDirectoryTemplate": RUN_LOG_DIRECTORY,
+    }
+    for name in ("result.log", "result.error.log")
+]
+
 EMPTY_NOTEBOOK: dict[str, Any] = {
     "cells": [],
     "metadata": {},
