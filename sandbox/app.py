@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed as HttpMethodNotAllowed
@@ -35,15 +34,16 @@ def create_app(services: Services) -> Flask:
     app.url_map.strict_slashes = False
     app.url_map.merge_slashes = False
     app.extensions["sandbox"] = services
-    expected = f"Bearer {services.settings.token}".encode()
 
     @app.before_request
     def authenticate() -> None:
         if request.endpoint in OPEN_ENDPOINTS:
             return
-        given = request.headers.get("Authorization", "").encode()
-        if not hmac.compare_digest(given, expected):
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        scopes = services.tokens.scopes(token) if scheme == "Bearer" and token else None
+        if scopes is None:
             raise Unauthorized("A valid bearer token is required")
+        g.token, g.scopes = token, scopes
 
     _register_error_handlers(app)
     app.register_blueprint(api.blueprint)
