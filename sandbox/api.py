@@ -1,10 +1,10 @@
 """The Losant Notebooks routes (reference §1.2), validated against `openapi.yaml`.
 
-Each request to a notebook that exists is first counted under its Losant action name and exposed
-to the notebook's scripted faults (`serverErrors`), then validated, then served. Applications
-come into being when a notebook is first created in them (or through
-`POST /_sandbox/applications`); reading from an application that does not exist answers 404
-like Losant.
+Each request is first checked against its token's scopes (403, sandbox.scopes). A request to a
+notebook that exists is then counted under its Losant action name and exposed to the notebook's
+scripted faults (`serverErrors`), then validated, then served. Applications are created with
+`POST /_sandbox/applications`; every route of an application that does not exist answers 404,
+creating a notebook in it included.
 """
 
 from __future__ import annotations
@@ -22,8 +22,15 @@ from flask import Blueprint, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.utils import secure_filename
 
-from sandbox import clock, ids, name_filter
-from sandbox.errors import NotFound, PayloadTooLarge, ScriptedServerError, ValidationFailed
+from sandbox import clock, ids, name_filter, scopes
+from sandbox.errors import (
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    ScriptedServerError,
+    ValidationFailed,
+)
+from sandbox.exports import log_id
 from sandbox.records import TERMINAL_STATUSES, execution_record
 from sandbox.services import Services
 from sandbox.validation import ValidRequest, validate_request
@@ -41,7 +48,11 @@ def _take_path(endpoint: str | None, values: dict[str, Any] | None) -> None:
     """Path values go through the same validation as the rest, so views take no arguments."""
     g.path = {
         name: values.pop(key)
-        for name, key in (("applicationId", "application_id"), ("notebookId", "notebook_id"))
+        for name, key in (
+            ("applicationId", "application_id"),
+            ("notebookId", "notebook_id"),
+            ("jobId", "job_id"),
+        )
         if values and key in values
     }
 
@@ -70,7 +81,13 @@ def _read_body(limit: int) -> bytes:
 
 
 def _validated(operation_id: str) -> ValidRequest:
-    """Validate the current request; for a notebook's routes also count it and apply faults."""
+    """Check the token's scopes and validate the current request (its application must exist);
+    for a notebook's routes also count it and apply faults."""
+    if not scopes.allows(g.scopes, operation_id):
+        accepted = scopes.accepted(operation_id)
+        raise Forbidden(
+            f"The token lacks the scope {accepted[0]} (or one of {', '.join(accepted[1:])})"
+        )
     services = _services()
     path = g.path
     notebook_id = _existing_notebook_id(path)
@@ -84,6 +101,8 @@ def _validated(operation_id: str) -> ValidRequest:
     valid = validate_request(operation_id, path, request.args.to_dict(), body)
     for name in path:
         valid.path[name] = _canonical_id(valid.path[name], name)
+    if services.storage.get_application(valid.path["applicationId"]) is None:
+        raise NotFound("Application was not found")
     return valid
 
 
@@ -97,11 +116,6 @@ def _existing_notebook_id(path: dict[str, str]) -> str | None:
     if _services().storage.get_notebook(application_id, notebook_id) is None:
         return None
     return notebook_id
-
-
-def _application(application_id: str) -> None:
-    if _services().storage.get_application(application_id) is None:
-        raise NotFound("Application was not found")
 
 
 def _notebook(valid: ValidRequest) -> dict[str, Any]:
@@ -161,7 +175,6 @@ def _ms(valid: ValidRequest, name: str) -> int | None:
 def list_notebooks() -> ResponseReturnValue:
     valid = _validated("notebooks.get")
     application_id = valid.path["applicationId"]
-    _application(application_id)
     query = valid.query
     rows = _services().storage.list_notebooks(application_id)
     pattern = query.get("filter") if query.get("filterField") else None
@@ -201,7 +214,6 @@ def create_notebook() -> ResponseReturnValue:
     _check_inputs(body.get("inputs", []))
     services = _services()
     now = clock.now()
-    services.storage.save_application(application_id, None, clock.to_ms(now), {})
     notebook_id = ids.new_object_id()
     doc = {
         "id": notebook_id,
@@ -308,7 +320,7 @@ def execute() -> ResponseReturnValue:
         "executionRelativeTo": clock.iso(relative_to),
         "maxAllowedRunMinutes": max_minutes,
         "sourceType": "apiToken",
-        "sourceId": _token_id(services.settings.token),
+        "sourceId": _token_id(g.token),
         "runQueuedAt": clock.iso(now),
         "inputInfo": {},
         "outputInfo": {},
@@ -400,6 +412,58 @@ def request_input_data_export() -> ResponseReturnValue:
     notebook = _notebook(valid)
     options = valid.body
     job_id = _services().exporter.request(
-        notebook, _relative_to(options), options.get("templateContext"), _callback_url(options)
+        notebook,
+        _relative_to(options),
+        options.get("templateContext"),
+        _callback_url(options),
+        options.get("email"),
+        _token_id(g.token),
     )
     return jsonify({"success": True, "jobQueued": True, "jobId": job_id}), 202
+
+
+# application job logs (the input data exports')
+
+
+@blueprint.get("/applications/<application_id>/jobLogs")
+def job_logs() -> ResponseReturnValue:
+    valid = _validated("applicationJobLogs.get")
+    if "query" in request.args:
+        raise ValidationFailed("query.query: the sandbox does not filter job logs")
+    application_id = valid.path["applicationId"]
+    services = _services()
+    base_url = _base_url()
+    logs = [
+        services.exporter.job_log(job, base_url)
+        for job in services.storage.exports_of(application_id)
+    ]
+    field = valid.query["sortField"]
+    # Absent times sort first, as a missing field does in Losant's ascending order (inferred).
+    logs.sort(
+        key=lambda log: (log.get(field) or "", log["id"]),
+        reverse=valid.query["sortDirection"] == "desc",
+    )
+    page, per_page = valid.query["page"], valid.query["perPage"]
+    chosen = logs[page * per_page : (page + 1) * per_page]
+    return jsonify(
+        {
+            "items": chosen,
+            "count": len(chosen),
+            "totalCount": len(logs),
+            "perPage": per_page,
+            "page": page,
+            "sortField": field,
+            "sortDirection": valid.query["sortDirection"],
+            "applicationId": application_id,
+        }
+    )
+
+
+@blueprint.get("/applications/<application_id>/jobLogs/<job_id>")
+def job_log() -> ResponseReturnValue:
+    valid = _validated("applicationJobLog.get")
+    services = _services()
+    for job in services.storage.exports_of(valid.path["applicationId"]):
+        if log_id(job.id) == valid.path["jobId"]:
+            return jsonify(services.exporter.job_log(job, _base_url()))
+    raise NotFound("Application job log was not found")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 
 from flask import Flask, Response, g, jsonify, request
@@ -36,14 +35,17 @@ def create_app(services: Services) -> Flask:
     app.url_map.strict_slashes = False
     app.url_map.merge_slashes = False
     app.extensions["sandbox"] = services
-    expected = f"Bearer {services.settings.token}".encode()
 
     @app.before_request
     def authenticate() -> None:
-        given = request.headers.get("Authorization", "").encode()
-        g.authorized = hmac.compare_digest(given, expected)
-        if not g.authorized and request.endpoint not in OPEN_ENDPOINTS:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        scopes = services.tokens.scopes(token) if scheme == "Bearer" and token else None
+        g.authorized = scopes is not None
+        if scopes is None:
+            if request.endpoint in OPEN_ENDPOINTS:
+                return
             raise Unauthorized("A valid bearer token is required")
+        g.token, g.scopes = token, scopes
 
     _register_error_handlers(app)
     app.register_blueprint(api.blueprint)

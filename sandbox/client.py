@@ -1,10 +1,11 @@
 """`SandboxClient`: the sandbox-only routes under `/_sandbox/`, from Python.
 
 Losant's routes have clients already (`losant-rest`, `service.losant`); these routes exist only in
-the sandbox, where tests, load runs and `nbrelay up` create applications and script notebooks.
+the sandbox, where tests, load runs and `nbrelay up` create applications and tokens and script
+notebooks.
 An answer other than 2xx raises the `ApiError` subclass of its status (`ValidationFailed`,
-`Unauthorized`, `NotFound`, ...) with the sandbox's `type` and `message`; a sandbox that cannot be
-reached, or does not answer in time, raises `Unavailable`.
+`Unauthorized`, `Forbidden`, `NotFound`, ...) with the sandbox's `type` and `message`; a sandbox
+that cannot be reached, or does not answer in time, raises `Unavailable`.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ import requests
 from sandbox import __version__, defaults
 from sandbox.errors import (
     ApiError,
+    Forbidden,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    TooManyRequests,
     Unauthorized,
     Unavailable,
     ValidationFailed,
@@ -27,7 +30,15 @@ from sandbox.errors import (
 
 ERRORS_BY_STATUS: dict[int, type[ApiError]] = {
     error.status: error
-    for error in (ValidationFailed, Unauthorized, NotFound, MethodNotAllowed, PayloadTooLarge)
+    for error in (
+        ValidationFailed,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        MethodNotAllowed,
+        PayloadTooLarge,
+        TooManyRequests,
+    )
 }
 
 
@@ -70,6 +81,11 @@ class SandboxClient:
     def update_application(self, application_id: str, **settings: Any) -> dict[str, Any]:
         """Change `name`, `maxAllowedRunMinutes` or `parallelRuns`; returns the application."""
         return self._call("PATCH", f"/applications/{application_id}", json=settings)
+
+    def add_token(self, token: str, scopes: list[str]) -> list[str]:
+        """Let `token` call the API with Losant's `scopes` (`notebook.logs`, `all.Application`,
+        ...), or change the scopes of a known token; returns its scopes."""
+        return self._call("POST", "/tokens", json={"token": token, "scopes": scopes})["scopes"]
 
     def behaviour(self, application_id: str, notebook_id: str) -> dict[str, Any]:
         return self._call("GET", _notebook_path(application_id, notebook_id, "behaviour"))

@@ -1,15 +1,16 @@
-"""Sandbox-only routes under `/_sandbox/`: applications, scripted behaviours, statistics, export
-jobs and a health check. Same bearer token as the Losant routes (except `/_sandbox/health`)."""
+"""Sandbox-only routes under `/_sandbox/`: applications, API tokens, scripted behaviours,
+statistics, export jobs and a health check. They take a token of the sandbox that grants every
+action (`all.Application`, ...; see sandbox.scopes), except `/_sandbox/health`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from sandbox import behaviours, clock, ids
-from sandbox.errors import NotFound, ValidationFailed
+from sandbox import behaviours, clock, ids, scopes
+from sandbox.errors import Forbidden, NotFound, ValidationFailed
 from sandbox.services import Services
 from sandbox.storage import Application
 from sandbox.validation import check, parse_json
@@ -33,7 +34,27 @@ APPLICATION_PATCH = {
     "properties": APPLICATION_SETTINGS,
     "additionalProperties": False,
 }
+NEW_TOKEN = {
+    "type": "object",
+    "properties": {
+        "token": {"type": "string", "minLength": 1, "maxLength": 1024},
+        "scopes": {
+            "type": "array",
+            "items": {"type": "string", "maxLength": 256},
+            "minItems": 1,
+            "maxItems": 100,
+        },
+    },
+    "required": ["token", "scopes"],
+    "additionalProperties": False,
+}
 NOTEBOOK = "/applications/<application_id>/notebooks/<notebook_id>"
+
+
+@blueprint.before_request
+def _full_access() -> None:
+    if request.endpoint != "control.health" and not scopes.grants_everything(g.scopes):
+        raise Forbidden(f"The sandbox's own routes need a token with {scopes.FULL_ACCESS}")
 
 
 def _services() -> Services:
@@ -112,6 +133,16 @@ def patch_application(application_id: str) -> ResponseReturnValue:
         raise NotFound("Application was not found")
     application, _ = _save_application(application_id, _body(APPLICATION_PATCH))
     return jsonify(_application_json(application))
+
+
+@blueprint.post("/tokens")
+def put_token() -> ResponseReturnValue:
+    """Add an API token with the given scopes, or change a known token's scopes."""
+    body = _body(NEW_TOKEN)
+    token = scopes.check_token(body["token"])
+    granted = scopes.check_scopes(body["scopes"])
+    created = _services().tokens.put(token, granted)
+    return jsonify({"success": True, "scopes": sorted(granted)}), 201 if created else 200
 
 
 @blueprint.put(NOTEBOOK + "/behaviour")

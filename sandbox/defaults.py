@@ -6,6 +6,8 @@ PORT = 8081
 DATA_DIR = ".nbrelay/sandbox"
 MAX_RUN_MINUTES = 30.0  # maxAllowedRunMinutes of applications that set none
 PARALLEL_RUNS = 2  # runs in progress per application; the rest stay queued
+EXPORT_INTERVAL = 15 * 60.0  # seconds; one input data export per notebook in this window, as
+# Losant's throttle (1 per 15 minutes); `nbrelay sandbox --export-interval` changes it
 JSON_BODY_LIMIT = 1024 * 1024  # bytes; larger JSON bodies get 413
 UPLOAD_LIMIT = 16 * 1024 * 1024  # bytes; larger .ipynb uploads get 413
 CALLBACK_WORKERS = 4

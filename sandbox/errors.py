@@ -58,6 +58,13 @@ class Unauthorized(ApiError):
     type = "Unauthorized"
 
 
+class Forbidden(ApiError):
+    """The token is valid but has none of the scopes the action accepts."""
+
+    status = 403
+    type = "Forbidden"
+
+
 class NotFound(ApiError):
     status = 404
     type = "NotFound"
@@ -71,6 +78,11 @@ class MethodNotAllowed(ApiError):
 class PayloadTooLarge(ApiError):
     status = 413
     type = "PayloadTooLarge"
+
+
+class TooManyRequests(ApiError):
+    status = 429
+    type = "TooManyRequests"
 
 
 class ScriptedServerError(ApiError):

@@ -4,21 +4,27 @@ A job is queued (202 with its `jobId`), built on a worker thread with the same i
 materialisation a run uses, kept in the data folder for download, and announced to the job's
 `callbackUrl` with `{"success", "jobId", "applicationId", "notebookId", "status", "downloadUrl"}`
 (`error` instead of `downloadUrl` when it failed). `GET /_sandbox/applications/{a}/exports/{jobId}`
-shows the job.
+shows the job; `GET /applications/{a}/jobLogs[/{id}]` shows it as Losant's application job log,
+under a 24-hex id of its own (how Losant relates the queued `jobId` to its job log is unknown).
+A notebook gets one export per `interval` seconds (Losant: one per 15 minutes); sooner is 429.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
+import threading
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from sandbox import clock
 from sandbox.callbacks import CallbackSender
 from sandbox.downloads import UrlSigner
+from sandbox.errors import TooManyRequests
 from sandbox.ids import new_job_id
 from sandbox.layout import DataLayout
 from sandbox.records import notebook_fields
@@ -37,9 +43,12 @@ class Exporter:
         callbacks: CallbackSender,
         base_url: str,
         templates: TemplateSettings,
+        interval: float,
     ) -> None:
         self._storage = storage
         self._templates = templates
+        self._interval = timedelta(seconds=interval)
+        self._requests = threading.Lock()  # one check-then-insert at a time
         self._layout = layout
         self._signer = signer
         self._callbacks = callbacks
@@ -52,8 +61,12 @@ class Exporter:
         relative_to: datetime,
         template_context: str | None,
         callback_url: str | None,
+        email: str | None,
+        requested_by: str,
     ) -> str:
-        """Queue an export of `notebook`'s inputs; returns the job id."""
+        """Queue an export of `notebook`'s inputs; returns the job id. TooManyRequests when the
+        notebook's last export was requested less than the interval ago."""
+        now = clock.now()
         job = ExportRow(
             new_job_id(),
             notebook["id"],
@@ -63,10 +76,27 @@ class Exporter:
                 "relativeTo": clock.iso(relative_to),
                 "templateContext": template_context,
                 "callbackUrl": callback_url,
-                "createdAt": clock.iso(clock.now()),
+                "email": email,
+                "requestedById": requested_by,
+                "createdAt": clock.iso(now),
             },
         )
-        self._storage.insert_export(job)
+        with self._requests:
+            last = max(
+                (
+                    datetime.fromisoformat(row.doc["createdAt"])
+                    for row in self._storage.exports_of(job.application_id)
+                    if row.notebook_id == job.notebook_id
+                ),
+                default=None,
+            )
+            if last is not None and now - last < self._interval:
+                wait = (last + self._interval - now).total_seconds()
+                raise TooManyRequests(
+                    f"Input data exports are limited to one per {self._interval.total_seconds():g}"
+                    f" seconds per notebook; try again in {wait:.0f} seconds"
+                )
+            self._storage.insert_export(job)
         self._pool.submit(self._build, job.id)
         return job.id
 
@@ -82,6 +112,7 @@ class Exporter:
         """The job as `GET /_sandbox/.../exports/{jobId}` shows it."""
         record = {
             "jobId": job.id,
+            "jobLogId": log_id(job.id),
             "applicationId": job.application_id,
             "notebookId": job.notebook_id,
             "status": job.status,
@@ -91,11 +122,51 @@ class Exporter:
             record["downloadUrl"] = base_url + record["downloadUrl"]
         return record
 
+    def job_log(self, job: ExportRow, base_url: str) -> dict[str, Any]:
+        """The job as Losant's application job log (`applicationJobLog`)."""
+        doc = job.doc
+        record: dict[str, Any] = {
+            "id": log_id(job.id),
+            "jobId": log_id(job.id),
+            "name": "notebookInputDataExport",
+            "applicationId": job.application_id,
+            "runQueuedAt": doc["createdAt"],
+            "status": job.status,
+            "requestedByType": "apiToken",
+            "ownerType": "application",
+            "ownerId": job.application_id,
+            "resourceType": "notebook",
+            "resourceId": job.notebook_id,
+            "input": {
+                key: value
+                for key, value in (
+                    ("callbackUrl", doc.get("callbackUrl")),
+                    ("emails", [doc["email"]] if doc.get("email") else None),
+                    ("templateContext", doc.get("templateContext")),
+                )
+                if value is not None
+            },
+            "output": {},
+        }
+        if doc.get("requestedById"):
+            record["requestedById"] = doc["requestedById"]
+        if doc.get("startedAt"):
+            record["runStartedAt"] = doc["startedAt"]
+        if doc.get("completedAt"):
+            record["runCompletedAt"] = doc["completedAt"]
+        if doc.get("downloadUrl"):
+            record["output"]["downloadUrls"] = [base_url + doc["downloadUrl"]]
+        if doc.get("error"):
+            name, _, message = doc["error"].partition(": ")
+            record["error"] = {"name": name, "message": message}
+        return record
+
     def _build(self, job_id: str) -> None:
         job = self._storage.get_export(job_id)
         if job is None:
             return
         notebook = self._storage.get_notebook(job.application_id, job.notebook_id)
+        job = replace(job, doc={**job.doc, "startedAt": clock.iso(clock.now())})
         self._storage.update_export(job.id, "inProgress", job.doc)
         try:
             if notebook is None:
@@ -146,3 +217,8 @@ class Exporter:
         finally:
             shutil.rmtree(work, ignore_errors=True)
         return self._signer.path_for(self._layout.relative(target))
+
+
+def log_id(job_id: str) -> str:
+    """The 24-hex id of the job's job log, the same on every call."""
+    return hashlib.sha256(b"nbrelay-sandbox-job:" + job_id.encode()).hexdigest()[:24]

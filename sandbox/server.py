@@ -13,7 +13,7 @@ from pathlib import Path
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from sandbox import defaults
+from sandbox import defaults, scopes
 from sandbox.app import create_app
 from sandbox.errors import ListenError
 from sandbox.services import SandboxSettings, Services
@@ -48,15 +48,19 @@ class SandboxServer:
         *,
         host: str = defaults.HOST,
         port: int = defaults.PORT,
-        token: str | None = None,
+        tokens: dict[str, frozenset[str]] | None = None,
         max_run_minutes: float = defaults.MAX_RUN_MINUTES,
         parallel_runs: int = defaults.PARALLEL_RUNS,
+        export_interval: float = defaults.EXPORT_INTERVAL,
         public_url: str | None = None,
         templates: TemplateSettings | None = None,
         output_info: str = defaults.OUTPUT_INFO,
     ) -> None:
-        self.token_generated = token is None
-        self.token = token or secrets.token_urlsafe(24)
+        """`tokens`: each API token with its scopes (sandbox.scopes); without any, one token
+        with `all.Application` is generated (`token`)."""
+        self.token_generated = not tokens
+        self.token = secrets.token_urlsafe(24) if not tokens else next(iter(tokens))
+        tokens = tokens or {self.token: frozenset({scopes.FULL_ACCESS})}
         listener = _listen(host, port)
         self.port = listener.getsockname()[1]
         connect_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
@@ -64,10 +68,11 @@ class SandboxServer:
         settings = SandboxSettings(
             # Absolute, so runner processes and download paths do not depend on the cwd.
             data_dir=Path(data_dir).resolve(),
-            token=self.token,
+            tokens=tokens,
             base_url=(public_url or self.url).rstrip("/"),
             max_run_minutes=max_run_minutes,
             parallel_runs=parallel_runs,
+            export_interval=export_interval,
             json_body_limit=defaults.JSON_BODY_LIMIT,
             upload_limit=defaults.UPLOAD_LIMIT,
             callback_workers=defaults.CALLBACK_WORKERS,

@@ -19,6 +19,7 @@ from sandbox.exports import Exporter
 from sandbox.layout import DataLayout
 from sandbox.records import execution_record, notebook_record
 from sandbox.run_loop import RunLimits, RunLoop
+from sandbox.scopes import Tokens
 from sandbox.stats import Stats
 from sandbox.storage import ExecutionRow, Storage
 from sandbox.templates import TemplateSettings
@@ -29,10 +30,11 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class SandboxSettings:
     data_dir: Path
-    token: str
+    tokens: dict[str, frozenset[str]]  # each token with its scopes (scopes.py)
     base_url: str  # how callbacks' download links reach the sandbox
     max_run_minutes: float
     parallel_runs: int
+    export_interval: float  # seconds between two input data exports of one notebook
     json_body_limit: int
     upload_limit: int
     callback_workers: int
@@ -51,6 +53,7 @@ class SandboxSettings:
 class Services:
     def __init__(self, settings: SandboxSettings) -> None:
         self.settings = settings
+        self.tokens = Tokens(settings.tokens)
         self.layout = DataLayout(settings.data_dir).create()
         self.storage = Storage(self.layout.database)
         self.signer = UrlSigner(self.layout.url_key())
@@ -81,6 +84,7 @@ class Services:
             self.callbacks,
             settings.base_url,
             settings.templates,
+            settings.export_interval,
         )
 
     def start(self) -> None:

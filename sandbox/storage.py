@@ -446,6 +446,11 @@ class Storage:
         rows = self._query("SELECT * FROM exports WHERE id = ?", [job_id])
         return _export(rows[0]) if rows else None
 
+    def exports_of(self, application_id: str) -> list[ExportRow]:
+        """Every export job of the application (its job logs)."""
+        rows = self._query("SELECT * FROM exports WHERE application_id = ?", [application_id])
+        return [_export(r) for r in rows]
+
     def exports_with_status(self, statuses: Iterable[str]) -> list[ExportRow]:
         wanted = list(statuses)
         rows = self._query(

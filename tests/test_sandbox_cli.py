@@ -64,8 +64,11 @@ def test_taken_port_is_one_line_and_exit_1(tmp_path: Path) -> None:
 def test_bad_options_exit_2(tmp_path: Path) -> None:
     for args in (
         ["--token", "two words"],
+        ["--token", "t:"],
+        ["--token", "t:notebook.logs,not a scope"],
         ["--max-run-minutes", "0"],
         ["--parallel", "0"],
+        ["--export-interval", "-1"],
         ["--templates", "handlebars"],
         ["--template-context-name", "execution"],
     ):

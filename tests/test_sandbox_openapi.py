@@ -85,6 +85,8 @@ def test_document_has_the_losant_routes() -> None:
         ("GET", one + "/notebookMinuteCounts"),
         ("POST", one + "/upload"),
         ("POST", one + "/requestInputDataExport"),
+        ("GET", "/applications/{applicationId}/jobLogs"),
+        ("GET", "/applications/{applicationId}/jobLogs/{jobId}"),
     }
 
 
@@ -103,7 +105,7 @@ def test_fuzzing_finds_no_server_error_and_no_undocumented_response(
         response_schema_conformance,
     ]
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 12
+    assert len(operations) == 14
     for operation in operations:
         # Valid and invalid requests, against random ids and against real notebooks.
         strategies = [

@@ -10,8 +10,8 @@ from types import FrameType
 
 import click
 
-from sandbox import defaults
-from sandbox.errors import SandboxError
+from sandbox import defaults, scopes
+from sandbox.errors import ApiError, SandboxError
 from service.cli.params import POSITIVE
 from service.errors import NbrelayError, UsageProblem
 
@@ -52,8 +52,11 @@ def require_sandbox_extra() -> None:
 )
 @click.option(
     "--token",
+    "token_specs",
+    multiple=True,
     envvar="NBRELAY_SANDBOX_TOKEN",
-    help="Bearer token the API requires [env NBRELAY_SANDBOX_TOKEN]; generated when not set.",
+    help="API token TOKEN (all.Application) or TOKEN:scope,scope with Losant's scopes "
+    "(repeatable) [env NBRELAY_SANDBOX_TOKEN, space-separated]; one is generated when none is set.",
 )
 @click.option(
     "--max-run-minutes",
@@ -68,6 +71,13 @@ def require_sandbox_extra() -> None:
     default=defaults.PARALLEL_RUNS,
     show_default=True,
     help="Runs in progress per application; more stay queued.",
+)
+@click.option(
+    "--export-interval",
+    type=click.FloatRange(min=0),
+    default=defaults.EXPORT_INTERVAL,
+    show_default=True,
+    help="Seconds between two input data exports of one notebook (429 sooner); 0: no limit.",
 )
 @click.option("--public-url", help="Base URL of download links in callbacks (default: own URL).")
 @click.option(
@@ -109,9 +119,10 @@ def sandbox(
     host: str,
     port: int,
     data_dir: Path,
-    token: str | None,
+    token_specs: tuple[str, ...],
     max_run_minutes: float,
     parallel: int,
+    export_interval: float,
     public_url: str | None,
     template_syntax: str,
     template_context_name: str,
@@ -127,10 +138,7 @@ def sandbox(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    if token is not None and (not token.strip() or any(c.isspace() for c in token)):
-        raise click.BadParameter(
-            "must be non-empty and contain no white space", param_hint="--token"
-        )
+    tokens = _tokens(token_specs)
     try:
         templates = TemplateSettings(
             template_syntax, template_context_name, template_context_keys, template_missing
@@ -142,9 +150,10 @@ def sandbox(
             data_dir,
             host=host,
             port=port,
-            token=token,
+            tokens=tokens,
             max_run_minutes=max_run_minutes,
             parallel_runs=parallel,
+            export_interval=export_interval,
             public_url=public_url,
             templates=templates,
             output_info=output_info,
@@ -160,6 +169,18 @@ def sandbox(
     except KeyboardInterrupt:
         pass
     click.echo("nbrelay sandbox stopped")
+
+
+def _tokens(specs: tuple[str, ...]) -> dict[str, frozenset[str]]:
+    """`TOKEN` or `TOKEN:scope,scope` options as tokens with their scopes."""
+    tokens: dict[str, frozenset[str]] = {}
+    for spec in specs:
+        try:
+            token, granted = scopes.parse(spec)
+        except ApiError as exc:
+            raise click.BadParameter(exc.message, param_hint="--token") from None
+        tokens[token] = granted
+    return tokens
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
