@@ -144,3 +144,12 @@ EMBEDDED_REDIS_STOP_TIMEOUT = 10.0  # seconds Redis gets to write its append-onl
 # Input from outside (request bodies, callback hints, command-line values)
 JSON_MAX_DEPTH = 64  # levels of nested arrays and objects accepted in a JSON document
 REQUESTED_BY_MAX_LENGTH = 200  # characters of `requestedBy` in the API's request bodies
+
+# nbrelay doctor
+DOCTOR_REQUEST_TIMEOUT = 10.0  # seconds for one request of a check (Losant, the public URL)
+DOCTOR_PROBE_TTL = 60  # seconds a probe token is valid, and its nonce is kept once it arrived
+DOCTOR_PROBE_WAIT = 10.0  # seconds doctor waits to see its probe arrive through the public URL
+DOCTOR_CLOCK_SKEW_WARN = 30.0  # seconds between our clock and Losant's Date before a warning;
+# half of SYNC_SINCE_MARGIN, which absorbs skew when reading /logs
+DOCTOR_MEMORY_WARN = 0.75  # share of Redis's maxmemory in use before a warning
+DOCTOR_MEMORY_FAIL = 0.9  # share in use that fails the check (noeviction refuses writes at 1)

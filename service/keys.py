@@ -147,6 +147,14 @@ def scheduler_leader() -> str:
     return f"{PREFIX}:scheduler-leader"
 
 
+# nbrelay doctor
+
+
+def doctor_probe(nonce: str) -> str:
+    """String with a TTL: a probe of `nbrelay doctor` that arrived through NBRELAY_PUBLIC_URL."""
+    return f"{PREFIX}:doctor-probe:{nonce}"
+
+
 # Pipelines, follow-up actions and alerts
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import redis as redis_lib
-from rq import Queue, Retry
+from rq import Queue, Retry, Worker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.registry import FailedJobRegistry
@@ -122,6 +122,14 @@ class Queues:
             failed = FailedJobRegistry(queue=q).count
             stats.append(QueueStats(name, q.count, oldest, failed))
         return stats
+
+    def workers(self) -> dict[str, tuple[str, ...]]:
+        """The queues served by each live worker, by worker name. A worker registers itself and
+        keeps its key alive with heartbeats; one whose key expired is not listed."""
+        return {
+            worker.name: tuple(worker.queue_names())
+            for worker in Worker.all(connection=self.rq_redis)
+        }
 
     def dead_letters(self) -> list[DeadLetter]:
         """Jobs that failed for good, most recent failure first."""

@@ -145,7 +145,7 @@ LAYERS = (  # lowest first
     ("service.followups.pipelines", "service.followups.alerts"),
     ("service.followups.rules",),
     ("service.followups",),
-    ("service.composition", "service.gauges", "service.runtime"),
+    ("service.composition", "service.doctor", "service.gauges", "service.runtime"),
     ("service.web", "service.cli", "workers"),
 )
 

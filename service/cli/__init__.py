@@ -11,6 +11,7 @@ from service.cli.actions import actions
 from service.cli.alerts import alerts
 from service.cli.config import config
 from service.cli.dead_letters import dead_letters
+from service.cli.doctor import doctor
 from service.cli.executions import executions, run, show
 from service.cli.pipelines import pipelines
 from service.cli.sandbox import sandbox
@@ -30,7 +31,7 @@ cli.add_command(alerts)
 cli.add_command(config)
 cli.add_command(pipelines)
 cli.add_command(sandbox)
-for command in (up, web, worker, scheduler, run, executions, show, dead_letters):
+for command in (up, web, worker, scheduler, run, executions, show, dead_letters, doctor):
     cli.add_command(command)
 
 

@@ -5,6 +5,10 @@ binds the application, the notebook and (for pipeline steps) the run and step, w
 expiry times, signed with HMAC-SHA256. The payload is packed in binary so that the token stays
 short (about 90 characters without a pipeline step, never more than ~300). Verification accepts
 any of the configured secrets, so secrets can be rotated while runs started earlier still report.
+
+A second kind of token, the probe, vouches for nothing but a random nonce: `nbrelay doctor` sends
+one through NBRELAY_PUBLIC_URL to see that the URL reaches this deployment. Its kind byte is
+signed with the rest, so neither kind can pass for the other.
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ from service import defaults
 from service.config import OBJECT_ID
 
 VERSION = 1
+PROBE = 2  # the kind byte of a probe token
 _DOMAIN = b"nbrelay-callback\x00"  # keeps these MACs apart from any other use of the secret
 _HEAD = struct.Struct(">B12s12sII")  # version, application, notebook, issued, expires
+_PROBE = struct.Struct(">B16sII")  # PROBE, nonce, issued, expires
 _MAC_BYTES = hashlib.sha256().digest_size
 _ALPHABET = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -51,6 +57,14 @@ class CallbackClaims:
     expires_at: int  # s since epoch
     run: str | None = None
     step: str | None = None
+
+
+@dataclass(frozen=True)
+class ProbeClaims:
+    """What a valid probe token vouches for: the nonce its sender waits to see arrive."""
+
+    nonce: str  # 32 hexadecimal characters
+    expires_at: int  # s since epoch
 
 
 def sign(
@@ -92,7 +106,18 @@ def sign(
     return token
 
 
-def verify(token: str, secrets: Sequence[str], *, now: float | None = None) -> CallbackClaims:
+def sign_probe(
+    secret: str, nonce: str, *, ttl: int = defaults.DOCTOR_PROBE_TTL, now: float | None = None
+) -> str:
+    """A URL-safe probe token for `nonce` (16 bytes in hex), valid for `ttl` seconds."""
+    issued = int(time.time() if now is None else now)
+    payload = _PROBE.pack(PROBE, bytes.fromhex(nonce), issued, issued + ttl)
+    return _encode(payload + _mac(secret, payload))
+
+
+def verify(
+    token: str, secrets: Sequence[str], *, now: float | None = None
+) -> CallbackClaims | ProbeClaims:
     """The claims of `token` if one of `secrets` signed it and it has not expired.
 
     Every secret is tried with a constant-time comparison, so neither the position of a wrong
@@ -108,7 +133,7 @@ def verify(token: str, secrets: Sequence[str], *, now: float | None = None) -> C
         raise InvalidToken("malformed") from None
     if _encode(raw) != token:  # only the canonical spelling: one token, one string
         raise InvalidToken("malformed")
-    if len(raw) < _HEAD.size + 2 + _MAC_BYTES:
+    if len(raw) < _PROBE.size + _MAC_BYTES:
         raise InvalidToken("malformed")
     payload, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
     matched = False
@@ -137,8 +162,13 @@ def _pack_text(value: str | None) -> bytes:
     return bytes([len(data)]) + data
 
 
-def _unpack(payload: bytes) -> CallbackClaims:
+def _unpack(payload: bytes) -> CallbackClaims | ProbeClaims:
     """Parse a payload whose MAC has been checked (so its layout is ours)."""
+    if payload[0] == PROBE:
+        if len(payload) != _PROBE.size:
+            raise InvalidToken("malformed")
+        _, nonce, _, expires = _PROBE.unpack(payload)
+        return ProbeClaims(nonce.hex(), expires)
     try:
         version, application, notebook, issued, expires = _HEAD.unpack_from(payload)
         if version != VERSION:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from service import metrics
+from service.doctor import record_probe
 from service.events import tokens
 from service.events.hints import Incoming, parse_hint
 from service.web.errors import ApiError
@@ -18,13 +19,16 @@ bp = Blueprint("callbacks", __name__)
 def receive(token: str):
     """Any body is accepted as a hint; only the signed token says which notebook to sync.
     A token that does not verify is answered like an unknown URL, and nothing is read or
-    recorded."""
+    recorded. A probe token of `nbrelay doctor` is only noted (204), its body unread."""
     components = get_components()
     try:
         claims = tokens.verify(token, components.settings.secrets)
     except tokens.InvalidToken as exc:
         metrics.CALLBACKS_REJECTED.labels("callback", exc.reason).inc()
         raise ApiError(404, "no such resource") from None
+    if isinstance(claims, tokens.ProbeClaims):
+        record_probe(components.redis, claims)
+        return "", 204
     body = read_hint_body("callback")
     accepted = components.ingress.accept(
         Incoming(
