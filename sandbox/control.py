@@ -1,5 +1,6 @@
 """Sandbox-only routes under `/_sandbox/`: applications, scripted behaviours, statistics, export
-jobs and a health check. Same bearer token as the Losant routes (except `/_sandbox/health`)."""
+jobs, the `/logs` limit cap and a health check. Same bearer token as the Losant routes (except
+`/_sandbox/health`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from sandbox import behaviours, clock, ids
+from sandbox import behaviours, clock, ids, logs_limit
 from sandbox.errors import NotFound, ValidationFailed
 from sandbox.services import Services
 from sandbox.storage import Application
@@ -137,6 +138,17 @@ def delete_behaviour(application_id: str, notebook_id: str) -> ResponseReturnVal
 @blueprint.get(NOTEBOOK + "/stats")
 def stats(application_id: str, notebook_id: str) -> ResponseReturnValue:
     return jsonify(_services().stats.of(_notebook_id(application_id, notebook_id)))
+
+
+@blueprint.get("/logs-limit")
+def get_logs_limit() -> ResponseReturnValue:
+    return jsonify(_services().logs_limit.get().to_json())
+
+
+@blueprint.put("/logs-limit")
+def put_logs_limit() -> ResponseReturnValue:
+    """Change the cap on `limit` of `GET …/logs` and what a larger `limit` gets (a guess)."""
+    return jsonify(_services().logs_limit.update(_body(logs_limit.SCHEMA)).to_json())
 
 
 @blueprint.get("/applications/<application_id>/exports/<job_id>")

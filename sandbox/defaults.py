@@ -17,6 +17,9 @@ IDLE_WAIT = 1.0  # seconds the run loop sleeps at most, so changed application l
 STOP_TIMEOUT = 10.0  # seconds to wait for kernels to die on shutdown
 STATS_NOTEBOOKS = 10_000  # notebooks whose request counts are kept; the least recent go first
 DB_BUSY_TIMEOUT = 5.0  # seconds a write waits while another process holds sandbox.db's lock
+# GET …/logs: Losant documents no largest `limit`; both values are guesses (logs_limit.py)
+LOGS_LIMIT_CAP = 1000  # largest `limit` served
+LOGS_ABOVE_CAP = "reject"  # a larger `limit`: "reject" (400 naming the cap) or "silent" (cap)
 
 # Execution engine (engine.py, runner.py, inputs.py)
 KERNEL_NAME = "python3"  # ipykernel's kernel of the interpreter that runs the sandbox

@@ -16,6 +16,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from sandbox import defaults
 from sandbox.app import create_app
 from sandbox.errors import ListenError
+from sandbox.logs_limit import LogsLimit
 from sandbox.services import SandboxSettings, Services
 
 
@@ -51,6 +52,7 @@ class SandboxServer:
         max_run_minutes: float = defaults.MAX_RUN_MINUTES,
         parallel_runs: int = defaults.PARALLEL_RUNS,
         public_url: str | None = None,
+        logs_limit: LogsLimit | None = None,
     ) -> None:
         self.token_generated = token is None
         self.token = token or secrets.token_urlsafe(24)
@@ -73,6 +75,7 @@ class SandboxServer:
             callback_backoff=defaults.CALLBACK_BACKOFF,
             poll_interval=defaults.POLL_INTERVAL,
             stop_timeout=defaults.STOP_TIMEOUT,
+            logs_limit=logs_limit or LogsLimit(defaults.LOGS_LIMIT_CAP, defaults.LOGS_ABOVE_CAP),
         )
         self.services = Services(settings)
         with listener:

@@ -12,6 +12,7 @@ import click
 
 from sandbox import defaults
 from sandbox.errors import SandboxError
+from sandbox.logs_limit import ABOVE_CAP, LogsLimit
 from service.cli.params import POSITIVE
 from service.errors import NbrelayError, UsageProblem
 
@@ -70,6 +71,20 @@ def require_sandbox_extra() -> None:
     help="Runs in progress per application; more stay queued.",
 )
 @click.option("--public-url", help="Base URL of download links in callbacks (default: own URL).")
+@click.option(
+    "--logs-limit-cap",
+    type=click.IntRange(min=1),
+    default=defaults.LOGS_LIMIT_CAP,
+    show_default=True,
+    help="Largest `limit` of GET …/logs (Losant documents none: a guess).",
+)
+@click.option(
+    "--logs-above-cap",
+    type=click.Choice(ABOVE_CAP),
+    default=defaults.LOGS_ABOVE_CAP,
+    show_default=True,
+    help="A larger `limit`: 400 naming the cap, or at most the cap served silently (a guess).",
+)
 def sandbox(
     host: str,
     port: int,
@@ -78,6 +93,8 @@ def sandbox(
     max_run_minutes: float,
     parallel: int,
     public_url: str | None,
+    logs_limit_cap: int,
+    logs_above_cap: str,
 ) -> None:
     """Run the local Losant Notebooks API (stops cleanly on Ctrl-C or SIGTERM)."""
     require_sandbox_extra()
@@ -99,6 +116,7 @@ def sandbox(
             max_run_minutes=max_run_minutes,
             parallel_runs=parallel,
             public_url=public_url,
+            logs_limit=LogsLimit(logs_limit_cap, logs_above_cap),
         )
     except SandboxError as exc:
         raise NbrelayError(str(exc)) from None
