@@ -372,7 +372,8 @@ def logs() -> ResponseReturnValue:
     latency = services.behaviours.get(notebook["id"]).logsLatencySeconds
     if latency:
         time.sleep(latency)
-    docs = services.storage.logs(notebook["id"], valid.query["limit"], _ms(valid, "since"))
+    limit = services.logs_limit.get().apply(valid.query["limit"])
+    docs = services.storage.logs(notebook["id"], limit, _ms(valid, "since"))
     base_url = _base_url()
     return jsonify([execution_record(doc, base_url) for doc in docs])
 

@@ -126,6 +126,15 @@ class SandboxClient:
         path = f"/applications/{application_id}/data-tables/{table_id}/rows?offset={offset}"
         return self._call("GET", path)
 
+    def logs_limit(self) -> dict[str, Any]:
+        """`{"cap", "aboveCap"}`: the largest `limit` of `GET …/logs`, and whether a larger one
+        is rejected (400) or served silently capped."""
+        return self._call("GET", "/logs-limit")
+
+    def set_logs_limit(self, **settings: Any) -> dict[str, Any]:
+        """Change `cap` and/or `aboveCap` (`reject` or `silent`); returns the whole setting."""
+        return self._call("PUT", "/logs-limit", json=settings)
+
     def close(self) -> None:
         self._http.close()
 

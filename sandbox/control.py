@@ -1,6 +1,7 @@
 """Sandbox-only routes under `/_sandbox/`: applications, API tokens, scripted behaviours,
-statistics, export jobs and a health check. They take a token of the sandbox that grants every
-action (`all.Application`, ...; see sandbox.scopes), except `/_sandbox/health`."""
+statistics, export jobs, the `/logs` limit cap and a health check. They take a token of the
+sandbox that grants every action (`all.Application`, ...; see sandbox.scopes), except
+`/_sandbox/health`."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 from flask import Blueprint, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from sandbox import behaviours, clock, ids, scopes
+from sandbox import behaviours, clock, ids, logs_limit, scopes
 from sandbox.errors import Forbidden, NotFound, ValidationFailed
 from sandbox.services import Services
 from sandbox.storage import Application
@@ -168,6 +169,17 @@ def delete_behaviour(application_id: str, notebook_id: str) -> ResponseReturnVal
 @blueprint.get(NOTEBOOK + "/stats")
 def stats(application_id: str, notebook_id: str) -> ResponseReturnValue:
     return jsonify(_services().stats.of(_notebook_id(application_id, notebook_id)))
+
+
+@blueprint.get("/logs-limit")
+def get_logs_limit() -> ResponseReturnValue:
+    return jsonify(_services().logs_limit.get().to_json())
+
+
+@blueprint.put("/logs-limit")
+def put_logs_limit() -> ResponseReturnValue:
+    """Change the cap on `limit` of `GET …/logs` and what a larger `limit` gets (a guess)."""
+    return jsonify(_services().logs_limit.update(_body(logs_limit.SCHEMA)).to_json())
 
 
 @blueprint.get("/applications/<application_id>/exports/<job_id>")

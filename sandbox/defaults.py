@@ -24,6 +24,9 @@ OUTPUT_INFO_RULES = ("configured", "temporary-urls", "all")
 OUTPUT_INFO = "configured"
 DATA_TABLE_PAGE = 1000  # rows per page of /_sandbox/.../data-tables/<id>/rows, at most
 DB_BUSY_TIMEOUT = 5.0  # seconds a write waits while another process holds sandbox.db's lock
+# GET …/logs: Losant documents no largest `limit`; both values are guesses (logs_limit.py)
+LOGS_LIMIT_CAP = 1000  # largest `limit` served
+LOGS_ABOVE_CAP = "reject"  # a larger `limit`: "reject" (400 naming the cap) or "silent" (cap)
 
 # Execution engine (engine.py, runner.py, inputs.py)
 KERNEL_NAME = "python3"  # ipykernel's kernel of the interpreter that runs the sandbox

@@ -16,6 +16,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from sandbox import defaults, scopes
 from sandbox.app import create_app
 from sandbox.errors import ListenError
+from sandbox.logs_limit import LogsLimit
 from sandbox.services import SandboxSettings, Services
 from sandbox.templates import TemplateSettings
 
@@ -55,6 +56,7 @@ class SandboxServer:
         public_url: str | None = None,
         templates: TemplateSettings | None = None,
         output_info: str = defaults.OUTPUT_INFO,
+        logs_limit: LogsLimit | None = None,
     ) -> None:
         """`tokens`: each API token with its scopes (sandbox.scopes); without any, one token
         with `all.Application` is generated (`token`)."""
@@ -83,6 +85,7 @@ class SandboxServer:
             stop_timeout=defaults.STOP_TIMEOUT,
             templates=templates or TemplateSettings(),
             output_info=output_info,
+            logs_limit=logs_limit or LogsLimit(defaults.LOGS_LIMIT_CAP, defaults.LOGS_ABOVE_CAP),
         )
         self.services = Services(settings)
         with listener:

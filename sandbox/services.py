@@ -17,6 +17,7 @@ from sandbox.callbacks import CallbackSender
 from sandbox.downloads import UrlSigner
 from sandbox.exports import Exporter
 from sandbox.layout import DataLayout
+from sandbox.logs_limit import LogsLimit, LogsLimitSetting
 from sandbox.records import execution_record, notebook_record
 from sandbox.run_loop import RunLimits, RunLoop
 from sandbox.scopes import Tokens
@@ -45,6 +46,7 @@ class SandboxSettings:
     stop_timeout: float
     templates: TemplateSettings  # how input and output templates render
     output_info: str  # what outputInfo lists: one of defaults.OUTPUT_INFO_RULES
+    logs_limit: LogsLimit
 
     def __repr__(self) -> str:
         return f"SandboxSettings(data_dir={self.data_dir!s}, base_url={self.base_url})"
@@ -59,6 +61,7 @@ class Services:
         self.signer = UrlSigner(self.layout.url_key())
         self.behaviours = Behaviours()
         self.stats = Stats()
+        self.logs_limit = LogsLimitSetting(settings.logs_limit)
         self.callbacks = CallbackSender(
             self.stats,
             workers=settings.callback_workers,

@@ -20,12 +20,14 @@ from service import defaults
 from service.config import Settings
 from service.dead_letters import DeadLetters
 from service.events.ingress import Ingress
+from service.events.logs_limit import LogsCaps
 from service.events.reconciler import Reconciler
 from service.events.starter import ExecutionStarter
 from service.events.store import ExecutionStore
 from service.events.sync import NotebookSync
 from service.events.sync_state import SyncState
 from service.events.transitions import Transitions
+from service.events.unseen import UnseenExecutions
 from service.followups.facade import Followups
 from service.followups.factory import build_followups
 from service.followups.pipeline_file.registry import PipelineRegistry
@@ -101,7 +103,19 @@ class Components:
 
     @cached_property
     def sync(self) -> NotebookSync:
-        return NotebookSync(self.losant, self.store, self.syncs, self.transitions, self.queues)
+        return NotebookSync(
+            self.losant,
+            self.store,
+            self.syncs,
+            self.transitions,
+            self.queues,
+            LogsCaps(self.redis),
+            self.unseen,
+        )
+
+    @cached_property
+    def unseen(self) -> UnseenExecutions:
+        return UnseenExecutions(self.redis, ttl=self.settings.retention_seconds)
 
     @cached_property
     def reconciler(self) -> Reconciler:

@@ -74,7 +74,10 @@ SYNC_MAX_ROUNDS = 5  # re-reads inside one job before it yields to other noteboo
 SYNC_MIN_SPACING = 1.0  # seconds between two reads of one notebook (a burst of hints shares one)
 SYNC_FIRST_LIMIT = 10  # executions asked for by the first /logs request of a sync
 SYNC_LIMIT_GROWTH = 4  # factor by which `limit` grows while /logs keeps returning full pages
-SYNC_MAX_LIMIT = 1000  # Losant's largest `limit`
+SYNC_MAX_LIMIT = 1000  # largest `limit` a sync asks for. Losant documents no maximum; a
+# smaller cap it reveals (a 400 naming it, or fewer runs than asked while more exist) is used
+# instead and remembered per application for LOGS_CAP_TTL (service.events.logs_limit)
+LOGS_CAP_TTL = 24 * 3600  # seconds a discovered `/logs` cap is remembered
 SYNC_FIRST_LOOKBACK = 24 * 3600  # seconds of history read when a notebook is synced first
 SYNC_SINCE_MARGIN = 60  # seconds subtracted from the cursor against clock skew
 POLL_INTERVAL = 60.0  # seconds between polls of watched notebooks

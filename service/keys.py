@@ -112,6 +112,18 @@ def dirty_notebooks() -> str:
     return f"{PREFIX}:dirty"
 
 
+def logs_limit_cap(application_id: str) -> str:
+    """String with a TTL: the largest `limit` Losant's `/logs` served an application's syncs,
+    as discovered by a 400 naming it or by a page cut short (`service.events.logs_limit`)."""
+    return f"{PREFIX}:logs-cap:{application_id}"
+
+
+def unseen_executions(application_id: str, notebook_id: str) -> str:
+    """Hash with a TTL: how many executions of a notebook syncs may not have seen, because
+    `/logs` served a full page at its cap that did not reach back to the cursor."""
+    return f"{PREFIX}:unseen:{application_id}:{notebook_id}"
+
+
 def pending_by_notebook(application_id: str, notebook_id: str) -> str:
     """Sorted set: executions nbrelay started on a notebook that are not terminal yet,
     scored by the time they were requested (ms)."""

@@ -55,6 +55,17 @@ LOSANT_LATENCY = Histogram(
     ["endpoint"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+UNSEEN_EXECUTIONS = Counter(
+    "nbrelay_unseen_executions_total",
+    "Executions syncs may not have seen: /logs served a full page at its cap that did not reach "
+    "back to the notebook's cursor (an upper bound, from Losant's per-day run counts)",
+)
+LOGS_CAP_DISCOVERED = Counter(
+    "nbrelay_logs_cap_discovered_total",
+    "Times a sync found Losant's /logs serving fewer runs than `limit` asked for, by how "
+    "(rejected: a 400 naming the limit; short: fewer runs than asked while more exist)",
+    ["how"],
+)
 TRANSITIONS = Counter(
     "nbrelay_terminal_transitions_total",
     "Executions seen reaching a terminal status (each counted once)",

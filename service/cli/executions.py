@@ -153,6 +153,13 @@ def executions(
             limit=limit,
         )
         names = components.store.notebook_names()
+        warnings = (
+            components.unseen.warnings(application_id, notebook_id, notebook)
+            if notebook_id is not None and application_id
+            else []
+        )
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
     for record in page.items:
         if as_json:
             click.echo(json.dumps(record.as_json()))

@@ -12,6 +12,7 @@ import click
 
 from sandbox import defaults, scopes
 from sandbox.errors import ApiError, SandboxError
+from sandbox.logs_limit import ABOVE_CAP, LogsLimit
 from service.cli.params import POSITIVE
 from service.errors import NbrelayError, UsageProblem
 
@@ -115,6 +116,20 @@ def require_sandbox_extra() -> None:
     help="What outputInfo lists, which Losant does not document: configured outputs, only "
     "temporaryUrl outputs, or all (also every OUTPUT_DIR file and result.* artefact).",
 )
+@click.option(
+    "--logs-limit-cap",
+    type=click.IntRange(min=1),
+    default=defaults.LOGS_LIMIT_CAP,
+    show_default=True,
+    help="Largest `limit` of GET …/logs (Losant documents none: a guess).",
+)
+@click.option(
+    "--logs-above-cap",
+    type=click.Choice(ABOVE_CAP),
+    default=defaults.LOGS_ABOVE_CAP,
+    show_default=True,
+    help="A larger `limit`: 400 naming the cap, or at most the cap served silently (a guess).",
+)
 def sandbox(
     host: str,
     port: int,
@@ -129,6 +144,8 @@ def sandbox(
     template_context_keys: bool,
     template_missing: str,
     output_info: str,
+    logs_limit_cap: int,
+    logs_above_cap: str,
 ) -> None:
     """Run the local Losant Notebooks API (stops cleanly on Ctrl-C or SIGTERM)."""
     require_sandbox_extra()
@@ -157,6 +174,7 @@ def sandbox(
             public_url=public_url,
             templates=templates,
             output_info=output_info,
+            logs_limit=LogsLimit(logs_limit_cap, logs_above_cap),
         )
     except SandboxError as exc:
         raise NbrelayError(str(exc)) from None

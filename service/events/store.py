@@ -510,6 +510,17 @@ class ExecutionStore:
             pipe.zrem(keys.pending_by_notebook(application_id, notebook_id), execution_id)
             pipe.execute()
 
+    def terminal_count_since(self, application_id: str, notebook_id: str, since_ms: int) -> int:
+        """How many stored executions of the notebook queued at or after `since_ms` are
+        terminal."""
+        ids = cast(
+            list[str],
+            self.redis.zrangebyscore(
+                keys.executions_by_notebook(application_id, notebook_id), since_ms, "+inf"
+            ),
+        )
+        return sum(record.is_terminal for record in self.get_many(ids))
+
     def oldest_pending_ms(self, application_id: str, notebook_id: str) -> int | None:
         """Request time (ms) of the notebook's oldest run nbrelay started that is not terminal."""
         oldest = self.redis.zrange(

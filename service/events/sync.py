@@ -16,11 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from service import defaults, metrics
+from service.events.logs_limit import LogsCaps, cap_from_error
 from service.events.records import TERMINAL_STATUSES
 from service.events.store import ExecutionStore
 from service.events.sync_state import Busy, Claim, LeaseKeeper, LeaseLost, SyncState
 from service.events.transitions import Transitions
-from service.losant import LosantClient
+from service.events.unseen import UnseenExecutions
+from service.losant import LosantClient, LosantError
 from service.queues import Queues
 from service.times import parse_time_ms
 
@@ -33,11 +35,13 @@ class SyncBusy(Exception):
 
 @dataclass(frozen=True)
 class Read:
-    """One read of a notebook's executions."""
+    """One read of a notebook's executions. `short_of_cursor`: the last page was full at the
+    largest `limit` Losant serves and did not reach back to the cursor."""
 
     records: list[dict]
     logs_calls: int
     cursor_ms: int | None
+    short_of_cursor: bool = False
 
 
 class NotebookSync:
@@ -48,12 +52,16 @@ class NotebookSync:
         syncs: SyncState,
         transitions: Transitions,
         queues: Queues,
+        caps: LogsCaps,
+        unseen: UnseenExecutions,
     ) -> None:
         self.losant = losant
         self.store = store
         self.syncs = syncs
         self.transitions = transitions
         self.queues = queues
+        self.caps = caps
+        self.unseen = unseen
 
     def run(
         self, application_id: str, notebook_id: str, *, job_id: str, final_attempt: bool = True
@@ -98,6 +106,8 @@ class NotebookSync:
                 self.store.upsert(
                     claim.application_id, claim.notebook_id, read.records, fence=claim.fence
                 )
+                if read.short_of_cursor and claim.cursor_ms is not None:
+                    self._count_unseen(claim.application_id, claim.notebook_id, claim.cursor_ms)
                 self.transitions.deliver(claim.application_id, claim.notebook_id)
                 newer = self.syncs.finish_round(claim, read.cursor_ms, time.time())
                 if newer is None:
@@ -110,42 +120,70 @@ class NotebookSync:
                 claim = dataclasses.replace(claim, generation=newer, cursor_ms=read.cursor_ms)
 
     def read_executions(self, claim: Claim) -> Read:
-        """Every execution of the notebook queued since its cursor, newest first.
+        """Every execution of the notebook queued since its cursor, newest first, as far as
+        Losant's largest `limit` reaches.
 
         `/logs` has no offset: it returns the newest `limit` executions queued at or after
-        `since`. So `limit` grows until fewer come back than were asked for (or Losant's maximum
-        is reached).
+        `since`. So `limit` grows until fewer come back than were asked for, or up to the cap
+        (`service.events.logs_limit`). A 400 about `limit` reveals a cap; so does a page with
+        fewer runs than asked whose oldest run is newer than the cursor (the run at the cursor
+        was seen before, so it would be in the page had Losant served all it was asked for).
         """
+        application_id = claim.application_id
         now_ms = int(time.time() * 1000)
         since = (
             claim.cursor_ms
             if claim.cursor_ms is not None
             else now_ms - defaults.SYNC_FIRST_LOOKBACK * 1000
         )
-        oldest_pending = self.store.oldest_pending_ms(claim.application_id, claim.notebook_id)
+        oldest_pending = self.store.oldest_pending_ms(application_id, claim.notebook_id)
         if oldest_pending is not None:
             since = min(since, oldest_pending)
         since -= defaults.SYNC_SINCE_MARGIN * 1000
-        limit, calls = defaults.SYNC_FIRST_LIMIT, 0
+        ceiling = self.caps.get(application_id) or defaults.SYNC_MAX_LIMIT
+        limit, calls = min(defaults.SYNC_FIRST_LIMIT, ceiling), 0
         client = self.losant()
         while True:
-            executions = client.logs(
-                claim.application_id, claim.notebook_id, limit=limit, since=since
-            )
             calls += 1
-            if len(executions) < limit or limit >= defaults.SYNC_MAX_LIMIT:
+            try:
+                executions = client.logs(
+                    application_id, claim.notebook_id, limit=limit, since=since
+                )
+            except LosantError as exc:
+                cap = cap_from_error(exc, limit)
+                if cap is None:
+                    raise
+                self.caps.remember(application_id, cap, "rejected")
+                ceiling = limit = cap
+                continue
+            records = [
+                e.model_dump(mode="json", by_alias=True, exclude_none=True) for e in executions
+            ]
+            short = _short_of(records, claim.cursor_ms)
+            if len(records) < limit:
+                if short:
+                    self.caps.remember(application_id, len(records), "short")
+                    ceiling = len(records)
                 break
-            limit = min(limit * defaults.SYNC_LIMIT_GROWTH, defaults.SYNC_MAX_LIMIT)
-        if len(executions) >= defaults.SYNC_MAX_LIMIT:
-            log.warning(
-                "notebook %s has more than %d executions since its cursor; Losant cannot list "
-                "the older ones",
-                claim.notebook_id,
-                defaults.SYNC_MAX_LIMIT,
-                extra={"application": claim.application_id, "notebook": claim.notebook_id},
-            )
-        records = [e.model_dump(mode="json", by_alias=True, exclude_none=True) for e in executions]
-        return Read(records, calls, next_cursor(records, claim.cursor_ms))
+            if limit >= ceiling:
+                break
+            limit = min(limit * defaults.SYNC_LIMIT_GROWTH, ceiling)
+        short_of_cursor = short and len(records) >= ceiling
+        return Read(records, calls, next_cursor(records, claim.cursor_ms), short_of_cursor)
+
+    def _count_unseen(self, application_id: str, notebook_id: str, cursor_ms: int) -> None:
+        """Record how many runs queued between the cursor and the oldest run read may not have
+        been seen: Losant's count of runs finished since the cursor's day, less those stored."""
+        counts = self.losant().notebook_minute_counts(
+            application_id, notebook_id, start=cursor_ms, end=int(time.time() * 1000)
+        )
+        finished = sum(
+            (day.completed or 0) + (day.canceled or 0) + (day.errored or 0) + (day.timeout or 0)
+            for day in counts.counts
+        )
+        unseen = finished - self.store.terminal_count_since(application_id, notebook_id, cursor_ms)
+        if unseen > 0:
+            self.unseen.add(application_id, notebook_id, unseen)
 
     def _record_failure(self, claim: Claim, exc: Exception, final: bool) -> None:
         summary = f"{type(exc).__name__}: {exc}"[: defaults.ERROR_SUMMARY_LENGTH]
@@ -172,6 +210,14 @@ class NotebookSync:
             )
         except Exception:  # noqa: BLE001 - Redis may be what failed; the notebook stays dirty
             log.warning("could not record the failure of a sync", exc_info=True)
+
+
+def _short_of(records: list[dict], cursor_ms: int | None) -> bool:
+    """Whether the oldest of `records` is newer than the cursor (the run there is missing)."""
+    if cursor_ms is None or not records:
+        return False
+    oldest = parse_time_ms(records[-1].get("runQueuedAt"))
+    return oldest is not None and oldest > cursor_ms
 
 
 def next_cursor(records: list[dict], previous: int | None) -> int | None:

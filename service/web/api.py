@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, jsonify, request, url_for
 
 from service import defaults
@@ -65,7 +67,15 @@ def list_executions():
         )
     except InvalidCursor as exc:
         raise ApiError(400, str(exc)) from None
-    return jsonify({"items": [r.as_json() for r in page.items], "nextCursor": page.next_cursor})
+    result: dict[str, Any] = {
+        "items": [r.as_json() for r in page.items],
+        "nextCursor": page.next_cursor,
+    }
+    application_id = components.settings.losant_application_id
+    if notebook is not None and application_id:
+        name = components.store.notebook_name(application_id, notebook)
+        result["warnings"] = components.unseen.warnings(application_id, notebook, name)
+    return jsonify(result)
 
 
 @bp.get("/executions/<execution_id>")

@@ -339,6 +339,12 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "items": {"type": "array", "items": {"$ref": "#/components/schemas/Execution"}},
             "nextCursor": {"type": ["string", "null"]},
+            "warnings": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "With `notebook`: e.g. that up to N executions of it may not have "
+                "been seen (Losant's /logs served a full page at its cap short of the cursor)",
+            },
         },
     },
     "RunRequest": {

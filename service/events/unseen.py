@@ -1,0 +1,58 @@
+"""Executions syncs may not have seen, per notebook, and the warning that says so.
+
+`/logs` has no offset: it serves the newest `limit` runs queued since a time. When a page comes
+back full at the largest `limit` Losant serves and its oldest run is still newer than the
+notebook's cursor, the runs queued in between cannot be read. How many there were is bounded by
+Losant's per-day count of finished runs since the cursor (`notebookMinuteCounts`, whole days, so
+an upper bound) less the finished runs nbrelay stored since then. Syncs add that bound here; the
+API and `nbrelay executions` show it, and it expires with the retention period.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import cast
+
+import redis as redis_lib
+
+from service import keys, metrics
+
+log = logging.getLogger(__name__)
+
+
+class UnseenExecutions:
+    """The counts in Redis (`redis` decodes responses)."""
+
+    def __init__(self, redis: redis_lib.Redis, *, ttl: int) -> None:
+        self.redis = redis
+        self.ttl = ttl
+
+    def add(self, application_id: str, notebook_id: str, count: int) -> None:
+        """Record that up to `count` more executions of the notebook may not have been seen."""
+        metrics.UNSEEN_EXECUTIONS.inc(count)
+        log.warning(
+            "%s",
+            message(count, notebook_id),
+            extra={"application": application_id, "notebook": notebook_id, "unseen": count},
+        )
+        key = keys.unseen_executions(application_id, notebook_id)
+        with self.redis.pipeline() as pipe:
+            pipe.hincrby(key, "count", count)
+            pipe.expire(key, self.ttl)
+            pipe.execute()
+
+    def count(self, application_id: str, notebook_id: str) -> int:
+        value = cast(
+            str | None,
+            self.redis.hget(keys.unseen_executions(application_id, notebook_id), "count"),
+        )
+        return int(value) if value else 0
+
+    def warnings(self, application_id: str, notebook_id: str, name: str | None) -> list[str]:
+        """The warning about the notebook, if any, naming it by `name` when known."""
+        count = self.count(application_id, notebook_id)
+        return [message(count, name or notebook_id)] if count else []
+
+
+def message(count: int, notebook: str) -> str:
+    return f"up to {count} executions of notebook {notebook} may not have been seen"

@@ -1,0 +1,110 @@
+"""The `/logs` limit cap: the sandbox's switch, and syncs that discover a cap and say what it
+hides (real sandbox, real stack)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import requests
+
+from service import keys
+from service.runtime.processes import wait_until
+from tests.support.sandbox import SandboxProcess
+
+
+@pytest.fixture
+def logs_limit(sandbox):
+    """Set the shared sandbox's `/logs` cap for one test; the default comes back after it."""
+    before = sandbox.client.logs_limit()
+    yield sandbox.client.set_logs_limit
+    sandbox.client.set_logs_limit(**before)
+
+
+def test_the_sandbox_cap_is_a_switch(sandbox_app, logs_limit):
+    notebook = sandbox_app.create_notebook()
+    sandbox_app.set_behaviour(notebook["id"], status="completed", durationSeconds=0)
+    for _ in range(3):
+        sandbox_app.wait_for_status(notebook["id"], sandbox_app.execute(notebook["id"]))
+    path = f"/applications/{sandbox_app.id}/notebooks/{notebook['id']}/logs"
+    sandbox = sandbox_app.sandbox
+    assert sandbox.client.logs_limit() == {"cap": 1000, "aboveCap": "reject"}
+    assert len(sandbox.call("GET", path, params={"limit": 1000})) == 3
+    refused = sandbox.request("GET", path, params={"limit": 1001})
+    assert refused.status_code == 400
+    assert refused.json() == {"type": "Validation", "message": "query.limit: must be at most 1000"}
+
+    assert logs_limit(cap=2, aboveCap="silent") == {"cap": 2, "aboveCap": "silent"}
+    assert len(sandbox.call("GET", path, params={"limit": 50})) == 2
+    logs_limit(aboveCap="reject")
+    refused = sandbox.request("GET", path, params={"limit": 3})
+    assert refused.json() == {"type": "Validation", "message": "query.limit: must be at most 2"}
+    bad = sandbox.request("PUT", "/_sandbox/logs-limit", json={"aboveCap": "maybe"})
+    assert bad.status_code == 400 and bad.json()["type"] == "Validation"
+
+
+def test_the_sandbox_cap_is_a_command_line_option(tmp_path):
+    options = ["--logs-limit-cap", "7", "--logs-above-cap", "silent"]
+    process = SandboxProcess(tmp_path / "data", options=options).start()
+    try:
+        assert process.client.logs_limit() == {"cap": 7, "aboveCap": "silent"}
+    finally:
+        process.stop()
+
+
+@pytest.mark.parametrize("above_cap", ["silent", "reject"])
+def test_a_sync_discovers_the_cap_and_warns_of_what_it_hides(
+    stack_factory, sandbox_app, logs_limit, above_cap
+):
+    notebook = sandbox_app.create_notebook()
+    notebook_id = notebook["id"]
+    sandbox_app.set_behaviour(notebook_id, status="completed", durationSeconds=0)
+    stack = stack_factory()
+    hint = stack.callback_url(notebook_id)
+
+    first = sandbox_app.execute(notebook_id)
+    sandbox_app.wait_for_status(notebook_id, first)
+    assert requests.post(hint, json={}, timeout=10).status_code == 202
+    stack.wait_for_status(first, "completed")
+    listing = f"/api/executions?notebook={notebook_id}"
+    assert stack.get(listing).json()["warnings"] == []
+
+    # 50 runs nbrelay is not told about, then one sync: it can read only the newest 10
+    started = [sandbox_app.execute(notebook_id) for _ in range(50)]
+    for execution_id in started:
+        sandbox_app.wait_for_status(notebook_id, execution_id)
+    logs_limit(cap=10, aboveCap=above_cap)
+    assert requests.post(hint, json={}, timeout=10).status_code == 202
+    warning = f"up to 40 executions of notebook {notebook_id} may not have been seen"
+    wait_until(lambda: stack.get(listing).json()["warnings"] == [warning], 30, "the warning")
+    for execution_id in started[-10:]:
+        assert stack.execution(execution_id)["status"] == "completed"
+    assert stack.execution(started[0]) is None
+    assert re.search(r"^nbrelay_unseen_executions_total 40\.0$", stack.metrics(), re.M)
+    listed = stack.run_cli("executions", "--notebook", notebook_id)
+    assert listed.returncode == 0 and f"warning: {warning}" in listed.stderr
+    assert any(warning in worker.log() for worker in stack.workers)
+
+    components = stack.components()
+    try:
+        assert components.redis.get(keys.logs_limit_cap(sandbox_app.id)) == "10"
+        assert 0 < components.redis.ttl(keys.logs_limit_cap(sandbox_app.id)) <= 24 * 3600
+        # the next sync asks for the cap at once: one /logs request, and no new warning
+        last = sandbox_app.execute(notebook_id)
+        wait_until(
+            lambda: sandbox_app.logs(notebook_id, limit=1)[0]["status"] == "completed",
+            30,
+            "the run to complete",
+        )
+        before = sandbox_app.stats(notebook_id)["requests"]["logs"]
+        assert requests.post(hint, json={}, timeout=10).status_code == 202
+        stack.wait_for_status(last, "completed")
+        wait_until(
+            lambda: not components.syncs.status(sandbox_app.id, notebook_id).dirty_since,
+            10,
+            "the sync to finish",
+        )
+    finally:
+        components.close()
+    assert sandbox_app.stats(notebook_id)["requests"]["logs"] - before == 1
+    assert stack.get(listing).json()["warnings"] == [warning]
