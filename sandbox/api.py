@@ -360,7 +360,12 @@ def logs() -> ResponseReturnValue:
     latency = services.behaviours.get(notebook["id"]).logsLatencySeconds
     if latency:
         time.sleep(latency)
-    docs = services.storage.logs(notebook["id"], valid.query["limit"], _ms(valid, "since"))
+    docs = services.storage.logs(
+        notebook["id"],
+        valid.query["limit"],
+        _ms(valid, "since"),
+        services.guesses.current().logsSince,
+    )
     base_url = _base_url()
     return jsonify([execution_record(doc, base_url) for doc in docs])
 

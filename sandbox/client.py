@@ -71,6 +71,15 @@ class SandboxClient:
         """Change `name`, `maxAllowedRunMinutes` or `parallelRuns`; returns the application."""
         return self._call("PATCH", f"/applications/{application_id}", json=settings)
 
+    def guesses(self) -> dict[str, Any]:
+        """What the sandbox does where Losant documents nothing: `logsSince`, `callbackBody`,
+        `callbackAttempts`, `callbackBackoffSeconds` (see `sandbox.guesses`)."""
+        return self._call("GET", "/guesses")
+
+    def set_guesses(self, **changes: Any) -> dict[str, Any]:
+        """Switch some of the guesses for the whole sandbox; returns all of them."""
+        return self._call("PATCH", "/guesses", json=changes)
+
     def behaviour(self, application_id: str, notebook_id: str) -> dict[str, Any]:
         return self._call("GET", _notebook_path(application_id, notebook_id, "behaviour"))
 

@@ -1,5 +1,6 @@
-"""Sandbox-only routes under `/_sandbox/`: applications, scripted behaviours, statistics, export
-jobs and a health check. Same bearer token as the Losant routes (except `/_sandbox/health`)."""
+"""Sandbox-only routes under `/_sandbox/`: applications, scripted behaviours, guesses, statistics,
+export jobs and a health check. Same bearer token as the Losant routes (except
+`/_sandbox/health`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from sandbox import behaviours, clock, ids
+from sandbox import behaviours, clock, guesses, ids
 from sandbox.errors import NotFound, ValidationFailed
 from sandbox.services import Services
 from sandbox.storage import Application
@@ -112,6 +113,16 @@ def patch_application(application_id: str) -> ResponseReturnValue:
         raise NotFound("Application was not found")
     application, _ = _save_application(application_id, _body(APPLICATION_PATCH))
     return jsonify(_application_json(application))
+
+
+@blueprint.get("/guesses")
+def get_guesses() -> ResponseReturnValue:
+    return jsonify(_services().guesses.current().to_json())
+
+
+@blueprint.patch("/guesses")
+def patch_guesses() -> ResponseReturnValue:
+    return jsonify(_services().guesses.update(_body(guesses.SCHEMA)).to_json())
 
 
 @blueprint.put(NOTEBOOK + "/behaviour")

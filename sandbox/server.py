@@ -16,6 +16,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from sandbox import defaults
 from sandbox.app import create_app
 from sandbox.errors import ListenError
+from sandbox.guesses import Guesses
 from sandbox.services import SandboxSettings, Services
 
 
@@ -51,6 +52,7 @@ class SandboxServer:
         max_run_minutes: float = defaults.MAX_RUN_MINUTES,
         parallel_runs: int = defaults.PARALLEL_RUNS,
         public_url: str | None = None,
+        guesses: Guesses | None = None,
     ) -> None:
         self.token_generated = token is None
         self.token = token or secrets.token_urlsafe(24)
@@ -69,8 +71,7 @@ class SandboxServer:
             upload_limit=defaults.UPLOAD_LIMIT,
             callback_workers=defaults.CALLBACK_WORKERS,
             callback_timeout=defaults.CALLBACK_TIMEOUT,
-            callback_attempts=defaults.CALLBACK_ATTEMPTS,
-            callback_backoff=defaults.CALLBACK_BACKOFF,
+            guesses=guesses or Guesses(),
             poll_interval=defaults.POLL_INTERVAL,
             stop_timeout=defaults.STOP_TIMEOUT,
         )

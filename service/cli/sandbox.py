@@ -10,9 +10,9 @@ from types import FrameType
 
 import click
 
-from sandbox import defaults
+from sandbox import defaults, guesses
 from sandbox.errors import SandboxError
-from service.cli.params import POSITIVE
+from service.cli.params import POSITIVE, FiniteRange
 from service.errors import NbrelayError, UsageProblem
 
 # The top-level modules of the packages of the `sandbox` extra (pyproject.toml): the Jupyter stack
@@ -70,6 +70,35 @@ def require_sandbox_extra() -> None:
     help="Runs in progress per application; more stay queued.",
 )
 @click.option("--public-url", help="Base URL of download links in callbacks (default: own URL).")
+@click.option(
+    "--logs-since",
+    type=click.Choice(guesses.LOGS_SINCE),
+    default=defaults.LOGS_SINCE,
+    show_default=True,
+    help="Guess: which executions /logs?since=T lists (queued, started or ended at or after T; "
+    "queuedAfter: queued after T).",
+)
+@click.option(
+    "--callback-body",
+    type=click.Choice(guesses.CALLBACK_BODIES),
+    default=defaults.CALLBACK_BODY,
+    show_default=True,
+    help="Guess: what a run's callback POSTs.",
+)
+@click.option(
+    "--callback-attempts",
+    type=click.IntRange(1, defaults.CALLBACK_MAX_ATTEMPTS),
+    default=defaults.CALLBACK_ATTEMPTS,
+    show_default=True,
+    help="Guess: attempts per callback (1: no retries).",
+)
+@click.option(
+    "--callback-backoff",
+    type=FiniteRange(0, defaults.CALLBACK_MAX_BACKOFF),
+    default=defaults.CALLBACK_BACKOFF,
+    show_default=True,
+    help="Guess: seconds before the second callback attempt, doubled after each failure.",
+)
 def sandbox(
     host: str,
     port: int,
@@ -78,6 +107,10 @@ def sandbox(
     max_run_minutes: float,
     parallel: int,
     public_url: str | None,
+    logs_since: str,
+    callback_body: str,
+    callback_attempts: int,
+    callback_backoff: float,
 ) -> None:
     """Run the local Losant Notebooks API (stops cleanly on Ctrl-C or SIGTERM)."""
     require_sandbox_extra()
@@ -99,6 +132,7 @@ def sandbox(
             max_run_minutes=max_run_minutes,
             parallel_runs=parallel,
             public_url=public_url,
+            guesses=guesses.Guesses(logs_since, callback_body, callback_attempts, callback_backoff),
         )
     except SandboxError as exc:
         raise NbrelayError(str(exc)) from None
