@@ -373,7 +373,9 @@ def logs() -> ResponseReturnValue:
     if latency:
         time.sleep(latency)
     limit = services.logs_limit.get().apply(valid.query["limit"])
-    docs = services.storage.logs(notebook["id"], limit, _ms(valid, "since"))
+    docs = services.storage.logs(
+        notebook["id"], limit, _ms(valid, "since"), services.guesses.current().logsSince
+    )
     base_url = _base_url()
     return jsonify([execution_record(doc, base_url) for doc in docs])
 

@@ -1,9 +1,9 @@
-"""Callback delivery: POST a JSON body to a run's `callbackUrl` from a small thread pool.
+"""Callback delivery: POST a run's callback to its `callbackUrl` from a small thread pool.
 
-Delivery never blocks the run loop and never fails a run: each copy is tried a few times with a
-short timeout and exponential backoff (on connection errors, timeouts, 429 and 5xx), then given
-up and logged. Losant documents nothing about these callbacks, so the sandbox sends the shape of
-its Notebook Trigger payload, `{"success", "notebook", "execution"}`.
+Delivery never blocks the run loop and never fails a run: each copy is tried with a short timeout
+and exponential backoff (on connection errors, timeouts, 429 and 5xx), then given up and logged.
+Losant documents nothing about these callbacks: their body and how often they are tried are the
+sandbox's guesses (`sandbox.guesses`), read afresh for every callback, so a test can switch them.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 import requests
 
+from sandbox import clock
+from sandbox.guesses import GuessSwitch
 from sandbox.stats import Stats
 
 log = logging.getLogger(__name__)
@@ -28,16 +30,14 @@ class CallbackSender:
     def __init__(
         self,
         stats: Stats,
+        guesses: GuessSwitch,
         *,
         workers: int,
         timeout: float,
-        attempts: int,
-        backoff: float,
     ) -> None:
         self._stats = stats
+        self._guesses = guesses
         self._timeout = timeout
-        self._attempts = attempts
-        self._backoff = backoff
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="callback")
         self._closed = threading.Event()
         self._local = threading.local()
@@ -46,12 +46,13 @@ class CallbackSender:
         self,
         notebook_id: str,
         url: str,
-        body: dict[str, Any],
+        body: dict[str, Any] | None,
         copies: int,
         on_done: Callable[[], None] | None = None,
     ) -> None:
-        """Queue `copies` deliveries of `body` (0 means the callback is dropped on purpose);
-        `on_done` runs once every copy is delivered or given up."""
+        """Queue `copies` deliveries of `body` (None: a POST without a body; 0 copies means the
+        callback is dropped on purpose); `on_done` runs once every copy is delivered or given
+        up."""
         if copies == 0:
             self._stats.count_callback(notebook_id, "dropped")
             if on_done:
@@ -85,14 +86,17 @@ class CallbackSender:
             session.headers["User-Agent"] = USER_AGENT
         return session
 
-    def _deliver(self, notebook_id: str, url: str, body: dict[str, Any]) -> bool:
+    def _deliver(self, notebook_id: str, url: str, body: dict[str, Any] | None) -> bool:
         """One copy; False when the sender closed before it was delivered or given up."""
         target = _redacted(url)
-        for attempt in range(1, self._attempts + 1):
+        guesses = self._guesses.current()
+        attempts, backoff = guesses.callbackAttempts, guesses.callbackBackoffSeconds
+        content = {"json": body} if body is not None else {"data": b""}
+        for attempt in range(1, attempts + 1):
             if self._closed.is_set():
                 return False
             try:
-                response = self._session().post(url, json=body, timeout=self._timeout)
+                response = self._session().post(url, timeout=self._timeout, **content)
             except requests.RequestException as exc:
                 problem = type(exc).__name__
             else:
@@ -102,14 +106,40 @@ class CallbackSender:
                         log.warning("callback to %s answered %s", target, response.status_code)
                     return True
                 problem = f"HTTP {response.status_code}"
-            if attempt < self._attempts:
+            if attempt < attempts:
                 log.info("callback to %s failed (%s), retrying", target, problem)
-                if self._closed.wait(self._backoff * 2 ** (attempt - 1)):
+                if self._closed.wait(backoff * 2 ** (attempt - 1)):
                     return False
             else:
                 log.warning("callback to %s failed (%s), giving up", target, problem)
         self._stats.count_callback(notebook_id, "failed")
         return True
+
+
+def run_callback_body(
+    kind: str, notebook: dict[str, Any], execution: dict[str, Any], application_name: str
+) -> dict[str, Any] | None:
+    """The body of a finished run's callback as the `callbackBody` guess `kind` has it (None:
+    no body); `notebook` and `execution` are the records the API returns."""
+    if kind == "empty":
+        return None
+    if kind == "execution":
+        return execution
+    data = {
+        "success": execution["status"] == "completed",
+        "notebook": notebook,
+        "execution": execution,
+    }
+    if kind == "triggerData":
+        return data
+    return {
+        "time": clock.iso(clock.now()),
+        "applicationId": execution["applicationId"],
+        "applicationName": application_name,
+        "triggerId": notebook["id"],
+        "triggerType": "notebook",
+        "data": data,
+    }
 
 
 def _redacted(url: str) -> str:

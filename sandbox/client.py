@@ -87,6 +87,15 @@ class SandboxClient:
         ...), or change the scopes of a known token; returns its scopes."""
         return self._call("POST", "/tokens", json={"token": token, "scopes": scopes})["scopes"]
 
+    def guesses(self) -> dict[str, Any]:
+        """What the sandbox does where Losant documents nothing: `logsSince`, `callbackBody`,
+        `callbackAttempts`, `callbackBackoffSeconds` (see `sandbox.guesses`)."""
+        return self._call("GET", "/guesses")
+
+    def set_guesses(self, **changes: Any) -> dict[str, Any]:
+        """Switch some of the guesses for the whole sandbox; returns all of them."""
+        return self._call("PATCH", "/guesses", json=changes)
+
     def behaviour(self, application_id: str, notebook_id: str) -> dict[str, Any]:
         return self._call("GET", _notebook_path(application_id, notebook_id, "behaviour"))
 

@@ -1,6 +1,6 @@
 """Sandbox-only routes under `/_sandbox/`: applications, API tokens, scripted behaviours,
-statistics, export jobs, the `/logs` limit cap and a health check. They take a token of the
-sandbox that grants every action (`all.Application`, ...; see sandbox.scopes), except
+guesses, statistics, export jobs, the `/logs` limit cap and a health check. They take a token of
+the sandbox that grants every action (`all.Application`, ...; see sandbox.scopes), except
 `/_sandbox/health`."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 from flask import Blueprint, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from sandbox import behaviours, clock, ids, logs_limit, scopes
+from sandbox import behaviours, clock, guesses, ids, logs_limit, scopes
 from sandbox.errors import Forbidden, NotFound, ValidationFailed
 from sandbox.services import Services
 from sandbox.storage import Application
@@ -144,6 +144,16 @@ def put_token() -> ResponseReturnValue:
     granted = scopes.check_scopes(body["scopes"])
     created = _services().tokens.put(token, granted)
     return jsonify({"success": True, "scopes": sorted(granted)}), 201 if created else 200
+
+
+@blueprint.get("/guesses")
+def get_guesses() -> ResponseReturnValue:
+    return jsonify(_services().guesses.current().to_json())
+
+
+@blueprint.patch("/guesses")
+def patch_guesses() -> ResponseReturnValue:
+    return jsonify(_services().guesses.update(_body(guesses.SCHEMA)).to_json())
 
 
 @blueprint.put(NOTEBOOK + "/behaviour")

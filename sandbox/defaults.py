@@ -4,7 +4,8 @@
 HOST = "127.0.0.1"
 PORT = 8081
 DATA_DIR = ".nbrelay/sandbox"
-MAX_RUN_MINUTES = 30.0  # maxAllowedRunMinutes of applications that set none
+MAX_RUN_MINUTES = 5.0  # maxAllowedRunMinutes of applications that set none: the per-run limit
+# of a Losant plan (`notebookMinutesPerRun`) is not published; 5 is the value its examples show
 PARALLEL_RUNS = 2  # runs in progress per application; the rest stay queued
 EXPORT_INTERVAL = 15 * 60.0  # seconds; one input data export per notebook in this window, as
 # Losant's throttle (1 per 15 minutes); `nbrelay sandbox --export-interval` changes it
@@ -12,8 +13,13 @@ JSON_BODY_LIMIT = 1024 * 1024  # bytes; larger JSON bodies get 413
 UPLOAD_LIMIT = 16 * 1024 * 1024  # bytes; larger .ipynb uploads get 413
 CALLBACK_WORKERS = 4
 CALLBACK_TIMEOUT = 5.0  # seconds per attempt
-CALLBACK_ATTEMPTS = 4
+# Guesses (guesses.py): Losant documents none of these; `/_sandbox/guesses` switches them
+LOGS_SINCE = "queued"  # /logs `since` compares runQueuedAt (at or after)
+CALLBACK_BODY = "triggerData"  # {"success", "notebook", "execution"}
+CALLBACK_ATTEMPTS = 4  # 1 means no retries
+CALLBACK_MAX_ATTEMPTS = 10
 CALLBACK_BACKOFF = 0.5  # seconds; doubled after every failed attempt
+CALLBACK_MAX_BACKOFF = 60.0  # seconds
 POLL_INTERVAL = 0.1  # seconds between looks at running kernels
 IDLE_WAIT = 1.0  # seconds the run loop sleeps at most, so changed application limits apply soon
 STOP_TIMEOUT = 10.0  # seconds to wait for kernels to die on shutdown

@@ -58,7 +58,6 @@ class _Run:
     notebook_id: str
     script: Behaviour | None
     handle: Any = None  # sandbox.engine.RunHandle of a real run
-    started: datetime | None = None
     due: float | None = None  # monotonic end of a scripted run
     progress: tuple[Any, ...] = ()
     discard: bool = False  # its notebook was deleted: clean up once the kernel is gone
@@ -234,7 +233,6 @@ class RunLoop:
         row = self._storage.transition(run.execution_id, ["queued"], changes)
         if row is None:
             return  # canceled or deleted while queued
-        run.started = now
         self._running[run.execution_id] = run
         self._in_progress[run.application_id] = self._in_progress.get(run.application_id, 0) + 1
         if run.script is not None:
@@ -392,9 +390,8 @@ class RunLoop:
         """Record a terminal status, free the run's slot and announce it."""
         self._release(run)
         now = clock.now()
-        minutes = 0
-        if run.started is not None:
-            minutes = math.ceil((now - run.started).total_seconds() / 60)
+        current = self._storage.get_execution(run.execution_id)
+        minutes = notebook_minutes({**current.doc, **changes}, now) if current else 0
         row = self._storage.transition(
             run.execution_id,
             ["queued", *ACTIVE],
@@ -419,6 +416,20 @@ class RunLoop:
             time.sleep(0.05)
         if engine_runs:
             log.warning("%d kernel(s) did not stop within %gs", len(engine_runs), timeout)
+
+
+def notebook_minutes(doc: dict[str, Any], end: datetime) -> int:
+    """The minutes a finished run counts in `notebookMinuteCounts` and `stats`: the time its
+    notebook ran, from `inputsCompletedAt` to `notebookCompletedAt` (or `end`, when it was stopped
+    before), in whole minutes rounded up, at least one. Set-up (queue, inputs) and tear-down
+    (results, outputs) are not counted, as Losant documents; rounding each run up is the
+    sandbox's guess. A run that never got past its inputs counts 0."""
+    if not doc.get("inputsCompletedAt"):
+        return 0
+    started = datetime.fromisoformat(doc["inputsCompletedAt"])
+    completed = doc.get("notebookCompletedAt")
+    stopped = datetime.fromisoformat(completed) if completed else end
+    return max(1, math.ceil((stopped - started).total_seconds() / 60))
 
 
 def _timestamps(progress: Any) -> dict[str, str]:

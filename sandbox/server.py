@@ -16,6 +16,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from sandbox import defaults, scopes
 from sandbox.app import create_app
 from sandbox.errors import ListenError
+from sandbox.guesses import Guesses
 from sandbox.logs_limit import LogsLimit
 from sandbox.services import SandboxSettings, Services
 from sandbox.templates import TemplateSettings
@@ -57,6 +58,7 @@ class SandboxServer:
         templates: TemplateSettings | None = None,
         output_info: str = defaults.OUTPUT_INFO,
         logs_limit: LogsLimit | None = None,
+        guesses: Guesses | None = None,
     ) -> None:
         """`tokens`: each API token with its scopes (sandbox.scopes); without any, one token
         with `all.Application` is generated (`token`)."""
@@ -79,8 +81,7 @@ class SandboxServer:
             upload_limit=defaults.UPLOAD_LIMIT,
             callback_workers=defaults.CALLBACK_WORKERS,
             callback_timeout=defaults.CALLBACK_TIMEOUT,
-            callback_attempts=defaults.CALLBACK_ATTEMPTS,
-            callback_backoff=defaults.CALLBACK_BACKOFF,
+            guesses=guesses or Guesses(),
             poll_interval=defaults.POLL_INTERVAL,
             stop_timeout=defaults.STOP_TIMEOUT,
             templates=templates or TemplateSettings(),

@@ -1,4 +1,4 @@
-"""The sandbox's parts wired together: storage, run loop, callbacks, exports, behaviours.
+"""The sandbox's parts wired together: storage, run loop, callbacks, exports, behaviours, guesses.
 
 The Flask app reaches them as `current_app.extensions["sandbox"]`; `SandboxServer` starts and
 stops them around the HTTP server.
@@ -13,9 +13,10 @@ from typing import Any
 
 from sandbox import clock
 from sandbox.behaviours import Behaviours
-from sandbox.callbacks import CallbackSender
+from sandbox.callbacks import CallbackSender, run_callback_body
 from sandbox.downloads import UrlSigner
 from sandbox.exports import Exporter
+from sandbox.guesses import Guesses, GuessSwitch
 from sandbox.layout import DataLayout
 from sandbox.logs_limit import LogsLimit, LogsLimitSetting
 from sandbox.records import execution_record, notebook_record
@@ -40,8 +41,7 @@ class SandboxSettings:
     upload_limit: int
     callback_workers: int
     callback_timeout: float
-    callback_attempts: int
-    callback_backoff: float
+    guesses: Guesses  # the guesses the sandbox starts with
     poll_interval: float
     stop_timeout: float
     templates: TemplateSettings  # how input and output templates render
@@ -62,12 +62,12 @@ class Services:
         self.behaviours = Behaviours()
         self.stats = Stats()
         self.logs_limit = LogsLimitSetting(settings.logs_limit)
+        self.guesses = GuessSwitch(settings.guesses)
         self.callbacks = CallbackSender(
             self.stats,
+            self.guesses,
             workers=settings.callback_workers,
             timeout=settings.callback_timeout,
-            attempts=settings.callback_attempts,
-            backoff=settings.callback_backoff,
         )
         self.limits = RunLimits(settings.max_run_minutes, settings.parallel_runs)
         self.runs = RunLoop(
@@ -120,11 +120,13 @@ class Services:
             self.storage.callback_done(row.id)
             return
         base_url = self.settings.base_url
-        body = {
-            "success": row.status == "completed",
-            "notebook": self.notebook_records([notebook], base_url)[0],
-            "execution": execution_record(row.doc, base_url),
-        }
+        application = self.storage.get_application(row.application_id)
+        body = run_callback_body(
+            self.guesses.current().callbackBody,
+            self.notebook_records([notebook], base_url)[0],
+            execution_record(row.doc, base_url),
+            application.name if application else "",
+        )
         copies = self.behaviours.get(row.notebook_id).callback_copies()
         self.callbacks.send(
             row.notebook_id,

@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sandbox import defaults
+from sandbox import clock, defaults
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS applications (
@@ -74,6 +74,16 @@ CREATE TABLE IF NOT EXISTS exports (
     doc TEXT NOT NULL
 );
 """
+
+
+# The executions `/logs?since=` selects under each `logsSince` guess (sandbox.guesses). Dates
+# in records are fixed-width ISO 8601 UTC, so they compare as text from 1970 on.
+SINCE_FILTERS = {
+    "queued": "queued_at >= :since",
+    "queuedAfter": "queued_at > :since",
+    "started": "json_extract(doc, '$.runStartedAt') >= :since_date",
+    "ended": "finished_at >= :since",
+}
 
 
 @dataclass(frozen=True)
@@ -138,9 +148,9 @@ class Storage:
                 raise
             self._db.execute("COMMIT")
 
-    def _query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+    def _query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
-            return self._db.execute(sql, tuple(params)).fetchall()
+            return self._db.execute(sql, params).fetchall()
 
     # applications
 
@@ -252,12 +262,22 @@ class Storage:
         rows = self._query("SELECT * FROM executions WHERE id = ?", [execution_id])
         return _execution(rows[0]) if rows else None
 
-    def logs(self, notebook_id: str, limit: int, since_ms: int | None) -> list[dict[str, Any]]:
-        """Executions of a notebook, newest first by `runQueuedAt`."""
+    def logs(
+        self, notebook_id: str, limit: int, since_ms: int | None, since_meaning: str
+    ) -> list[dict[str, Any]]:
+        """Executions of a notebook, newest first by `runQueuedAt`; with `since_ms`, only those
+        its `since_meaning` (a key of SINCE_FILTERS) selects."""
+        since_filter = SINCE_FILTERS[since_meaning] if since_ms is not None else "1"
+        since = since_ms if since_ms is not None else 0
         rows = self._query(
-            "SELECT doc FROM executions WHERE notebook_id = ? AND queued_at >= ?"
-            " ORDER BY queued_at DESC, id DESC LIMIT ?",
-            [notebook_id, since_ms if since_ms is not None else -(2**62), limit],
+            f"SELECT doc FROM executions WHERE notebook_id = :notebook AND {since_filter}"
+            " ORDER BY queued_at DESC, id DESC LIMIT :limit",
+            {
+                "notebook": notebook_id,
+                "since": since,
+                "since_date": clock.iso(max(clock.from_ms(since), clock.EPOCH)),
+                "limit": limit,
+            },
         )
         return [json.loads(r["doc"]) for r in rows]
 

@@ -27,7 +27,6 @@ DATA_DIR = ".nbrelay"
 PIPELINES_RECHECK_INTERVAL = 30.0  # seconds before a changed file whose notebooks Losant could
 # not check (Losant down) is checked again
 ACTION_LEASE = 120.0  # seconds a worker may hold an action before it is presumed dead
-ACTION_RECOVERY_LOOKBACK = 300.0  # seconds before a claim that the search for its execution covers
 ACTION_RECOVERY_LOGS_LIMIT = 1000  # executions read from /logs when looking for a lost execute
 ALERT_GROUP_WAIT = 30.0  # seconds an alert waits for more failures before it is first sent
 ALERT_REPEAT_INTERVAL = 4 * 3600.0  # seconds before a still-firing alert is sent again

@@ -77,6 +77,15 @@ def sandbox_app(sandbox: SandboxProcess, request: pytest.FixtureRequest) -> Sand
 
 
 @pytest.fixture
+def sandbox_guesses(sandbox: SandboxProcess) -> Iterator[Callable[..., dict]]:
+    """Switches the shared sandbox's guesses (`sandbox.guesses`: logsSince, callbackBody,
+    callbackAttempts, callbackBackoffSeconds) for one test; they are put back after it."""
+    before = sandbox.client.guesses()
+    yield sandbox.client.set_guesses
+    sandbox.client.set_guesses(**before)
+
+
+@pytest.fixture
 def make_components(
     redis: redis_lib.Redis, redis_server: EmbeddedRedis, sandbox_app: SandboxApp
 ) -> Iterator[Callable[..., Components]]:

@@ -10,6 +10,7 @@ import textwrap
 import pytest
 from prometheus_client import REGISTRY
 
+from sandbox import guesses
 from service import defaults, keys
 from service.errors import UsageProblem
 from service.followups.actions.ledger import ActionState
@@ -388,6 +389,47 @@ def test_an_execute_whose_outcome_is_unknown_is_looked_up_before_it_is_repeated(
     assert final.status is RunStatus.COMPLETED
     assert h.app.stats(a)["requests"]["execute"] == 1
     assert done.attempts == 2 and done.outcome["found_in_losant"] is True
+
+
+def test_a_lost_execute_still_queued_is_found_whatever_logs_since_compares(
+    harness, sandbox_app, sandbox_guesses, monkeypatch
+):
+    """Losant does not say which time of an execution `/logs?since=` compares: under `started`
+    (or `ended`) a run still queued behind the application's parallel-run limit is not listed
+    after any `since`; under every meaning the lookup finds it and nothing is started twice."""
+    monkeypatch.setattr(defaults, "ACTION_UNKNOWN_WAIT", 0.2)
+    monkeypatch.setattr(defaults, "ACTION_RETRY_BASE", 0.1)
+    sandbox_app.sandbox.client.update_application(sandbox_app.id, parallelRuns=1)
+    proxy = SlowProxy(sandbox_app.sandbox.url).start()
+    try:
+        h = harness("pipelines:\n  p:\n    steps:\n      a: {notebook: A}\n", losant_url=proxy.url)
+        blocker = h.notebook("Blocker", durationSeconds=120)
+        ahead = h.app.execute(blocker)
+        h.app.wait_for_status(blocker, ahead, ["inProgress"])
+        a = h.notebook("A")
+        for since in guesses.LOGS_SINCE:
+            sandbox_guesses(logsSince=since)
+            proxy.fail_once("POST", rf"/notebooks/{a}/execute", 502)  # queued, answer lost
+            h.registry.refresh()
+            run = h.followups.start_run("p", {}, "test")
+            key = f"run:{run.id}:a:1"
+            h.drain()
+            assert h.followups.action(key).state is ActionState.PENDING
+            done = h.run_until(
+                lambda k=key: (r := h.followups.action(k)).state is ActionState.DONE and r,
+                f"the lookup under {since}",
+            )
+            queued = [e for e in h.executions(a) if e["context"]["nbrelay"]["run"] == run.id]
+            assert [e["status"] for e in queued] == ["queued"], since
+            assert done.outcome == {"execution_id": queued[0]["id"], "found_in_losant": True}
+            assert h.followups.run(run.id).steps["a"].executions[0]["id"] == queued[0]["id"]
+        h.app.cancel(blocker, ahead)
+        for run_id in {e["context"]["nbrelay"]["run"] for e in h.executions(a)}:
+            final = h.run_until(lambda r=run_id: (f := h.followups.run(r)).finished_at and f, "run")
+            assert final.status is RunStatus.COMPLETED
+    finally:
+        proxy.stop()
+    assert h.app.stats(a)["requests"]["execute"] == len(guesses.LOGS_SINCE)  # once per run
 
 
 TWO_STEPS = """\

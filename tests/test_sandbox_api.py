@@ -281,7 +281,7 @@ def test_execution_record_has_the_log_schema_fields(
     assert record["executionRelativeTo"] == "2024-05-01T12:00:00.000Z"
     assert record["templateContext"] == '{"a": 1}'
     assert (record["sourceType"], len(record["sourceId"])) == ("apiToken", 24)
-    assert record["maxAllowedRunMinutes"] == 30
+    assert record["maxAllowedRunMinutes"] == 5
     assert record["imageVersion"] == "v4"
     for stamp in (
         "runQueuedAt",

@@ -10,10 +10,10 @@ from types import FrameType
 
 import click
 
-from sandbox import defaults, scopes
+from sandbox import defaults, guesses, scopes
 from sandbox.errors import ApiError, SandboxError
 from sandbox.logs_limit import ABOVE_CAP, LogsLimit
-from service.cli.params import POSITIVE
+from service.cli.params import POSITIVE, FiniteRange
 from service.errors import NbrelayError, UsageProblem
 
 # The top-level modules of the packages of the `sandbox` extra (pyproject.toml): the Jupyter stack
@@ -130,6 +130,35 @@ def require_sandbox_extra() -> None:
     show_default=True,
     help="A larger `limit`: 400 naming the cap, or at most the cap served silently (a guess).",
 )
+@click.option(
+    "--logs-since",
+    type=click.Choice(guesses.LOGS_SINCE),
+    default=defaults.LOGS_SINCE,
+    show_default=True,
+    help="Guess: which executions /logs?since=T lists (queued, started or ended at or after T; "
+    "queuedAfter: queued after T).",
+)
+@click.option(
+    "--callback-body",
+    type=click.Choice(guesses.CALLBACK_BODIES),
+    default=defaults.CALLBACK_BODY,
+    show_default=True,
+    help="Guess: what a run's callback POSTs.",
+)
+@click.option(
+    "--callback-attempts",
+    type=click.IntRange(1, defaults.CALLBACK_MAX_ATTEMPTS),
+    default=defaults.CALLBACK_ATTEMPTS,
+    show_default=True,
+    help="Guess: attempts per callback (1: no retries).",
+)
+@click.option(
+    "--callback-backoff",
+    type=FiniteRange(0, defaults.CALLBACK_MAX_BACKOFF),
+    default=defaults.CALLBACK_BACKOFF,
+    show_default=True,
+    help="Guess: seconds before the second callback attempt, doubled after each failure.",
+)
 def sandbox(
     host: str,
     port: int,
@@ -146,6 +175,10 @@ def sandbox(
     output_info: str,
     logs_limit_cap: int,
     logs_above_cap: str,
+    logs_since: str,
+    callback_body: str,
+    callback_attempts: int,
+    callback_backoff: float,
 ) -> None:
     """Run the local Losant Notebooks API (stops cleanly on Ctrl-C or SIGTERM)."""
     require_sandbox_extra()
@@ -175,6 +208,7 @@ def sandbox(
             templates=templates,
             output_info=output_info,
             logs_limit=LogsLimit(logs_limit_cap, logs_above_cap),
+            guesses=guesses.Guesses(logs_since, callback_body, callback_attempts, callback_backoff),
         )
     except SandboxError as exc:
         raise NbrelayError(str(exc)) from None

@@ -123,11 +123,19 @@ class NotebookSync:
         """Every execution of the notebook queued since its cursor, newest first, as far as
         Losant's largest `limit` reaches.
 
-        `/logs` has no offset: it returns the newest `limit` executions queued at or after
-        `since`. So `limit` grows until fewer come back than were asked for, or up to the cap
+        `/logs` has no offset: it returns the newest `limit` executions "since" a time. So
+        `limit` grows until fewer come back than were asked for, or up to the cap
         (`service.events.logs_limit`). A 400 about `limit` reveals a cap; so does a page with
-        fewer runs than asked whose oldest run is newer than the cursor (the run at the cursor
-        was seen before, so it would be in the page had Losant served all it was asked for).
+        fewer runs than asked that misses a run it must hold (see `logs_limit`).
+
+        Losant does not say which time of an execution `since` is compared with: when it was
+        queued (at or after, or strictly after), started or ended. The cursor is a queue time
+        (`next_cursor`) less SYNC_SINCE_MARGIN, and that is enough under each meaning: every
+        execution starts and ends after it was queued, so one queued since the cursor is listed
+        as soon as it is listed at all (strict "after" is covered by the margin); one not listed
+        yet (not started, not ended) reaches that point later than this read, so after the
+        cursor, which is never later than the newest execution seen. Runs nbrelay started stay
+        pending until terminal, and keep `since` at or before their queue time meanwhile.
         """
         application_id = claim.application_id
         now_ms = int(time.time() * 1000)

@@ -310,7 +310,8 @@ class LosantClient:
         since: Timestamp | None = None,
     ) -> list[Execution]:
         """The notebook's executions, newest first. Losant returns 1 when `limit` is not given;
-        `since` (ms since epoch, or a datetime) keeps runs queued at or after it."""
+        `since` (ms since epoch, or a datetime) keeps runs "since" it: Losant does not say which
+        time of a run it compares (queued, started or ended; see `service.events.sync`)."""
         path = _notebook(application_id, notebook_id, "logs")
         params: dict[str, Any] = {}
         if limit is not None:

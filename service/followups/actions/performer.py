@@ -68,12 +68,12 @@ class Performer:
         id returned is recorded as the action's execution."""
         client = self.losant()
         notebook = client.find_notebook(self.application_id, record.spec["notebook"])
-        since = int((record.created_at - defaults.ACTION_RECOVERY_LOOKBACK) * 1000)
+        # No `since`: Losant does not say which time of an execution it compares (queued,
+        # started, ended), and under the latter two a run still queued, or still running, is
+        # not listed after any `since`. Without it, `/logs` gives the newest executions whatever
+        # their state, and the action's own is among them unless more than the limit came after.
         executions = client.logs(
-            self.application_id,
-            notebook.id,
-            limit=defaults.ACTION_RECOVERY_LOGS_LIMIT,
-            since=since,
+            self.application_id, notebook.id, limit=defaults.ACTION_RECOVERY_LOGS_LIMIT
         )
         # /logs lists the newest first. The oldest execution carrying the marker and the action's
         # nonce is the one this action started: the nonce is random and only ever sent by the
