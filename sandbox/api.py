@@ -307,7 +307,7 @@ def execute() -> ResponseReturnValue:
     application = services.storage.get_application(notebook["applicationId"])
     max_minutes = (
         application.max_run_minutes if application else None
-    ) or services.limits.max_run_minutes
+    ) or services.guesses.current().maxRunMinutes
     now = clock.now()
     execution_id = ids.new_object_id()
     doc: dict[str, Any] = {
@@ -372,10 +372,9 @@ def logs() -> ResponseReturnValue:
     latency = services.behaviours.get(notebook["id"]).logsLatencySeconds
     if latency:
         time.sleep(latency)
-    limit = services.logs_limit.get().apply(valid.query["limit"])
-    docs = services.storage.logs(
-        notebook["id"], limit, _ms(valid, "since"), services.guesses.current().logsSince
-    )
+    guesses = services.guesses.current()
+    limit = guesses.logs_limit(valid.query["limit"])
+    docs = services.storage.logs(notebook["id"], limit, _ms(valid, "since"), guesses.logsSince)
     base_url = _base_url()
     return jsonify([execution_record(doc, base_url) for doc in docs])
 

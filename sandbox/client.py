@@ -88,8 +88,8 @@ class SandboxClient:
         return self._call("POST", "/tokens", json={"token": token, "scopes": scopes})["scopes"]
 
     def guesses(self) -> dict[str, Any]:
-        """What the sandbox does where Losant documents nothing: `logsSince`, `callbackBody`,
-        `callbackAttempts`, `callbackBackoffSeconds` (see `sandbox.guesses`)."""
+        """What the sandbox does where Losant documents nothing, by name (`logsSince`,
+        `logsLimitCap`, `callbackBody`, ...; see `sandbox.guesses`)."""
         return self._call("GET", "/guesses")
 
     def set_guesses(self, **changes: Any) -> dict[str, Any]:
@@ -134,15 +134,6 @@ class SandboxClient:
         """`{"items", "count", "totalCount", "offset", "limit"}`: a page of the table's rows."""
         path = f"/applications/{application_id}/data-tables/{table_id}/rows?offset={offset}"
         return self._call("GET", path)
-
-    def logs_limit(self) -> dict[str, Any]:
-        """`{"cap", "aboveCap"}`: the largest `limit` of `GET …/logs`, and whether a larger one
-        is rejected (400) or served silently capped."""
-        return self._call("GET", "/logs-limit")
-
-    def set_logs_limit(self, **settings: Any) -> dict[str, Any]:
-        """Change `cap` and/or `aboveCap` (`reject` or `silent`); returns the whole setting."""
-        return self._call("PUT", "/logs-limit", json=settings)
 
     def close(self) -> None:
         self._http.close()

@@ -1,5 +1,5 @@
 """Sandbox-only routes under `/_sandbox/`: applications, API tokens, scripted behaviours,
-guesses, statistics, export jobs, the `/logs` limit cap and a health check. They take a token of
+guesses, statistics, export jobs and a health check. They take a token of
 the sandbox that grants every action (`all.Application`, ...; see sandbox.scopes), except
 `/_sandbox/health`."""
 
@@ -10,7 +10,7 @@ from typing import Any
 from flask import Blueprint, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from sandbox import behaviours, clock, guesses, ids, logs_limit, scopes
+from sandbox import behaviours, clock, guesses, ids, scopes
 from sandbox.errors import Forbidden, NotFound, ValidationFailed
 from sandbox.services import Services
 from sandbox.storage import Application
@@ -75,12 +75,13 @@ def _id(value: str, name: str) -> str:
 
 
 def _application_json(application: Application) -> dict[str, Any]:
-    limits = _services().limits
+    services = _services()
     return {
         "id": application.id,
         "name": application.name,
-        "maxAllowedRunMinutes": application.max_run_minutes or limits.max_run_minutes,
-        "parallelRuns": application.parallel_runs or limits.parallel_runs,
+        "maxAllowedRunMinutes": application.max_run_minutes
+        or services.guesses.current().maxRunMinutes,
+        "parallelRuns": application.parallel_runs or services.limits.parallel_runs,
     }
 
 
@@ -179,17 +180,6 @@ def delete_behaviour(application_id: str, notebook_id: str) -> ResponseReturnVal
 @blueprint.get(NOTEBOOK + "/stats")
 def stats(application_id: str, notebook_id: str) -> ResponseReturnValue:
     return jsonify(_services().stats.of(_notebook_id(application_id, notebook_id)))
-
-
-@blueprint.get("/logs-limit")
-def get_logs_limit() -> ResponseReturnValue:
-    return jsonify(_services().logs_limit.get().to_json())
-
-
-@blueprint.put("/logs-limit")
-def put_logs_limit() -> ResponseReturnValue:
-    """Change the cap on `limit` of `GET …/logs` and what a larger `limit` gets (a guess)."""
-    return jsonify(_services().logs_limit.update(_body(logs_limit.SCHEMA)).to_json())
 
 
 @blueprint.get("/applications/<application_id>/exports/<job_id>")

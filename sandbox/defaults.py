@@ -13,7 +13,8 @@ JSON_BODY_LIMIT = 1024 * 1024  # bytes; larger JSON bodies get 413
 UPLOAD_LIMIT = 16 * 1024 * 1024  # bytes; larger .ipynb uploads get 413
 CALLBACK_WORKERS = 4
 CALLBACK_TIMEOUT = 5.0  # seconds per attempt
-# Guesses (guesses.py): Losant documents none of these; `/_sandbox/guesses` switches them
+# Guesses (guesses.py): Losant documents none of these; `/_sandbox/guesses` switches them, and
+# the template, outputInfo, logs limit, export interval and run-time limit values here too
 LOGS_SINCE = "queued"  # /logs `since` compares runQueuedAt (at or after)
 CALLBACK_BODY = "triggerData"  # {"success", "notebook", "execution"}
 CALLBACK_ATTEMPTS = 4  # 1 means no retries
@@ -30,7 +31,7 @@ OUTPUT_INFO_RULES = ("configured", "temporary-urls", "all")
 OUTPUT_INFO = "configured"
 DATA_TABLE_PAGE = 1000  # rows per page of /_sandbox/.../data-tables/<id>/rows, at most
 DB_BUSY_TIMEOUT = 5.0  # seconds a write waits while another process holds sandbox.db's lock
-# GET …/logs: Losant documents no largest `limit`; both values are guesses (logs_limit.py)
+# GET …/logs: Losant documents no largest `limit`; both values are guesses (guesses.py)
 LOGS_LIMIT_CAP = 1000  # largest `limit` served
 LOGS_ABOVE_CAP = "reject"  # a larger `limit`: "reject" (400 naming the cap) or "silent" (cap)
 

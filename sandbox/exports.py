@@ -25,11 +25,12 @@ from sandbox import clock
 from sandbox.callbacks import CallbackSender
 from sandbox.downloads import UrlSigner
 from sandbox.errors import TooManyRequests
+from sandbox.guesses import GuessSwitch
 from sandbox.ids import new_job_id
 from sandbox.layout import DataLayout
 from sandbox.records import notebook_fields
 from sandbox.storage import ExportRow, Storage
-from sandbox.templates import TemplateSettings, parse_context, renderer
+from sandbox.templates import parse_context, renderer
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +43,10 @@ class Exporter:
         signer: UrlSigner,
         callbacks: CallbackSender,
         base_url: str,
-        templates: TemplateSettings,
-        interval: float,
+        guesses: GuessSwitch,
     ) -> None:
         self._storage = storage
-        self._templates = templates
-        self._interval = timedelta(seconds=interval)
+        self._guesses = guesses  # exportIntervalSeconds and the templates
         self._requests = threading.Lock()  # one check-then-insert at a time
         self._layout = layout
         self._signer = signer
@@ -81,6 +80,7 @@ class Exporter:
                 "createdAt": clock.iso(now),
             },
         )
+        interval = timedelta(seconds=self._guesses.current().exportIntervalSeconds)
         with self._requests:
             last = max(
                 (
@@ -90,10 +90,10 @@ class Exporter:
                 ),
                 default=None,
             )
-            if last is not None and now - last < self._interval:
-                wait = (last + self._interval - now).total_seconds()
+            if last is not None and now - last < interval:
+                wait = (last + interval - now).total_seconds()
                 raise TooManyRequests(
-                    f"Input data exports are limited to one per {self._interval.total_seconds():g}"
+                    f"Input data exports are limited to one per {interval.total_seconds():g}"
                     f" seconds per notebook; try again in {wait:.0f} seconds"
                 )
             self._storage.insert_export(job)
@@ -199,7 +199,7 @@ class Exporter:
                 context,
                 notebook=notebook_fields(notebook),
                 execution=None,
-                settings=self._templates,
+                settings=self._guesses.current().templates(),
             )
             materialize_inputs(
                 notebook.get("inputs", []),

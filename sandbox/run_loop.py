@@ -28,10 +28,10 @@ from typing import Any
 from sandbox import clock, defaults, outputs
 from sandbox.behaviours import Behaviour
 from sandbox.downloads import UrlSigner, file_entry
+from sandbox.guesses import Guesses, GuessSwitch
 from sandbox.layout import DataLayout
 from sandbox.records import TERMINAL_STATUSES, notebook_fields
 from sandbox.storage import ExecutionRow, Storage
-from sandbox.templates import TemplateSettings
 from sandbox.workdir import WorkDir
 
 log = logging.getLogger(__name__)
@@ -45,9 +45,9 @@ RESTART_ERROR = {
 
 @dataclass(frozen=True)
 class RunLimits:
-    """Defaults for applications that set no limits of their own."""
+    """Defaults for applications that set no limits of their own (the run-time limit is a guess:
+    `Guesses.maxRunMinutes`)."""
 
-    max_run_minutes: float
     parallel_runs: int
 
 
@@ -79,17 +79,15 @@ class RunLoop:
         limits: RunLimits,
         on_terminal: Callable[[ExecutionRow], None],
         poll_interval: float,
-        templates: TemplateSettings,
-        output_info: str,
+        guesses: GuessSwitch,
     ) -> None:
         self._storage = storage
-        self._templates = templates
+        self._guesses = guesses
         self._layout = layout
         self._signer = signer
         self._limits = limits
         self._on_terminal = on_terminal
         self._poll_interval = poll_interval
-        self._output_info = output_info
         self._commands: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="run-loop", daemon=True)
@@ -261,6 +259,7 @@ class RunLoop:
         from sandbox.engine import RunSpec, start_run
 
         doc = row.doc
+        guesses = self._guesses.current()  # the run keeps these, whatever is switched later
         spec = RunSpec(
             execution_id=row.id,
             notebook_file=self._layout.notebook_dir(row.notebook_id) / notebook["jupyterFileName"],
@@ -273,22 +272,24 @@ class RunLoop:
             fixtures_dir=self._layout.application_fixtures(row.application_id),
             notebook=notebook_fields(notebook),
             execution=doc,
-            templates=self._templates,
-            output_plan=self._output_plan(row, notebook),
+            templates=guesses.templates(),
+            output_plan=self._output_plan(row, notebook, guesses),
         )
         return start_run(spec)
 
-    def _output_plan(self, row: ExecutionRow, notebook: dict[str, Any]) -> outputs.OutputPlan:
+    def _output_plan(
+        self, row: ExecutionRow, notebook: dict[str, Any], guesses: Guesses
+    ) -> outputs.OutputPlan:
         return outputs.OutputPlan(
             outputs=notebook.get("outputs", []),
-            output_info=self._output_info,
+            output_info=guesses.outputInfo,
             application_id=row.application_id,
             files_dir=self._layout.application_files(row.application_id),
             database=self._layout.database,
             template_context=row.doc.get("templateContext"),
             notebook=notebook_fields(notebook),
             execution=row.doc,
-            templates=self._templates,
+            templates=guesses.templates(),
         )
 
     def _fire_timers(self) -> None:
@@ -325,7 +326,10 @@ class RunLoop:
         if row is None or notebook is None:
             return changes
         delivered = outputs.deliver(
-            self._output_plan(row, notebook), workdir.output_dir, workdir.results_dir, strict=False
+            self._output_plan(row, notebook, self._guesses.current()),
+            workdir.output_dir,
+            workdir.results_dir,
+            strict=False,
         )
         if delivered.error is not None:
             problem = {"name": "OutputError", "message": delivered.error}

@@ -17,9 +17,7 @@ from sandbox import defaults, scopes
 from sandbox.app import create_app
 from sandbox.errors import ListenError
 from sandbox.guesses import Guesses
-from sandbox.logs_limit import LogsLimit
 from sandbox.services import SandboxSettings, Services
-from sandbox.templates import TemplateSettings
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -51,17 +49,13 @@ class SandboxServer:
         host: str = defaults.HOST,
         port: int = defaults.PORT,
         tokens: dict[str, frozenset[str]] | None = None,
-        max_run_minutes: float = defaults.MAX_RUN_MINUTES,
         parallel_runs: int = defaults.PARALLEL_RUNS,
-        export_interval: float = defaults.EXPORT_INTERVAL,
         public_url: str | None = None,
-        templates: TemplateSettings | None = None,
-        output_info: str = defaults.OUTPUT_INFO,
-        logs_limit: LogsLimit | None = None,
         guesses: Guesses | None = None,
     ) -> None:
         """`tokens`: each API token with its scopes (sandbox.scopes); without any, one token
-        with `all.Application` is generated (`token`)."""
+        with `all.Application` is generated (`token`). `guesses`: what the sandbox does where
+        Losant documents nothing (sandbox.guesses; default: each guess's default)."""
         self.token_generated = not tokens
         self.token = secrets.token_urlsafe(24) if not tokens else next(iter(tokens))
         tokens = tokens or {self.token: frozenset({scopes.FULL_ACCESS})}
@@ -74,9 +68,7 @@ class SandboxServer:
             data_dir=Path(data_dir).resolve(),
             tokens=tokens,
             base_url=(public_url or self.url).rstrip("/"),
-            max_run_minutes=max_run_minutes,
             parallel_runs=parallel_runs,
-            export_interval=export_interval,
             json_body_limit=defaults.JSON_BODY_LIMIT,
             upload_limit=defaults.UPLOAD_LIMIT,
             callback_workers=defaults.CALLBACK_WORKERS,
@@ -84,9 +76,6 @@ class SandboxServer:
             guesses=guesses or Guesses(),
             poll_interval=defaults.POLL_INTERVAL,
             stop_timeout=defaults.STOP_TIMEOUT,
-            templates=templates or TemplateSettings(),
-            output_info=output_info,
-            logs_limit=logs_limit or LogsLimit(defaults.LOGS_LIMIT_CAP, defaults.LOGS_ABOVE_CAP),
         )
         self.services = Services(settings)
         with listener:

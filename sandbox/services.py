@@ -18,13 +18,11 @@ from sandbox.downloads import UrlSigner
 from sandbox.exports import Exporter
 from sandbox.guesses import Guesses, GuessSwitch
 from sandbox.layout import DataLayout
-from sandbox.logs_limit import LogsLimit, LogsLimitSetting
 from sandbox.records import execution_record, notebook_record
 from sandbox.run_loop import RunLimits, RunLoop
 from sandbox.scopes import Tokens
 from sandbox.stats import Stats
 from sandbox.storage import ExecutionRow, Storage
-from sandbox.templates import TemplateSettings
 
 log = logging.getLogger(__name__)
 
@@ -34,19 +32,14 @@ class SandboxSettings:
     data_dir: Path
     tokens: dict[str, frozenset[str]]  # each token with its scopes (scopes.py)
     base_url: str  # how callbacks' download links reach the sandbox
-    max_run_minutes: float
     parallel_runs: int
-    export_interval: float  # seconds between two input data exports of one notebook
     json_body_limit: int
     upload_limit: int
     callback_workers: int
     callback_timeout: float
-    guesses: Guesses  # the guesses the sandbox starts with
+    guesses: Guesses  # the guesses the sandbox starts with (templates, outputInfo, limits, ...)
     poll_interval: float
     stop_timeout: float
-    templates: TemplateSettings  # how input and output templates render
-    output_info: str  # what outputInfo lists: one of defaults.OUTPUT_INFO_RULES
-    logs_limit: LogsLimit
 
     def __repr__(self) -> str:
         return f"SandboxSettings(data_dir={self.data_dir!s}, base_url={self.base_url})"
@@ -61,7 +54,6 @@ class Services:
         self.signer = UrlSigner(self.layout.url_key())
         self.behaviours = Behaviours()
         self.stats = Stats()
-        self.logs_limit = LogsLimitSetting(settings.logs_limit)
         self.guesses = GuessSwitch(settings.guesses)
         self.callbacks = CallbackSender(
             self.stats,
@@ -69,7 +61,7 @@ class Services:
             workers=settings.callback_workers,
             timeout=settings.callback_timeout,
         )
-        self.limits = RunLimits(settings.max_run_minutes, settings.parallel_runs)
+        self.limits = RunLimits(settings.parallel_runs)
         self.runs = RunLoop(
             self.storage,
             self.layout,
@@ -77,8 +69,7 @@ class Services:
             self.limits,
             self.announce,
             settings.poll_interval,
-            settings.templates,
-            settings.output_info,
+            self.guesses,
         )
         self.exporter = Exporter(
             self.storage,
@@ -86,8 +77,7 @@ class Services:
             self.signer,
             self.callbacks,
             settings.base_url,
-            settings.templates,
-            settings.export_interval,
+            self.guesses,
         )
 
     def start(self) -> None:

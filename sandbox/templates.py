@@ -35,6 +35,8 @@ from sandbox.errors import InputError
 
 Render = Callable[[str, str], str]  # (template, what it configures, for errors) -> text
 DOCUMENTED_VARIABLES = ("notebook", "execution")
+SYNTAXES = ("losant", "jinja")
+MISSING = ("error", "empty")
 _NAME = re.compile(r"^[A-Za-z_$][\w$]*$")
 _TAG = re.compile(r"\{\{\{(.*?)\}\}\}|\{\{(.*?)\}\}", re.DOTALL)
 _SEGMENT = r"(?:[A-Za-z_$][\w$-]*|\[[^\]]+\])"
@@ -43,7 +45,8 @@ _PATH = re.compile(rf"^{_SEGMENT}(?:\.(?:{_SEGMENT}|\d+))*$")
 
 @dataclass(frozen=True)
 class TemplateSettings:
-    """How templates render; every field is a guess about Losant (see the module's doc)."""
+    """How templates render; every field is a guess about Losant (see the module's doc), set
+    through `sandbox.guesses` (`Guesses.templates()`)."""
 
     syntax: str = defaults.TEMPLATE_SYNTAX  # "losant" or "jinja"
     context_name: str = defaults.TEMPLATE_CONTEXT_NAME
@@ -51,9 +54,9 @@ class TemplateSettings:
     missing: str = defaults.TEMPLATE_MISSING  # "error" or "empty"
 
     def __post_init__(self) -> None:
-        if self.syntax not in ("losant", "jinja"):
+        if self.syntax not in SYNTAXES:
             raise ValueError(f"template syntax must be losant or jinja, not {self.syntax!r}")
-        if self.missing not in ("error", "empty"):
+        if self.missing not in MISSING:
             raise ValueError(
                 f"missing template values must be error or empty, not {self.missing!r}"
             )

@@ -78,8 +78,9 @@ def sandbox_app(sandbox: SandboxProcess, request: pytest.FixtureRequest) -> Sand
 
 @pytest.fixture
 def sandbox_guesses(sandbox: SandboxProcess) -> Iterator[Callable[..., dict]]:
-    """Switches the shared sandbox's guesses (`sandbox.guesses`: logsSince, callbackBody,
-    callbackAttempts, callbackBackoffSeconds) for one test; they are put back after it."""
+    """Switches the shared sandbox's guesses (`sandbox.guesses`: logsSince, logsLimitCap,
+    callbackBody, templateSyntax, outputInfo, maxRunMinutes, ...) for one test; they are put back
+    after it."""
     before = sandbox.client.guesses()
     yield sandbox.client.set_guesses
     sandbox.client.set_guesses(**before)

@@ -13,48 +13,46 @@ from service.runtime.processes import wait_until
 from tests.support.sandbox import SandboxProcess
 
 
-@pytest.fixture
-def logs_limit(sandbox):
-    """Set the shared sandbox's `/logs` cap for one test; the default comes back after it."""
-    before = sandbox.client.logs_limit()
-    yield sandbox.client.set_logs_limit
-    sandbox.client.set_logs_limit(**before)
+def cap(guesses: dict) -> dict:
+    return {name: guesses[name] for name in ("logsLimitCap", "logsAboveCap")}
 
 
-def test_the_sandbox_cap_is_a_switch(sandbox_app, logs_limit):
+def test_the_sandbox_cap_is_a_switch(sandbox_app, sandbox_guesses):
     notebook = sandbox_app.create_notebook()
     sandbox_app.set_behaviour(notebook["id"], status="completed", durationSeconds=0)
     for _ in range(3):
         sandbox_app.wait_for_status(notebook["id"], sandbox_app.execute(notebook["id"]))
     path = f"/applications/{sandbox_app.id}/notebooks/{notebook['id']}/logs"
     sandbox = sandbox_app.sandbox
-    assert sandbox.client.logs_limit() == {"cap": 1000, "aboveCap": "reject"}
+    assert cap(sandbox.client.guesses()) == {"logsLimitCap": 1000, "logsAboveCap": "reject"}
     assert len(sandbox.call("GET", path, params={"limit": 1000})) == 3
     refused = sandbox.request("GET", path, params={"limit": 1001})
     assert refused.status_code == 400
     assert refused.json() == {"type": "Validation", "message": "query.limit: must be at most 1000"}
 
-    assert logs_limit(cap=2, aboveCap="silent") == {"cap": 2, "aboveCap": "silent"}
+    switched = sandbox_guesses(logsLimitCap=2, logsAboveCap="silent")
+    assert cap(switched) == {"logsLimitCap": 2, "logsAboveCap": "silent"}
     assert len(sandbox.call("GET", path, params={"limit": 50})) == 2
-    logs_limit(aboveCap="reject")
+    sandbox_guesses(logsAboveCap="reject")
     refused = sandbox.request("GET", path, params={"limit": 3})
     assert refused.json() == {"type": "Validation", "message": "query.limit: must be at most 2"}
-    bad = sandbox.request("PUT", "/_sandbox/logs-limit", json={"aboveCap": "maybe"})
+    bad = sandbox.request("PATCH", "/_sandbox/guesses", json={"logsAboveCap": "maybe"})
     assert bad.status_code == 400 and bad.json()["type"] == "Validation"
+    assert sandbox.request("GET", "/_sandbox/logs-limit").status_code == 404
 
 
 def test_the_sandbox_cap_is_a_command_line_option(tmp_path):
     options = ["--logs-limit-cap", "7", "--logs-above-cap", "silent"]
     process = SandboxProcess(tmp_path / "data", options=options).start()
     try:
-        assert process.client.logs_limit() == {"cap": 7, "aboveCap": "silent"}
+        assert cap(process.client.guesses()) == {"logsLimitCap": 7, "logsAboveCap": "silent"}
     finally:
         process.stop()
 
 
 @pytest.mark.parametrize("above_cap", ["silent", "reject"])
 def test_a_sync_discovers_the_cap_and_warns_of_what_it_hides(
-    stack_factory, sandbox_app, logs_limit, above_cap
+    stack_factory, sandbox_app, sandbox_guesses, above_cap
 ):
     notebook = sandbox_app.create_notebook()
     notebook_id = notebook["id"]
@@ -73,7 +71,7 @@ def test_a_sync_discovers_the_cap_and_warns_of_what_it_hides(
     started = [sandbox_app.execute(notebook_id) for _ in range(50)]
     for execution_id in started:
         sandbox_app.wait_for_status(notebook_id, execution_id)
-    logs_limit(cap=10, aboveCap=above_cap)
+    sandbox_guesses(logsLimitCap=10, logsAboveCap=above_cap)
     assert requests.post(hint, json={}, timeout=10).status_code == 202
     warning = f"up to 40 executions of notebook {notebook_id} may not have been seen"
     wait_until(lambda: stack.get(listing).json()["warnings"] == [warning], 30, "the warning")

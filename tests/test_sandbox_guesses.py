@@ -3,11 +3,13 @@ and what it counts as run minutes and run-time limit."""
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
-from sandbox import defaults
+from sandbox import defaults, guesses
 from sandbox.errors import ValidationFailed
 from service.runtime.processes import wait_until
 from tests.support.http_server import Reply
@@ -21,15 +23,32 @@ def ms(date: str) -> int:
 def test_the_guesses_have_documented_defaults_and_refuse_bad_values(sandbox, sandbox_guesses):
     assert sandbox.client.guesses() == {
         "logsSince": "queued",
+        "logsLimitCap": 1000,
+        "logsAboveCap": "reject",
         "callbackBody": "triggerData",
         "callbackAttempts": 4,
         "callbackBackoffSeconds": 0.5,
+        "templateSyntax": "losant",
+        "templateContextName": "context",
+        "templateContextKeys": False,
+        "templateMissing": "error",
+        "outputInfo": "configured",
+        "exportIntervalSeconds": 900.0,
+        "maxRunMinutes": 5.0,
     }
     for bad in (
         {"logsSince": "created"},
+        {"logsLimitCap": 0},
         {"callbackBody": "xml"},
         {"callbackAttempts": 0},
         {"callbackBackoffSeconds": -1},
+        {"templateSyntax": "mustache"},
+        {"templateContextName": "notebook"},
+        {"templateContextName": "a b"},
+        {"templateContextKeys": "yes"},
+        {"outputInfo": "everything"},
+        {"exportIntervalSeconds": -1},
+        {"maxRunMinutes": 0},
         {"retries": 2},
     ):
         with pytest.raises(ValidationFailed):
@@ -138,3 +157,46 @@ def test_set_up_is_not_counted_as_run_minutes(sandbox_app, http_server):
         path = f"/applications/{sandbox_app.id}/notebooks/{notebook_id}/notebookMinuteCounts"
         (day,) = sandbox_app.sandbox.call("GET", path)["counts"]
         assert (day["minutes"], day[status]) == (minutes, 1)
+
+
+def test_every_guess_says_where_its_default_comes_from():
+    for guess in fields(guesses.Guesses):
+        assert guess.name in guesses.SCHEMA["properties"]
+        assert guesses.SOURCES[guess.name].split(":")[0] in ("documented", "observed", "guessed")
+
+
+def test_every_guess_is_in_the_readme():
+    """Each field of the model has a row in the Fidelity table and a line in the Sandbox section's
+    list of guesses."""
+    readme = Path("README.md").read_text(encoding="utf-8")
+    fidelity = readme.split("\n## Fidelity\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in fidelity.splitlines() if line.startswith("| ")]
+    sandbox = readme.split("\n## Sandbox\n", 1)[1].split("\n## ", 1)[0]
+    listed = sandbox.split("- **Guesses**", 1)[1].split("\n- **", 1)[0]
+    for guess in fields(guesses.Guesses):
+        assert any(f"`{guess.name}`" in row for row in rows), guess.name
+        assert f"`{guess.name}`" in listed, guess.name
+
+
+def test_run_guesses_switch_while_the_sandbox_runs(sandbox, sandbox_app, sandbox_guesses):
+    """Templates, outputInfo, the run-time limit and the export window are read when a run or an
+    export starts, so a switch applies to the next one."""
+    notebook_id = sandbox_app.create_notebook()["id"]
+    sandbox_app.set_behaviour(notebook_id, status="completed", durationSeconds=0)
+
+    def run() -> dict:
+        execution_id = sandbox_app.execute(notebook_id)
+        return sandbox_app.wait_for_status(notebook_id, execution_id)
+
+    assert run()["maxAllowedRunMinutes"] == 5
+    sandbox_guesses(maxRunMinutes=0.5, outputInfo="all")
+    done = run()
+    assert done["maxAllowedRunMinutes"] == 0.5
+    assert "result.log" in done["outputInfo"]  # `all` lists every artefact
+    assert sandbox.client.application(sandbox_app.id)["maxAllowedRunMinutes"] == 0.5
+
+    export = f"/applications/{sandbox_app.id}/notebooks/{notebook_id}/requestInputDataExport"
+    assert sandbox.request("POST", export, json={}).status_code == 202
+    assert sandbox.request("POST", export, json={}).status_code == 429
+    sandbox_guesses(exportIntervalSeconds=0)
+    assert sandbox.request("POST", export, json={}).status_code == 202

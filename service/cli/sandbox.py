@@ -10,9 +10,8 @@ from types import FrameType
 
 import click
 
-from sandbox import defaults, guesses, scopes
+from sandbox import defaults, guesses, scopes, templates
 from sandbox.errors import ApiError, SandboxError
-from sandbox.logs_limit import ABOVE_CAP, LogsLimit
 from service.cli.params import POSITIVE, FiniteRange
 from service.errors import NbrelayError, UsageProblem
 
@@ -84,7 +83,7 @@ def require_sandbox_extra() -> None:
 @click.option(
     "--templates",
     "template_syntax",
-    type=click.Choice(["losant", "jinja"]),
+    type=click.Choice(templates.SYNTAXES),
     default=defaults.TEMPLATE_SYNTAX,
     show_default=True,
     help="Input/output templates: only {{ path.to.value }} lookups, or sandboxed Jinja2.",
@@ -103,7 +102,7 @@ def require_sandbox_extra() -> None:
 )
 @click.option(
     "--template-missing",
-    type=click.Choice(["error", "empty"]),
+    type=click.Choice(templates.MISSING),
     default=defaults.TEMPLATE_MISSING,
     show_default=True,
     help="A template value that does not exist fails the run, or renders as nothing.",
@@ -118,14 +117,14 @@ def require_sandbox_extra() -> None:
 )
 @click.option(
     "--logs-limit-cap",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, guesses.LOGS_LIMIT_MAX),
     default=defaults.LOGS_LIMIT_CAP,
     show_default=True,
     help="Largest `limit` of GET …/logs (Losant documents none: a guess).",
 )
 @click.option(
     "--logs-above-cap",
-    type=click.Choice(ABOVE_CAP),
+    type=click.Choice(guesses.ABOVE_CAP),
     default=defaults.LOGS_ABOVE_CAP,
     show_default=True,
     help="A larger `limit`: 400 naming the cap, or at most the cap served silently (a guess).",
@@ -183,15 +182,26 @@ def sandbox(
     """Run the local Losant Notebooks API (stops cleanly on Ctrl-C or SIGTERM)."""
     require_sandbox_extra()
     from sandbox.server import SandboxServer
-    from sandbox.templates import TemplateSettings
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     tokens = _tokens(token_specs)
     try:
-        templates = TemplateSettings(
-            template_syntax, template_context_name, template_context_keys, template_missing
+        chosen = guesses.Guesses(
+            logsSince=logs_since,
+            logsLimitCap=logs_limit_cap,
+            logsAboveCap=logs_above_cap,
+            callbackBody=callback_body,
+            callbackAttempts=callback_attempts,
+            callbackBackoffSeconds=callback_backoff,
+            templateSyntax=template_syntax,
+            templateContextName=template_context_name,
+            templateContextKeys=template_context_keys,
+            templateMissing=template_missing,
+            outputInfo=output_info,
+            exportIntervalSeconds=export_interval,
+            maxRunMinutes=max_run_minutes,
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--template-context-name") from None
@@ -201,14 +211,9 @@ def sandbox(
             host=host,
             port=port,
             tokens=tokens,
-            max_run_minutes=max_run_minutes,
             parallel_runs=parallel,
-            export_interval=export_interval,
             public_url=public_url,
-            templates=templates,
-            output_info=output_info,
-            logs_limit=LogsLimit(logs_limit_cap, logs_above_cap),
-            guesses=guesses.Guesses(logs_since, callback_body, callback_attempts, callback_backoff),
+            guesses=chosen,
         )
     except SandboxError as exc:
         raise NbrelayError(str(exc)) from None
