@@ -526,10 +526,6 @@ class ExecutionStore:
         )
         return [record.id for record in self.get_many(ids) if record.is_terminal]
 
-    def pending_of(self, application_id: str, notebook_id: str) -> int:
-        """How many runs of the notebook nbrelay started are not known to be terminal."""
-        return int(self.redis.zcard(keys.pending_by_notebook(application_id, notebook_id)))
-
     def oldest_pending_ms(self, application_id: str, notebook_id: str) -> int | None:
         """Request time (ms) of the notebook's oldest run nbrelay started that is not terminal."""
         oldest = self.redis.zrange(
