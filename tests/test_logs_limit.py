@@ -106,3 +106,45 @@ def test_a_sync_discovers_the_cap_and_warns_of_what_it_hides(
         components.close()
     assert sandbox_app.stats(notebook_id)["requests"]["logs"] - before == 1
     assert stack.get(listing).json()["warnings"] == [warning]
+
+
+def test_a_run_unfinished_at_the_cursor_is_not_taken_for_a_cap(
+    stack_factory, sandbox_app, sandbox_guesses
+):
+    """The cursor rests on a run still running; under a `since` that compares end times that
+    run is not listed, so a page with a newer run only is not a page cut short by a cap."""
+    sandbox_app.sandbox.client.update_application(sandbox_app.id, parallelRuns=2)
+    notebook_id = sandbox_app.create_notebook()["id"]
+    stack = stack_factory()
+    hint = stack.callback_url(notebook_id)
+    listing = f"/api/executions?notebook={notebook_id}"
+    sandbox_app.set_behaviour(notebook_id, status="completed", durationSeconds=8)
+    long_run = sandbox_app.execute(notebook_id)
+    sandbox_app.wait_for_status(notebook_id, long_run, ["inProgress"])
+    components = stack.components()
+
+    def synced() -> None:
+        assert requests.post(hint, json={}, timeout=10).status_code == 202
+        wait_until(
+            lambda: not components.syncs.status(sandbox_app.id, notebook_id).dirty_since,
+            20,
+            "the sync to finish",
+        )
+
+    try:
+        synced()  # the cursor is now the long run's queue time
+        assert stack.execution(long_run)["status"] == "inProgress"
+        sandbox_guesses(logsSince="ended")
+        sandbox_app.set_behaviour(notebook_id, status="completed", durationSeconds=0)
+        short_run = sandbox_app.execute(notebook_id)
+        sandbox_app.wait_for_status(notebook_id, short_run)
+        synced()
+        stack.wait_for_status(short_run, "completed")
+        assert components.redis.get(keys.logs_limit_cap(sandbox_app.id)) is None
+        sandbox_app.wait_for_status(notebook_id, long_run, timeout=30)
+        synced()
+        stack.wait_for_status(long_run, "completed")
+        assert components.redis.get(keys.logs_limit_cap(sandbox_app.id)) is None
+    finally:
+        components.close()
+    assert stack.get(listing).json()["warnings"] == []

@@ -391,6 +391,32 @@ def test_an_execute_whose_outcome_is_unknown_is_looked_up_before_it_is_repeated(
     assert done.attempts == 2 and done.outcome["found_in_losant"] is True
 
 
+def test_a_lost_execute_is_looked_up_within_the_logs_cap(harness, sandbox_app, monkeypatch):
+    """Under a `/logs` cap that answers a larger `limit` with a 400, the lookup asks for the cap
+    it reads from the 400, finds the run, and remembers the cap as the syncs do."""
+    monkeypatch.setattr(defaults, "ACTION_UNKNOWN_WAIT", 0.2)
+    monkeypatch.setattr(defaults, "ACTION_RETRY_BASE", 0.1)
+    before = sandbox_app.sandbox.client.logs_limit()
+    sandbox_app.sandbox.client.set_logs_limit(cap=10, aboveCap="reject")
+    proxy = SlowProxy(sandbox_app.sandbox.url).start()
+    try:
+        h = harness("pipelines:\n  p:\n    steps:\n      a: {notebook: A}\n", losant_url=proxy.url)
+        a = h.notebook("A")
+        proxy.fail_once("POST", rf"/notebooks/{a}/execute", 502)  # queued, but the answer is lost
+        h.registry.refresh()
+        run = h.followups.start_run("p", {}, "test")
+        key = f"run:{run.id}:a:1"
+        done = h.run_until(
+            lambda: (r := h.followups.action(key)).state is ActionState.DONE and r, "lookup"
+        )
+    finally:
+        proxy.stop()
+        sandbox_app.sandbox.client.set_logs_limit(**before)
+    assert h.app.stats(a)["requests"]["execute"] == 1
+    assert done.outcome["found_in_losant"] is True
+    assert h.redis.get(keys.logs_limit_cap(sandbox_app.id)) == "10"
+
+
 def test_a_lost_execute_still_queued_is_found_whatever_logs_since_compares(
     harness, sandbox_app, sandbox_guesses, monkeypatch
 ):

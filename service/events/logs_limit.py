@@ -10,11 +10,13 @@ notebook's cursor as served at the cap. The cap is remembered per application fo
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import redis as redis_lib
 
 from service import defaults, keys, metrics
-from service.losant import LosantError
+from service.losant import LosantClient, LosantError
+from service.losant.models import Execution
 
 _LIMIT_NUMBER = re.compile(r"\blimit\b\D*?(\d+)", re.IGNORECASE)
 
@@ -27,6 +29,16 @@ def cap_from_error(exc: LosantError, asked: int) -> int | None:
     named = [int(n) for n in _LIMIT_NUMBER.findall(exc.message)]
     below = [n for n in named if 1 <= n < asked]
     return max(below) if below else asked // 2
+
+
+@dataclass(frozen=True)
+class Page:
+    """One `/logs` answer: the executions, the `limit` that was served, and how many requests
+    it took (a 400 about `limit` costs one more)."""
+
+    executions: list[Execution]
+    limit: int
+    calls: int
 
 
 class LogsCaps:
@@ -43,3 +55,29 @@ class LogsCaps:
         """Record `cap`; `how` is "rejected" (a 400) or "short" (a page cut short)."""
         self.redis.set(keys.logs_limit_cap(application_id), cap, ex=defaults.LOGS_CAP_TTL)
         metrics.LOGS_CAP_DISCOVERED.labels(how).inc()
+
+    def read(
+        self,
+        client: LosantClient,
+        application_id: str,
+        notebook_id: str,
+        *,
+        limit: int,
+        since: int | None = None,
+    ) -> Page:
+        """`GET …/logs` asking for `limit`, or the known cap when lower. A 400 about `limit`
+        reveals the cap: it is remembered and asked for instead."""
+        limit = min(limit, self.get(application_id) or limit)
+        calls = 0
+        while True:
+            calls += 1
+            try:
+                executions = client.logs(application_id, notebook_id, limit=limit, since=since)
+            except LosantError as exc:
+                cap = cap_from_error(exc, limit)
+                if cap is None:
+                    raise
+                self.remember(application_id, cap, "rejected")
+                limit = cap
+                continue
+            return Page(executions, limit, calls)

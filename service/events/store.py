@@ -513,13 +513,18 @@ class ExecutionStore:
     def terminal_count_since(self, application_id: str, notebook_id: str, since_ms: int) -> int:
         """How many stored executions of the notebook queued at or after `since_ms` are
         terminal."""
+        return len(self.terminal_ids_since(application_id, notebook_id, since_ms))
+
+    def terminal_ids_since(self, application_id: str, notebook_id: str, since_ms: int) -> list[str]:
+        """Ids of the stored executions of the notebook queued at or after `since_ms` that are
+        terminal."""
         ids = cast(
             list[str],
             self.redis.zrangebyscore(
                 keys.executions_by_notebook(application_id, notebook_id), since_ms, "+inf"
             ),
         )
-        return sum(record.is_terminal for record in self.get_many(ids))
+        return [record.id for record in self.get_many(ids) if record.is_terminal]
 
     def oldest_pending_ms(self, application_id: str, notebook_id: str) -> int | None:
         """Request time (ms) of the notebook's oldest run nbrelay started that is not terminal."""

@@ -16,13 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from service import defaults, metrics
-from service.events.logs_limit import LogsCaps, cap_from_error
+from service.events.logs_limit import LogsCaps
 from service.events.records import TERMINAL_STATUSES
 from service.events.store import ExecutionStore
 from service.events.sync_state import Busy, Claim, LeaseKeeper, LeaseLost, SyncState
 from service.events.transitions import Transitions
 from service.events.unseen import UnseenExecutions
-from service.losant import LosantClient, LosantError
+from service.losant import LosantClient
 from service.queues import Queues
 from service.times import parse_time_ms
 
@@ -126,7 +126,10 @@ class NotebookSync:
         `/logs` has no offset: it returns the newest `limit` executions "since" a time. So
         `limit` grows until fewer come back than were asked for, or up to the cap
         (`service.events.logs_limit`). A 400 about `limit` reveals a cap; so does a page with
-        fewer runs than asked that misses a run it must hold (see `logs_limit`).
+        fewer runs than asked that leaves out a run stored as terminal and queued since the
+        cursor (`_misses_terminal`): unlike the run at the cursor, which under a `since` that
+        compares start or end times is not listed while it is still queued or running, such a
+        run is listed under every meaning.
 
         Losant does not say which time of an execution `since` is compared with: when it was
         queued (at or after, or strictly after), started or ended. The cursor is a queue time
@@ -147,37 +150,39 @@ class NotebookSync:
         oldest_pending = self.store.oldest_pending_ms(application_id, claim.notebook_id)
         if oldest_pending is not None:
             since = min(since, oldest_pending)
+        floor = since
         since -= defaults.SYNC_SINCE_MARGIN * 1000
         ceiling = self.caps.get(application_id) or defaults.SYNC_MAX_LIMIT
         limit, calls = min(defaults.SYNC_FIRST_LIMIT, ceiling), 0
         client = self.losant()
         while True:
-            calls += 1
-            try:
-                executions = client.logs(
-                    application_id, claim.notebook_id, limit=limit, since=since
-                )
-            except LosantError as exc:
-                cap = cap_from_error(exc, limit)
-                if cap is None:
-                    raise
-                self.caps.remember(application_id, cap, "rejected")
-                ceiling = limit = cap
-                continue
+            page = self.caps.read(
+                client, application_id, claim.notebook_id, limit=limit, since=since
+            )
+            calls += page.calls
+            if page.limit < limit:  # a 400 revealed the cap
+                ceiling = limit = page.limit
             records = [
-                e.model_dump(mode="json", by_alias=True, exclude_none=True) for e in executions
+                e.model_dump(mode="json", by_alias=True, exclude_none=True) for e in page.executions
             ]
-            short = _short_of(records, claim.cursor_ms)
             if len(records) < limit:
-                if short:
+                if records and self._misses_terminal(claim, records, floor):
                     self.caps.remember(application_id, len(records), "short")
                     ceiling = len(records)
                 break
             if limit >= ceiling:
                 break
             limit = min(limit * defaults.SYNC_LIMIT_GROWTH, ceiling)
-        short_of_cursor = short and len(records) >= ceiling
+        short_of_cursor = _short_of(records, claim.cursor_ms) and len(records) >= ceiling
         return Read(records, calls, next_cursor(records, claim.cursor_ms), short_of_cursor)
+
+    def _misses_terminal(self, claim: Claim, records: list[dict], floor: int) -> bool:
+        """Whether `records` leave out a run stored as terminal and queued at or after `floor`:
+        whatever time `since` compares, such a run is listed (it was queued, started and ended
+        after `floor`), so a page without it was cut short."""
+        listed = {str(r.get("id")) for r in records}
+        known = self.store.terminal_ids_since(claim.application_id, claim.notebook_id, floor)
+        return any(execution_id not in listed for execution_id in known)
 
     def _count_unseen(self, application_id: str, notebook_id: str, cursor_ms: int) -> None:
         """Record how many runs queued between the cursor and the oldest run read may not have

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import redis as redis_lib
 
 from service import defaults
+from service.events.logs_limit import LogsCaps
 from service.events.store import ExecutionStore
 from service.followups.actions.dispatcher import ActionDispatcher
 from service.followups.actions.ledger import Ledger
@@ -60,7 +61,7 @@ def build_followups(
 
     ledger = Ledger(redis, ttl=ttl, lease=action_lease, clock=clock)
     failed_deliveries = FailedDeliveries(redis, ttl=ttl, clock=clock)
-    performer = Performer(ledger, losant, application_id, start)
+    performer = Performer(ledger, losant, application_id, start, LogsCaps(redis))
     sender = NotificationSender(pipeline_file, failed_deliveries, channel_policy)
     handlers = {
         "execute": performer.execute,

@@ -20,6 +20,7 @@ from typing import Any
 
 import redis as redis_lib
 
+from service.events.logs_limit import LogsCaps
 from service.events.records import ExecutionRecord
 from service.events.store import ExecutionStore
 from service.events.sync_state import Busy, SyncState
@@ -144,7 +145,9 @@ class Harness:
         for notebook_id in sorted(self.notebooks):
             records = [
                 e.model_dump(mode="json", by_alias=True, exclude_none=True)
-                for e in self.client.logs(self.app.id, notebook_id, limit=100)
+                for e in LogsCaps(self.redis)
+                .read(self.client, self.app.id, notebook_id, limit=100)
+                .executions
                 if e.id not in self.seen
             ]
             self.store_and_deliver(notebook_id, records)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from service import defaults
+from service.events.logs_limit import LogsCaps
 from service.followups.actions.dispatcher import ActionFailed
 from service.followups.actions.ledger import ActionRecord, Lease, Ledger
 from service.followups.pipeline_file.model import INPUT_FIELDS
@@ -47,6 +48,7 @@ class Performer:
     losant: Callable[[], LosantClient]
     application_id: str
     start: Starter
+    caps: LogsCaps
 
     def execute(self, lease: Lease) -> dict[str, Any]:
         spec = lease.record.spec
@@ -72,9 +74,10 @@ class Performer:
         # started, ended), and under the latter two a run still queued, or still running, is
         # not listed after any `since`. Without it, `/logs` gives the newest executions whatever
         # their state, and the action's own is among them unless more than the limit came after.
-        executions = client.logs(
-            self.application_id, notebook.id, limit=defaults.ACTION_RECOVERY_LOGS_LIMIT
-        )
+        # At most the cap `/logs` is known to serve (`logs_limit`), which a 400 reveals.
+        executions = self.caps.read(
+            client, self.application_id, notebook.id, limit=defaults.ACTION_RECOVERY_LOGS_LIMIT
+        ).executions
         # /logs lists the newest first. The oldest execution carrying the marker and the action's
         # nonce is the one this action started: the nonce is random and only ever sent by the
         # action, so a copy can only be made once the action's execution was there to see. An
