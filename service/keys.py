@@ -124,6 +124,12 @@ def unseen_executions(application_id: str, notebook_id: str) -> str:
     return f"{PREFIX}:unseen:{application_id}:{notebook_id}"
 
 
+def unseen_notebooks() -> str:
+    """Sorted set with a TTL: the notebooks (`notebook_ref`) with such a count, by the time of
+    their last warning (ms)."""
+    return f"{PREFIX}:unseen-notebooks"
+
+
 def pending_by_notebook(application_id: str, notebook_id: str) -> str:
     """Sorted set: executions nbrelay started on a notebook that are not terminal yet,
     scored by the time they were requested (ms)."""

@@ -178,6 +178,17 @@ def test_sign_in_and_out(client, stored):
     assert goes_to_sign_in(client.get("/"))
 
 
+def test_the_overview_warns_of_executions_logs_could_not_show(app, client, stored):
+    other = "6" * 24
+    app.extensions[EXTENSION].unseen.add(APP, NB, 40)
+    app.extensions[EXTENSION].unseen.add(APP, other, 3)
+    sign_in(client, API_TOKEN)
+    page = client.get("/").get_data(as_text=True)
+    assert f"up to 3 executions of notebook {other} may not have been seen" in page
+    assert f"up to 40 executions of notebook {NB} may not have been seen" in page
+    assert page.index(other) < page.index(f"notebook {NB}")  # the latest warning first
+
+
 def test_wrong_token_is_refused_with_a_message(client):
     form = client.get("/signin").get_data(as_text=True)
     answer = client.post(

@@ -5,12 +5,14 @@ back full at the largest `limit` Losant serves and its oldest run is still newer
 notebook's cursor, the runs queued in between cannot be read. How many there were is bounded by
 Losant's per-day count of finished runs since the cursor (`notebookMinuteCounts`, whole days, so
 an upper bound) less the finished runs nbrelay stored since then. Syncs add that bound here; the
-API and `nbrelay executions` show it, and it expires with the retention period.
+API, `nbrelay executions` and the dashboard show it, and it expires with the retention period.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Mapping
 from typing import cast
 
 import redis as redis_lib
@@ -36,9 +38,12 @@ class UnseenExecutions:
             extra={"application": application_id, "notebook": notebook_id, "unseen": count},
         )
         key = keys.unseen_executions(application_id, notebook_id)
+        ref = keys.notebook_ref(application_id, notebook_id)
         with self.redis.pipeline() as pipe:
             pipe.hincrby(key, "count", count)
             pipe.expire(key, self.ttl)
+            pipe.zadd(keys.unseen_notebooks(), {ref: int(time.time() * 1000)})
+            pipe.expire(keys.unseen_notebooks(), self.ttl)
             pipe.execute()
 
     def count(self, application_id: str, notebook_id: str) -> int:
@@ -52,6 +57,19 @@ class UnseenExecutions:
         """The warning about the notebook, if any, naming it by `name` when known."""
         count = self.count(application_id, notebook_id)
         return [message(count, name or notebook_id)] if count else []
+
+    def all_warnings(self, names: Mapping[str, str]) -> list[str]:
+        """The warnings of every notebook, most recent first; `names`: notebook_ref -> name."""
+        refs = cast(list[str], self.redis.zrevrange(keys.unseen_notebooks(), 0, -1))
+        with self.redis.pipeline() as pipe:
+            for ref in refs:
+                pipe.hget(keys.unseen_executions(*keys.split_notebook_ref(ref)), "count")
+            counts = pipe.execute()
+        return [
+            message(int(count), names.get(ref) or keys.split_notebook_ref(ref)[1])
+            for ref, count in zip(refs, counts, strict=True)
+            if count
+        ]
 
 
 def message(count: int, notebook: str) -> str:

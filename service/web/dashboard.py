@@ -139,10 +139,12 @@ def index():
     )
     now = time.time()
     dirty, oldest_dirty = components.store.sync_backlog(now)
+    names = components.store.notebook_names()
     return render_template(
         "dashboard/index.html",
+        warnings=components.unseen.all_warnings(names),
         executions=page.items,
-        names=components.store.notebook_names(),
+        names=names,
         ref=keys.notebook_ref,
         counts=components.store.count_by_status(),
         statuses=STATUSES,
