@@ -120,7 +120,8 @@ def logs_limit_cap(application_id: str) -> str:
 
 def unseen_executions(application_id: str, notebook_id: str) -> str:
     """Hash with a TTL: how many executions of a notebook syncs may not have seen, because
-    `/logs` served a full page at its cap that did not reach back to the cursor."""
+    `/logs` served a full page at its cap that did not reach back to the cursor; by the cursor
+    (ms) of each such gap."""
     return f"{PREFIX}:unseen:{application_id}:{notebook_id}"
 
 

@@ -180,8 +180,8 @@ def test_sign_in_and_out(client, stored):
 
 def test_the_overview_warns_of_executions_logs_could_not_show(app, client, stored):
     other = "6" * 24
-    app.extensions[EXTENSION].unseen.add(APP, NB, 40)
-    app.extensions[EXTENSION].unseen.add(APP, other, 3)
+    app.extensions[EXTENSION].unseen.add(APP, NB, 40, gap=1000)
+    app.extensions[EXTENSION].unseen.add(APP, other, 3, gap=1000)
     sign_in(client, API_TOKEN)
     page = client.get("/").get_data(as_text=True)
     assert f"up to 3 executions of notebook {other} may not have been seen" in page

@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from service import keys
+from service.events.unseen import UnseenExecutions
 from service.runtime.processes import wait_until
 from tests.support.sandbox import SandboxProcess
 
@@ -148,3 +149,20 @@ def test_a_run_unfinished_at_the_cursor_is_not_taken_for_a_cap(
     finally:
         components.close()
     assert stack.get(listing).json()["warnings"] == []
+
+
+def test_a_gap_counted_again_by_a_redone_sync_is_not_counted_twice(text_redis):
+    unseen = UnseenExecutions(text_redis, ttl=3600)
+    app, notebook = "a" * 24, "b" * 24
+    unseen.add(app, notebook, 40, gap=1_000)
+    unseen.add(app, notebook, 40, gap=1_000)  # the same sync, done again after its worker died
+    assert unseen.count(app, notebook) == 40
+    unseen.add(app, notebook, 42, gap=1_000)  # two more finished in the same gap meanwhile
+    unseen.add(app, notebook, 5, gap=9_000)  # a later gap
+    assert unseen.count(app, notebook) == 47
+    assert unseen.warnings(app, notebook, "etl") == [
+        "up to 47 executions of notebook etl may not have been seen"
+    ]
+    assert unseen.all_warnings({}) == [
+        f"up to 47 executions of notebook {notebook} may not have been seen"
+    ]

@@ -196,7 +196,7 @@ class NotebookSync:
         )
         unseen = finished - self.store.terminal_count_since(application_id, notebook_id, cursor_ms)
         if unseen > 0:
-            self.unseen.add(application_id, notebook_id, unseen)
+            self.unseen.add(application_id, notebook_id, unseen, gap=cursor_ms)
 
     def _record_failure(self, claim: Claim, exc: Exception, final: bool) -> None:
         summary = f"{type(exc).__name__}: {exc}"[: defaults.ERROR_SUMMARY_LENGTH]

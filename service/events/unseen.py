@@ -29,29 +29,34 @@ class UnseenExecutions:
         self.redis = redis
         self.ttl = ttl
 
-    def add(self, application_id: str, notebook_id: str, count: int) -> None:
-        """Record that up to `count` more executions of the notebook may not have been seen."""
-        metrics.UNSEEN_EXECUTIONS.inc(count)
-        log.warning(
-            "%s",
-            message(count, notebook_id),
-            extra={"application": application_id, "notebook": notebook_id, "unseen": count},
-        )
+    def add(self, application_id: str, notebook_id: str, count: int, *, gap: int) -> None:
+        """Record that up to `count` executions of the notebook queued since the cursor `gap`
+        (ms) may not have been seen. Kept per gap, so a sync done again for the same gap (its
+        worker died) changes nothing: only a larger bound for a gap adds the difference."""
         key = keys.unseen_executions(application_id, notebook_id)
+        before = int(cast(str | None, self.redis.hget(key, str(gap))) or 0)
+        if count <= before:
+            return
+        metrics.UNSEEN_EXECUTIONS.inc(count - before)
         ref = keys.notebook_ref(application_id, notebook_id)
         with self.redis.pipeline() as pipe:
-            pipe.hincrby(key, "count", count)
+            pipe.hset(key, str(gap), count)
             pipe.expire(key, self.ttl)
             pipe.zadd(keys.unseen_notebooks(), {ref: int(time.time() * 1000)})
             pipe.expire(keys.unseen_notebooks(), self.ttl)
             pipe.execute()
+        log.warning(
+            "%s",
+            message(self.count(application_id, notebook_id), notebook_id),
+            extra={"application": application_id, "notebook": notebook_id, "unseen": count},
+        )
 
     def count(self, application_id: str, notebook_id: str) -> int:
-        value = cast(
-            str | None,
-            self.redis.hget(keys.unseen_executions(application_id, notebook_id), "count"),
+        """The notebook's bound: the sum over its gaps."""
+        gaps = cast(
+            list[str], self.redis.hvals(keys.unseen_executions(application_id, notebook_id))
         )
-        return int(value) if value else 0
+        return sum(int(value) for value in gaps)
 
     def warnings(self, application_id: str, notebook_id: str, name: str | None) -> list[str]:
         """The warning about the notebook, if any, naming it by `name` when known."""
@@ -63,12 +68,13 @@ class UnseenExecutions:
         refs = cast(list[str], self.redis.zrevrange(keys.unseen_notebooks(), 0, -1))
         with self.redis.pipeline() as pipe:
             for ref in refs:
-                pipe.hget(keys.unseen_executions(*keys.split_notebook_ref(ref)), "count")
-            counts = pipe.execute()
+                pipe.hvals(keys.unseen_executions(*keys.split_notebook_ref(ref)))
+            gaps = pipe.execute()
+        totals = [sum(int(value) for value in values) for values in gaps]
         return [
-            message(int(count), names.get(ref) or keys.split_notebook_ref(ref)[1])
-            for ref, count in zip(refs, counts, strict=True)
-            if count
+            message(total, names.get(ref) or keys.split_notebook_ref(ref)[1])
+            for ref, total in zip(refs, totals, strict=True)
+            if total
         ]
 
 
