@@ -391,13 +391,14 @@ def test_an_execute_whose_outcome_is_unknown_is_looked_up_before_it_is_repeated(
     assert done.attempts == 2 and done.outcome["found_in_losant"] is True
 
 
-def test_a_lost_execute_is_looked_up_within_the_logs_cap(harness, sandbox_app, monkeypatch):
+def test_a_lost_execute_is_looked_up_within_the_logs_cap(
+    harness, sandbox_app, sandbox_guesses, monkeypatch
+):
     """Under a `/logs` cap that answers a larger `limit` with a 400, the lookup asks for the cap
     it reads from the 400, finds the run, and remembers the cap as the syncs do."""
     monkeypatch.setattr(defaults, "ACTION_UNKNOWN_WAIT", 0.2)
     monkeypatch.setattr(defaults, "ACTION_RETRY_BASE", 0.1)
-    before = sandbox_app.sandbox.client.logs_limit()
-    sandbox_app.sandbox.client.set_logs_limit(cap=10, aboveCap="reject")
+    sandbox_guesses(logsLimitCap=10, logsAboveCap="reject")
     proxy = SlowProxy(sandbox_app.sandbox.url).start()
     try:
         h = harness("pipelines:\n  p:\n    steps:\n      a: {notebook: A}\n", losant_url=proxy.url)
@@ -411,7 +412,6 @@ def test_a_lost_execute_is_looked_up_within_the_logs_cap(harness, sandbox_app, m
         )
     finally:
         proxy.stop()
-        sandbox_app.sandbox.client.set_logs_limit(**before)
     assert h.app.stats(a)["requests"]["execute"] == 1
     assert done.outcome["found_in_losant"] is True
     assert h.redis.get(keys.logs_limit_cap(sandbox_app.id)) == "10"
