@@ -95,7 +95,7 @@ class Components:
 
     @cached_property
     def starter(self) -> ExecutionStarter:
-        return ExecutionStarter(self.settings, self.losant, self.store)
+        return ExecutionStarter(self.settings, self.losant, self.store, LogsCaps(self.redis))
 
     @cached_property
     def transitions(self) -> Transitions:

@@ -77,6 +77,9 @@ SYNC_MAX_LIMIT = 1000  # largest `limit` a sync asks for. Losant documents no ma
 # smaller cap it reveals (a 400 naming it, or fewer runs than asked while more exist) is used
 # instead and remembered per application for LOGS_CAP_TTL (service.events.logs_limit)
 LOGS_CAP_TTL = 24 * 3600  # seconds a discovered `/logs` cap is remembered
+START_DEFER_RETRY = 5  # seconds after which a start deferred by the `/logs` cap may be retried
+START_LOCK_TTL = 60  # seconds a start may hold its notebook's lock (check, execute, record)
+START_LOCK_WAIT = 10.0  # seconds a start waits for that lock before it is deferred
 SYNC_FIRST_LOOKBACK = 24 * 3600  # seconds of history read when a notebook is synced first
 SYNC_SINCE_MARGIN = 60  # seconds subtracted from the cursor against clock skew
 POLL_INTERVAL = 60.0  # seconds between polls of watched notebooks

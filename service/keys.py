@@ -118,6 +118,13 @@ def logs_limit_cap(application_id: str) -> str:
     return f"{PREFIX}:logs-cap:{application_id}"
 
 
+def start_lock(application_id: str, notebook_id: str) -> str:
+    """String with a TTL: the lock one start of a notebook holds while it checks the notebook's
+    pending runs against the `/logs` cap, executes and records the run
+    (`service.events.starter`)."""
+    return f"{PREFIX}:start-lock:{application_id}:{notebook_id}"
+
+
 def unseen_executions(application_id: str, notebook_id: str) -> str:
     """Hash with a TTL: how many executions of a notebook syncs may not have seen, because
     `/logs` served a full page at its cap that did not reach back to the cursor; by the cursor

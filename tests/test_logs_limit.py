@@ -4,12 +4,18 @@ hides (real sandbox, real stack)."""
 from __future__ import annotations
 
 import re
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
-from service import keys
+from service import defaults, keys
+from service.events.logs_limit import LogsCaps
 from service.events.unseen import UnseenExecutions
+from service.followups.actions.dispatcher import ActionDispatcher
+from service.followups.actions.ledger import ActionState, Ledger
+from service.followups.actions.performer import Performer
 from service.runtime.processes import wait_until
 from tests.support.sandbox import SandboxProcess
 
@@ -166,3 +172,116 @@ def test_a_gap_counted_again_by_a_redone_sync_is_not_counted_twice(text_redis):
     assert unseen.all_warnings({}) == [
         f"up to 47 executions of notebook {notebook} may not have been seen"
     ]
+
+
+def start_until_accepted(stack, notebook_id: str, deferrals: list[dict]) -> str:
+    """Start a run through the API as a user would: a 429 is tried again after its
+    Retry-After."""
+    url = f"{stack.url}/api/notebooks/{notebook_id}/executions"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        response = requests.post(url, json={}, headers=dict(stack.api.headers), timeout=30)
+        if response.status_code == 201:
+            return response.json()["executionId"]
+        assert response.status_code == 429, response.text
+        deferrals.append({**response.json(), "retryAfter": response.headers["Retry-After"]})
+        time.sleep(int(response.headers["Retry-After"]))
+    raise AssertionError("the start was deferred for four minutes")
+
+
+@pytest.mark.parametrize("above_cap", ["silent", "reject"])
+def test_starts_beyond_the_cap_are_deferred_and_no_run_is_lost(
+    stack_factory, sandbox_app, sandbox_guesses, above_cap
+):
+    """50 starts of one notebook under a /logs cap of 10: nbrelay never waits for more runs
+    than one page shows, so every run is read with its final status, each executed once."""
+    notebook_id = sandbox_app.create_notebook()["id"]
+    sandbox_app.set_behaviour(notebook_id, status="completed", durationSeconds=0)
+    sandbox_guesses(logsLimitCap=10, logsAboveCap=above_cap)
+    stack = stack_factory()
+    components = stack.components()
+    try:
+        LogsCaps(components.redis).remember(sandbox_app.id, 10, "rejected")
+        deferrals: list[dict] = []
+        with ThreadPoolExecutor(max_workers=50) as pool:
+            started = list(
+                pool.map(lambda _: start_until_accepted(stack, notebook_id, deferrals), range(50))
+            )
+        assert len(set(started)) == 50
+        for execution_id in started:
+            stack.wait_for_status(execution_id, "completed", timeout=120)
+        assert components.store.pending_count_since(sandbox_app.id, notebook_id, 0) == 0
+    finally:
+        components.close()
+    assert sandbox_app.stats(notebook_id)["requests"]["execute"] == 50
+    full = "already has 10 runs nbrelay is waiting for, the most one /logs page can show (10)"
+    assert any(full in d["message"] for d in deferrals)
+    assert {(d["type"], d["retryAfter"]) for d in deferrals} == {("StartDeferred", "5")}
+
+
+def test_a_deferred_execute_action_is_tried_again_without_counting_an_attempt(
+    make_components, sandbox_app, clock
+):
+    """An execute action that finds its notebook full under the cap sent nothing to Losant: it
+    comes back after the Retry-After, as often as needed, without nearing ACTION_MAX_ATTEMPTS
+    and without looking in `/logs` for a run an earlier attempt might have started."""
+    components = make_components(
+        NBRELAY_PUBLIC_URL="http://relay.example.com", NBRELAY_SECRET="s" * 32
+    )
+    notebook_id = sandbox_app.create_notebook()["id"]
+    sandbox_app.set_behaviour(notebook_id, status="completed", durationSeconds=0)
+    LogsCaps(components.redis).remember(sandbox_app.id, 1, "rejected")
+    first = components.starter.start(notebook_id, requested_by="test")
+
+    def start(notebook: str, **options) -> str:
+        return components.starter.start(notebook, **options).execution_id
+
+    ledger = Ledger(components.redis, ttl=86400, clock=clock)
+    performer = Performer(
+        ledger, lambda: components.losant, sandbox_app.id, start, LogsCaps(components.redis)
+    )
+    dispatcher = ActionDispatcher(
+        ledger, {"execute": performer.execute}, lambda kind, key: None, clock=clock
+    )
+    ledger.open("k", "execute", {"notebook": notebook_id, "requested_by": "test"})
+    for _ in range(defaults.ACTION_MAX_ATTEMPTS + 2):
+        assert dispatcher.perform("k").outcome == "deferred"
+        record = ledger.get("k")
+        assert record.state is ActionState.PENDING and record.attempts == 0
+        assert "already has 1 runs nbrelay is waiting for" in record.error
+        assert record.due_at == clock.now + defaults.START_DEFER_RETRY
+        assert dispatcher.perform("k").outcome == "skipped"
+        clock.now += defaults.START_DEFER_RETRY
+    components.redis.delete(keys.logs_limit_cap(sandbox_app.id))  # room again
+    performed = dispatcher.perform("k")
+    assert performed.outcome == "done", performed
+    assert performed.record.attempts == 1
+    assert performed.result["execution_id"] not in (None, first.execution_id)
+    stats = sandbox_app.stats(notebook_id)["requests"]
+    assert stats["execute"] == 2 and stats.get("logs", 0) == 0
+
+
+def test_nbrelay_run_says_in_one_line_that_the_start_is_deferred(stack_factory, sandbox_app):
+    notebook = sandbox_app.create_notebook()
+    stack = stack_factory()
+    components = stack.components()
+    try:
+        LogsCaps(components.redis).remember(sandbox_app.id, 2, "rejected")
+        for n in range(2):  # two runs nbrelay waits for, as one /logs page holds
+            components.store.record_request(
+                application_id=sandbox_app.id,
+                notebook_id=notebook["id"],
+                execution_id=f"{n:024x}",
+                requested_by="test",
+                requested_at=time.time(),
+                first_check_at=time.time() + 3600,
+            )
+        deferred = stack.run_cli("run", notebook["id"])
+    finally:
+        components.close()
+    assert deferred.returncode == 1
+    assert deferred.stderr == (
+        f"nbrelay: error: notebook {notebook['name']} already has 2 runs nbrelay is waiting for, "
+        "the most one /logs page can show (2); try again shortly\n"
+    )
+    assert sandbox_app.stats(notebook["id"])["requests"].get("execute", 0) == 0

@@ -5,6 +5,12 @@ A run is started with a signed callbackUrl, valid as long as the run may take pl
 (`callback_token_ttl`), and recorded (who, when, which context, the resulting
 executionId) before its callback can arrive; the reconciler looks at it later in case the
 callback never comes.
+
+Losant's `/logs` shows one page of the newest runs, so once a cap on its `limit` is known
+(`service.events.logs_limit`) a notebook may not have more runs nbrelay waits for than that cap:
+a start beyond it is deferred (`StartDeferred`) rather than risking runs no sync can read. A
+per-notebook lock holds from that check until the run is recorded, so two starts cannot both
+take the last place.
 """
 
 from __future__ import annotations
@@ -12,18 +18,23 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from service import defaults, json_input, metrics
+from redis.exceptions import LockError
+
+from service import defaults, json_input, keys, metrics
 from service.config import Settings
 from service.errors import NbrelayError, UsageProblem
 from service.events import tokens
+from service.events.logs_limit import LogsCaps
 from service.events.records import ExecutionRecord
 from service.events.store import ExecutionStore
 from service.losant import LosantClient
+from service.losant.models import Notebook
 from service.marker import MARKER_KEY, Marker, with_marker
 
 
@@ -63,16 +74,30 @@ def parse_user_context(raw: str | Mapping[str, Any] | None) -> dict[str, Any] | 
     return dict(value)
 
 
+class StartDeferred(NbrelayError):
+    """The notebook already has as many runs nbrelay waits for as one `/logs` page can show;
+    the start may be tried again after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: float = defaults.START_DEFER_RETRY) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class ExecutionStarter:
     """Starts executions in the configured Losant application and records them."""
 
     def __init__(
-        self, settings: Settings, losant: Callable[[], LosantClient], store: ExecutionStore
+        self,
+        settings: Settings,
+        losant: Callable[[], LosantClient],
+        store: ExecutionStore,
+        caps: LogsCaps,
     ) -> None:
         """`losant` gives the client when it is first needed."""
         self.settings = settings
         self.losant = losant
         self.store = store
+        self.caps = caps
 
     def start(
         self,
@@ -88,7 +113,8 @@ class ExecutionStarter:
         callback token).
 
         Losant's `execute` is never retried: when its outcome is unknown the LosantError says
-        so, and nothing is recorded.
+        so, and nothing is recorded. StartDeferred when the notebook has no room left under the
+        `/logs` cap (nothing was sent to Losant).
         """
         settings = self.settings.require(
             "LOSANT_APPLICATION_ID", "NBRELAY_PUBLIC_URL", "NBRELAY_SECRET"
@@ -109,39 +135,78 @@ class ExecutionStarter:
             notebook_id=found.id,
             limit=defaults.CALLBACK_TOKEN_LOOKBACK,
         ).items
-        token = tokens.sign(
-            settings.signing_secret,
-            application_id,
-            found.id,
-            run=step.run if step else None,
-            step=step.step if step else None,
-            ttl=callback_token_ttl(next((r for r in recent if r.losant), None)),
-        )
-        requested_at = time.time()
-        try:
-            execution_id = client.execute(
+        newest = next((r for r in recent if r.losant), None)
+        with self._room(application_id, found, newest):
+            token = tokens.sign(
+                settings.signing_secret,
                 application_id,
                 found.id,
-                relative_to=relative_to,
-                template_context=encoded,
-                callback_url=tokens.callback_url(settings.public_url or "", token),
+                run=step.run if step else None,
+                step=step.step if step else None,
+                ttl=callback_token_ttl(newest),
             )
-        except Exception:
-            metrics.EXECUTIONS_STARTED.labels("error").inc()
-            raise
-        self.store.record_request(
-            application_id=application_id,
-            notebook_id=found.id,
-            execution_id=execution_id,
-            requested_by=requested_by,
-            requested_at=requested_at,
-            first_check_at=requested_at + settings.reconcile_interval,
-            context=template_context or None,
-            relative_to=relative_to,
-            notebook_name=found.name,
-        )
+            requested_at = time.time()
+            try:
+                execution_id = client.execute(
+                    application_id,
+                    found.id,
+                    relative_to=relative_to,
+                    template_context=encoded,
+                    callback_url=tokens.callback_url(settings.public_url or "", token),
+                )
+            except Exception:
+                metrics.EXECUTIONS_STARTED.labels("error").inc()
+                raise
+            self.store.record_request(
+                application_id=application_id,
+                notebook_id=found.id,
+                execution_id=execution_id,
+                requested_by=requested_by,
+                requested_at=requested_at,
+                first_check_at=requested_at + settings.reconcile_interval,
+                context=template_context or None,
+                relative_to=relative_to,
+                notebook_name=found.name,
+            )
         metrics.EXECUTIONS_STARTED.labels("started").inc()
         return Started(execution_id, application_id, found.id, found.name or "", requested_at)
+
+    @contextmanager
+    def _room(
+        self, application_id: str, notebook: Notebook, newest: ExecutionRecord | None
+    ) -> Iterator[None]:
+        """Hold the notebook's start lock while there is room for one more run under the known
+        `/logs` cap of the application; StartDeferred when there is none. No cap known: no check.
+        Runs requested longer ago than a run may take (`newest` carries the limit) are overdue
+        and take no room."""
+        cap = self.caps.get(application_id)
+        if cap is None:
+            yield
+            return
+        name = notebook.name or notebook.id
+        lock = self.store.redis.lock(
+            keys.start_lock(application_id, notebook.id),
+            timeout=defaults.START_LOCK_TTL,
+            blocking_timeout=defaults.START_LOCK_WAIT,
+        )
+        if not lock.acquire():
+            metrics.EXECUTIONS_STARTED.labels("deferred").inc()
+            raise StartDeferred(f"another start of notebook {name} is under way; try again shortly")
+        try:
+            since_ms = int((time.time() - allowed_run_seconds(newest)) * 1000)
+            pending = self.store.pending_count_since(application_id, notebook.id, since_ms)
+            if pending >= cap:
+                metrics.EXECUTIONS_STARTED.labels("deferred").inc()
+                raise StartDeferred(
+                    f"notebook {name} already has {pending} runs nbrelay is waiting for, the "
+                    f"most one /logs page can show ({cap}); try again shortly"
+                )
+            yield
+        finally:
+            try:
+                lock.release()
+            except LockError:
+                pass  # held past START_LOCK_TTL: it expired, nothing to release
 
 
 class WaitTimeout(NbrelayError):

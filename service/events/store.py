@@ -526,6 +526,12 @@ class ExecutionStore:
         )
         return [record.id for record in self.get_many(ids) if record.is_terminal]
 
+    def pending_count_since(self, application_id: str, notebook_id: str, since_ms: int) -> int:
+        """How many runs nbrelay started on the notebook, requested at or after `since_ms`, are
+        not terminal yet."""
+        pending = keys.pending_by_notebook(application_id, notebook_id)
+        return int(self.redis.zcount(pending, since_ms, "+inf"))
+
     def oldest_pending_ms(self, application_id: str, notebook_id: str) -> int | None:
         """Request time (ms) of the notebook's oldest run nbrelay started that is not terminal."""
         oldest = self.redis.zrange(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from flask import Blueprint, jsonify, request, url_for
@@ -10,7 +11,7 @@ from service import defaults
 from service.config import OBJECT_ID
 from service.errors import UsageProblem
 from service.events.records import STATUSES, InvalidCursor
-from service.events.starter import parse_user_context
+from service.events.starter import StartDeferred, parse_user_context
 from service.times import parse_instant
 from service.web import bodies, openapi
 from service.web.auth import require_api_token
@@ -110,6 +111,9 @@ def create_execution(notebook: str):
         )
     except UsageProblem as exc:
         raise ApiError(400, str(exc)) from None
+    except StartDeferred as exc:
+        retry_after = {"Retry-After": str(math.ceil(exc.retry_after))}
+        raise ApiError(429, str(exc), type="StartDeferred", headers=retry_after) from None
     location = url_for("api.get_execution", execution_id=started.execution_id)
     return jsonify(started.as_json()), 201, {"Location": location}
 

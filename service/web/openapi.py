@@ -180,7 +180,10 @@ PATHS: dict[str, Any] = {
                 "404": _error("No such notebook"),
                 "413": _TOO_LARGE,
                 "415": _error("Not a JSON body"),
-                "429": _error("Losant is rate limiting"),
+                "429": _error(
+                    "Losant is rate limiting, or the notebook already has as many runs nbrelay "
+                    "waits for as one /logs page shows (StartDeferred); see Retry-After"
+                ),
                 "503": _UNAVAILABLE,
             },
         }

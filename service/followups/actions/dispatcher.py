@@ -5,7 +5,8 @@ now is handed to a worker at once (`enqueue`), one due later when the scheduler 
 A worker *performs* it under a lease: the performer acts, and the outcome is recorded. Failures
 are sorted here: permanent ones are recorded as failed, transient ones (Losant unavailable, an
 unknown outcome, a network error) postpone the action with backoff, and an action that keeps
-failing gives up after ACTION_MAX_ATTEMPTS.
+failing gives up after ACTION_MAX_ATTEMPTS. An execute deferred by the `/logs` cap
+(`StartDeferred`) sent nothing to Losant: it is given back for later without counting an attempt.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from service import defaults, keys, metrics
 from service.errors import NbrelayError, UsageProblem
+from service.events.starter import StartDeferred
 from service.followups.actions.ledger import (
     ActionNotFound,
     ActionRecord,
@@ -43,7 +45,8 @@ UNSET = {"description": "", "inputs": []}  # what an absent notebook field is se
 
 @dataclass(frozen=True)
 class Performed:
-    """What one call of `perform` came to: `outcome` (done, failed, postponed, skipped, lost)
+    """What one call of `perform` came to: `outcome` (done, failed, postponed, deferred, skipped,
+    lost)
     and, when the action finished for good, its record with the result or the error."""
 
     outcome: str
@@ -132,6 +135,13 @@ class ActionDispatcher:
             return Performed("failed", record, error=error)
         try:
             result = self.handlers[record.kind](lease)
+        except StartDeferred as exc:
+            self.ledger.defer(lease, exc.retry_after, _message(exc))
+            log.info(
+                "action %s deferred for %gs: %s", key, exc.retry_after, _message(exc),
+                extra={"action": key},
+            )  # fmt: skip
+            return Performed("deferred")
         except PERMANENT as exc:
             error = _message(exc)
             self.ledger.fail(lease, error)

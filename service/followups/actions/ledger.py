@@ -256,6 +256,12 @@ class Ledger:
         """Give the action back after a transient failure, to be tried again in `delay` seconds."""
         return self._finish(lease, ActionState.PENDING, error=error, delay=delay)
 
+    def defer(self, lease: Lease, delay: float, reason: str) -> bool:
+        """Give the action back untried, to be performed in `delay` seconds: the attempt is not
+        counted, so it neither brings the action closer to ACTION_MAX_ATTEMPTS nor makes the next
+        attempt look for what this one did (it did nothing)."""
+        return self._finish(lease, ActionState.PENDING, error=reason, delay=delay, uncount=True)
+
     def _finish(
         self,
         lease: Lease,
@@ -264,6 +270,7 @@ class Ledger:
         outcome: dict[str, Any] | None = None,
         error: str | None = None,
         delay: float = 0.0,
+        uncount: bool = False,
     ) -> bool:
         key = lease.key
         result = [False]
@@ -282,6 +289,8 @@ class Ledger:
             record.history.append(
                 {"attempt": record.attempts, "at": now, "state": state.value, "error": error}
             )
+            if uncount:
+                record.attempts -= 1
             record.state, record.token, record.lease_until = state, None, None
             record.outcome, record.error, record.updated_at = outcome, error, now
             if state is ActionState.PENDING:
