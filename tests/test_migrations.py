@@ -8,6 +8,7 @@ import json
 import redis as redis_lib
 
 from service import keys
+from service.events.logs_limit import LogsCaps
 from service.followups.actions.ledger import Ledger
 from service.followups.actions.performer import Performer, spec_marker
 from service.followups.alerts.history import NotebookHistory
@@ -151,7 +152,7 @@ def test_an_execute_opened_by_an_earlier_version_finds_its_execution_as_it_did(
         raise AssertionError("started again")
 
     client = LosantClient(sandbox_app.sandbox.url, sandbox_app.sandbox.token)
-    performer = Performer(ledger, lambda: client, sandbox_app.id, start)
+    performer = Performer(ledger, lambda: client, sandbox_app.id, start, LogsCaps(text_redis))
     assert performer.execute(lease) == {"execution_id": first, "found_in_losant": True}
     # A retry of an earlier version counts the attempt its marker names, as it did.
     retry = Marker(action="retry:x:errored", rule="r", retry_of="x", attempt=2)
