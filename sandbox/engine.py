@@ -26,7 +26,6 @@ import psutil
 
 from sandbox import artifacts, defaults, environment, outputs
 from sandbox.errors import OutputError
-from sandbox.templates import TemplateSettings
 from sandbox.workdir import WorkDir
 
 Status = Literal["completed", "errored", "timeout", "canceled"]
@@ -41,15 +40,11 @@ class RunSpec:
     notebook_file: Path
     work_dir: Path
     inputs: list[dict]
-    template_context: str | None
     relative_to: datetime
     max_run_minutes: float
     files_dir: Path
     fixtures_dir: Path
-    notebook: dict[str, Any]  # the `notebook` of templates: the notebook as the API returns it
-    execution: dict[str, Any]  # the `execution` of templates: the execution's log entry
-    templates: TemplateSettings
-    output_plan: outputs.OutputPlan
+    output_plan: outputs.OutputPlan  # its `templates` render the inputs too
 
     def to_json(self) -> str:
         return json.dumps(
@@ -58,14 +53,10 @@ class RunSpec:
                 "notebook_file": str(self.notebook_file),
                 "work_dir": str(self.work_dir),
                 "inputs": self.inputs,
-                "template_context": self.template_context,
                 "relative_to": self.relative_to.isoformat(),
                 "max_run_minutes": self.max_run_minutes,
                 "files_dir": str(self.files_dir),
                 "fixtures_dir": str(self.fixtures_dir),
-                "notebook": self.notebook,
-                "execution": self.execution,
-                "templates": self.templates.to_json(),
                 "output_plan": self.output_plan.to_json(),
             }
         )
@@ -79,7 +70,6 @@ class RunSpec:
                 **raw,
                 **{key: Path(raw[key]) for key in paths},
                 "relative_to": datetime.fromisoformat(raw["relative_to"]),
-                "templates": TemplateSettings(**raw["templates"]),
                 "output_plan": outputs.OutputPlan.from_json(raw["output_plan"]),
             }
         )

@@ -30,7 +30,7 @@ from sandbox.ids import new_job_id
 from sandbox.layout import DataLayout
 from sandbox.records import notebook_fields
 from sandbox.storage import ExportRow, Storage
-from sandbox.templates import parse_context, renderer
+from sandbox.templates import TemplateScope
 
 log = logging.getLogger(__name__)
 
@@ -193,14 +193,15 @@ class Exporter:
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         try:
-            context = parse_context(job.doc.get("templateContext"))
             # An export is no execution: its templates see no `execution`.
-            render = renderer(
-                context,
-                notebook=notebook_fields(notebook),
-                execution=None,
-                settings=self._guesses.current().templates(),
+            scope = TemplateScope(
+                job.doc.get("templateContext"),
+                notebook_fields(notebook),
+                None,
+                self._guesses.current().templates(),
             )
+            context = scope.context()
+            render = scope.renderer(context)
             materialize_inputs(
                 notebook.get("inputs", []),
                 work,

@@ -34,11 +34,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sandbox import application_files, artifacts, data_tables, ids, inputs, templates
+from sandbox import application_files, artifacts, data_tables, ids, inputs
 from sandbox.errors import InputError, OutputError
 from sandbox.layout import resolve_inside
 from sandbox.storage import Storage
-from sandbox.templates import Render, TemplateSettings
+from sandbox.templates import Render, TemplateScope
 
 
 @dataclass(frozen=True)
@@ -50,10 +50,7 @@ class OutputPlan:
     application_id: str
     files_dir: Path
     database: Path
-    template_context: str | None
-    notebook: dict[str, Any]  # the `notebook` of templates
-    execution: dict[str, Any]  # the `execution` of templates
-    templates: TemplateSettings
+    templates: TemplateScope  # the run's, which its inputs render with too
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "files_dir": str(self.files_dir), "database": str(self.database)}
@@ -65,7 +62,7 @@ class OutputPlan:
                 **raw,
                 "files_dir": Path(raw["files_dir"]),
                 "database": Path(raw["database"]),
-                "templates": TemplateSettings(**raw["templates"]),
+                "templates": TemplateScope.from_json(raw["templates"]),
             }
         )
 
@@ -104,12 +101,10 @@ def deliver(plan: OutputPlan, output_dir: Path, results_dir: Path, *, strict: bo
 def _template_renderer(plan: OutputPlan) -> Render:
     """The templates' renderer (that of the inputs), failing with OutputError."""
     try:
-        context = templates.parse_context(plan.template_context)
+        context = plan.templates.context()
     except InputError as exc:
         raise OutputError(str(exc)) from None
-    render = templates.renderer(
-        context, notebook=plan.notebook, execution=plan.execution, settings=plan.templates
-    )
+    render = plan.templates.renderer(context)
 
     def as_output(text: str, what: str) -> str:
         try:

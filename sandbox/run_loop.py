@@ -32,6 +32,7 @@ from sandbox.guesses import Guesses, GuessSwitch
 from sandbox.layout import DataLayout
 from sandbox.records import TERMINAL_STATUSES, notebook_fields
 from sandbox.storage import ExecutionRow, Storage
+from sandbox.templates import TemplateScope
 from sandbox.workdir import WorkDir
 
 log = logging.getLogger(__name__)
@@ -265,14 +266,10 @@ class RunLoop:
             notebook_file=self._layout.notebook_dir(row.notebook_id) / notebook["jupyterFileName"],
             work_dir=self._layout.execution_dir(row.id),
             inputs=notebook.get("inputs", []),
-            template_context=doc.get("templateContext"),
             relative_to=datetime.fromisoformat(doc["executionRelativeTo"]),
             max_run_minutes=doc["maxAllowedRunMinutes"],
             files_dir=self._layout.application_files(row.application_id),
             fixtures_dir=self._layout.application_fixtures(row.application_id),
-            notebook=notebook_fields(notebook),
-            execution=doc,
-            templates=guesses.templates(),
             output_plan=self._output_plan(row, notebook, guesses),
         )
         return start_run(spec)
@@ -286,10 +283,12 @@ class RunLoop:
             application_id=row.application_id,
             files_dir=self._layout.application_files(row.application_id),
             database=self._layout.database,
-            template_context=row.doc.get("templateContext"),
-            notebook=notebook_fields(notebook),
-            execution=row.doc,
-            templates=guesses.templates(),
+            templates=TemplateScope(
+                row.doc.get("templateContext"),
+                notebook_fields(notebook),
+                row.doc,
+                guesses.templates(),
+            ),
         )
 
     def _fire_timers(self) -> None:

@@ -25,7 +25,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
 
-from sandbox import artifacts, defaults, environment, outputs, templates
+from sandbox import artifacts, defaults, environment, outputs
 from sandbox.engine import RunSpec, Status
 from sandbox.errors import InputError, OutputError
 from sandbox.inputs import materialize_inputs
@@ -63,13 +63,9 @@ class Run:
             self.finish(None, {}, "errored", [{"name": type(exc).__name__, "message": message}])
             return
         try:
-            context = templates.parse_context(self.spec.template_context)
-            render = templates.renderer(
-                context,
-                notebook=self.spec.notebook,
-                execution=self.spec.execution,
-                settings=self.spec.templates,
-            )
+            scope = self.spec.output_plan.templates
+            context = scope.context()
+            render = scope.renderer(context)
             input_info = materialize_inputs(
                 self.spec.inputs,
                 workdir.input_dir,

@@ -70,6 +70,35 @@ class TemplateSettings:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class TemplateScope:
+    """What one run's (or export's) templates see, and how they render: its context, its
+    notebook, its execution (None for an export) and the settings. Inputs and outputs render
+    with the same scope."""
+
+    template_context: str | None
+    notebook: dict[str, Any]  # the `notebook` of templates: the notebook as the API returns it
+    execution: dict[str, Any] | None  # the `execution` of templates: the execution's log entry
+    settings: TemplateSettings
+
+    def context(self) -> Any:
+        """The parsed context (InputError when it is not JSON or too long)."""
+        return parse_context(self.template_context)
+
+    def renderer(self, context: Any) -> Render:
+        """The renderer over `context` (from `context()`) and the scope's variables."""
+        return renderer(
+            context, notebook=self.notebook, execution=self.execution, settings=self.settings
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> TemplateScope:
+        return cls(**{**raw, "settings": TemplateSettings(**raw["settings"])})
+
+
 def parse_context(template_context: str | None) -> Any:
     """The templateContext as JSON (`{}` when none), within Losant's limit on its length."""
     if template_context is None or not template_context.strip():

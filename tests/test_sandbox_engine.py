@@ -25,7 +25,7 @@ from sandbox import defaults
 from sandbox.engine import RunHandle, RunOutcome, RunSpec, start_run
 from sandbox.environment import kernel_environment
 from sandbox.outputs import OutputPlan
-from sandbox.templates import TemplateSettings
+from sandbox.templates import TemplateScope, TemplateSettings
 from sandbox.workdir import WorkDir
 from service.runtime.processes import free_port, wait_until
 
@@ -116,14 +116,10 @@ def make_spec(
         notebook_file=notebook,
         work_dir=root / "runs" / name,
         inputs=inputs or [],
-        template_context=context,
         relative_to=QUERY_TIME,
         max_run_minutes=minutes,
         files_dir=root / "files",
         fixtures_dir=root / "fixtures",
-        notebook={"id": "6" * 24, "name": name},
-        execution={"id": execution_id, "runStartedAt": "2024-05-01T12:00:01.000Z"},
-        templates=TemplateSettings(),
         # No outputs configured; outputInfo lists every file the run left (sandbox.outputs).
         output_plan=OutputPlan(
             outputs=[],
@@ -131,10 +127,12 @@ def make_spec(
             application_id="a" * 24,
             files_dir=root / "files",
             database=root / "sandbox.db",
-            template_context=context,
-            notebook={"id": "6" * 24, "name": name},
-            execution={"id": execution_id, "runStartedAt": "2024-05-01T12:00:01.000Z"},
-            templates=TemplateSettings(),
+            templates=TemplateScope(
+                context,
+                {"id": "6" * 24, "name": name},
+                {"id": execution_id, "runStartedAt": "2024-05-01T12:00:01.000Z"},
+                TemplateSettings(),
+            ),
         ),
     )
 
@@ -192,9 +190,14 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Finished]:
     }
     for name, demo in DEMOS.items():
         specs[f"demo-{name}"] = replace(
-            make_spec(root, f"demo-{name}", None, inputs=demo["inputs"]),
+            make_spec(
+                root,
+                f"demo-{name}",
+                None,
+                inputs=demo["inputs"],
+                context=json.dumps(demo["exampleContext"]),
+            ),
             notebook_file=DEMO_DIR / demo["file"],
-            template_context=json.dumps(demo["exampleContext"]),
         )
     (root / "files" / "limit.txt").write_text("80")
     started = time.monotonic()
