@@ -10,8 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import schemathesis
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -21,6 +19,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from service.runtime.processes import wait_until
+from tests.support.fuzzing import exercise
 from tests.support.sandbox import SandboxApp
 
 EXAMPLES_PER_OPERATION = 30
@@ -85,15 +84,8 @@ def test_fuzzing_finds_no_server_error_and_no_undocumented_response(
             or operation.body
         ]  # fmt: skip
 
-        @settings(
-            max_examples=EXAMPLES_PER_OPERATION,
-            deadline=None,
-            database=None,
-            suppress_health_check=list(HealthCheck),
-        )
-        @given(case=st.one_of(*strategies))
-        def exercise(case: schemathesis.Case) -> None:
+        def call(case: schemathesis.Case) -> None:
             headers = ingest_headers if case.path == "/hooks/losant" else api_headers
             case.call_and_validate(base_url=stack.url, headers=headers, checks=CHECKS)
 
-        exercise()
+        exercise(strategies, call, EXAMPLES_PER_OPERATION)

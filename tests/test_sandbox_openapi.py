@@ -9,8 +9,6 @@ from typing import Any
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -20,6 +18,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from sandbox.validation import document
+from tests.support.fuzzing import exercise
 from tests.support.sandbox import SandboxApp, SandboxProcess
 
 PUBLISHED = Path(__file__).parent / "data" / "losant_schemas"
@@ -117,17 +116,10 @@ def test_fuzzing_finds_no_server_error_and_no_undocumented_response(
             )
         ]
 
-        @settings(
-            max_examples=EXAMPLES_PER_OPERATION,
-            deadline=None,
-            database=None,
-            suppress_health_check=list(HealthCheck),
-        )
-        @given(case=st.one_of(*strategies))
-        def exercise(case: schemathesis.Case) -> None:
+        def call(case: schemathesis.Case) -> None:
             case.call_and_validate(base_url=sandbox.url, headers=headers, checks=checks)
 
-        exercise()
+        exercise(strategies, call, EXAMPLES_PER_OPERATION)
 
 
 def _existing(path: str, application_id: str, notebook_id: str) -> dict[str, str]:
