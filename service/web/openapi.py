@@ -256,7 +256,55 @@ PATHS: dict[str, Any] = {
     },
     "/": {
         "get": {
-            "summary": "Dashboard of recent executions (HTML)",
+            "summary": "Dashboard overview (HTML)",
+            "security": _SESSION,
+            "responses": {"200": _HTML, "303": _TO_SIGN_IN},
+        }
+    },
+    # dashboard: executions pages
+    "/executions": {
+        "get": {
+            "summary": "Dashboard list of executions (HTML)",
+            "security": _SESSION,
+            "responses": {"200": _HTML, "303": _TO_SIGN_IN},
+        }
+    },
+    # dashboard: pipelines pages
+    "/pipelines": {
+        "get": {
+            "summary": "Dashboard list of pipelines (HTML)",
+            "security": _SESSION,
+            "responses": {"200": _HTML, "303": _TO_SIGN_IN},
+        }
+    },
+    # dashboard: notebooks page
+    "/notebooks": {
+        "get": {
+            "summary": "Dashboard health of each notebook (HTML)",
+            "security": _SESSION,
+            "responses": {"200": _HTML, "303": _TO_SIGN_IN},
+        }
+    },
+    # dashboard: alerts page
+    "/alerts": {
+        "get": {
+            "summary": "Dashboard alert episodes (HTML)",
+            "security": _SESSION,
+            "responses": {"200": _HTML, "303": _TO_SIGN_IN},
+        }
+    },
+    # dashboard: actions pages
+    "/actions": {
+        "get": {
+            "summary": "Dashboard follow-up actions (HTML)",
+            "security": _SESSION,
+            "responses": {"200": _HTML, "303": _TO_SIGN_IN},
+        }
+    },
+    # dashboard: dead letters pages
+    "/dead-letters": {
+        "get": {
+            "summary": "Dashboard dead letters (HTML)",
             "security": _SESSION,
             "responses": {"200": _HTML, "303": _TO_SIGN_IN},
         }

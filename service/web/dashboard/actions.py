@@ -1,0 +1,12 @@
+"""The actions page (`/actions`)."""
+
+from __future__ import annotations
+
+from flask import render_template
+
+from service.web.dashboard import bp
+
+
+@bp.get("/actions")
+def actions():
+    return render_template("dashboard/actions.html")

@@ -1,0 +1,12 @@
+"""The alerts page (`/alerts`)."""
+
+from __future__ import annotations
+
+from flask import render_template
+
+from service.web.dashboard import bp
+
+
+@bp.get("/alerts")
+def alerts():
+    return render_template("dashboard/alerts.html")
