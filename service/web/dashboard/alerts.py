@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import render_template
 
-from service.web.dashboard import bp
+from service.web.dashboard.blueprint import bp
 
 
 @bp.get("/alerts")

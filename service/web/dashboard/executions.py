@@ -9,7 +9,7 @@ from flask import abort, redirect, render_template, request
 from service import keys
 from service.config import OBJECT_ID
 from service.events.records import ExecutionRecord
-from service.web.dashboard import bp
+from service.web.dashboard.blueprint import bp
 from service.web.resources import get_components
 
 TIMESTAMPS = (

@@ -8,7 +8,7 @@ from flask import render_template, request
 
 from service import defaults, keys
 from service.events.records import STATUSES
-from service.web.dashboard import bp
+from service.web.dashboard.blueprint import bp
 from service.web.resources import get_components
 
 

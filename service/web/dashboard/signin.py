@@ -8,7 +8,7 @@ from flask import redirect, render_template, request, url_for
 
 from service.web import session
 from service.web.auth import token_matches
-from service.web.dashboard import bp, local_path
+from service.web.dashboard.blueprint import bp, local_path
 from service.web.resources import get_components
 from service.web.throttle import SignInThrottle
 
