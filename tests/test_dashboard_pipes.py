@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from service.followups.pipelines.runs import RunStatus
+from service.times import iso
 from service.web import create_app
 from service.web.dashboard import dag
 from tests.support.dashboard import csrf_token, sign_in
@@ -263,6 +264,25 @@ def test_a_run_page_shows_step_states_reasons_and_a_gantt(client, published):
     assert [label for _, label in labels] == ["a #1", "b #1", "b #2", "d #1"]
     assert 'class="bar errored"' in gantt and 'class="bar completed"' in gantt
     assert "test" in shown and API_TOKEN not in shown
+
+
+def test_a_step_waiting_for_its_retry_shows_when_and_the_page_keeps_updating(client, published):
+    harness = published(FAILING.replace("0.1s", "1h"), "A", "B", "C", "D", B={"status": "errored"})
+    started = harness.followups.start_run("failing", {}, "test")
+    run = harness.run_until(
+        lambda: (r := harness.followups.run(started.id)).steps["b"].retry_at and r,
+        "b to wait for its second attempt",
+    )
+    shown = page(client, f"/runs/{run.id}")
+    assert re.search(r'id="run-status"[^>]*>running<', shown)
+    assert steps_drawn(shown)["b"] == ("step running", "running")
+    row = re.search(r'<tr id="step-b".*?</tr>', shown, re.S)
+    assert row is not None
+    assert "2 of 2" in row.group(0) and iso(run.steps["b"].retry_at) in row.group(0)
+    assert 'hx-trigger="every 2s"' in shown
+    assert re.findall(r">([a-z] #\d)</a>", shown[shown.index('<div id="gantt">') :]) == [
+        "a #1", "b #1", "d #1",
+    ]  # fmt: skip
 
 
 def test_an_unknown_run_is_404(client):
