@@ -273,8 +273,49 @@ PATHS: dict[str, Any] = {
     "/pipelines": {
         "get": {
             "summary": "Dashboard list of pipelines (HTML)",
+            "description": "Each pipeline of the file in force: description, parameters, "
+            "its steps as a graph and its recent runs.",
             "security": _SESSION,
             "responses": {"200": _HTML, "303": _TO_SIGN_IN},
+        }
+    },
+    "/pipelines/{name}": {
+        "get": {
+            "summary": "Dashboard page of one pipeline, with the form that starts a run (HTML)",
+            "security": _SESSION,
+            "parameters": [
+                {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "responses": {"200": _HTML, "303": _TO_SIGN_IN, "404": _error("No such pipeline")},
+        }
+    },
+    "/pipelines/{name}/runs": {
+        "post": {
+            "summary": "Start a run of a pipeline (form), as POST /api/pipelines/{name}/runs",
+            "description": "Form fields `params` (a JSON object, default `{}`) and "
+            "`csrf_token`. Redirects to the run's page; a bad `params`, an unknown pipeline or "
+            "parameter redirects back with an error notice and starts nothing. Requested by "
+            "`dashboard`.",
+            "security": _SESSION,
+            "parameters": [
+                {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "responses": {
+                "303": {"description": "Started (to /runs/{runId}), or not (back, with why)"},
+                "403": _error("Cross-site request, missing or wrong CSRF token"),
+            },
+        }
+    },
+    "/runs/{runId}": {
+        "get": {
+            "summary": "Dashboard page of one pipeline run (HTML)",
+            "description": "The run's status (`#run-status`), its steps as a graph coloured "
+            "by state, a Gantt of the steps' executions, attempts, retries and reasons.",
+            "security": _SESSION,
+            "parameters": [
+                {"name": "runId", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "responses": {"200": _HTML, "303": _TO_SIGN_IN, "404": _error("No such run")},
         }
     },
     # dashboard: notebooks page
