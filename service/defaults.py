@@ -90,6 +90,10 @@ API_PAGE_SIZE = 50  # executions per page of GET /api/executions
 API_MAX_PAGE_SIZE = 500
 DASHBOARD_ROWS = 50
 DASHBOARD_EVENTS = 20  # newest callbacks and relay requests shown on the dashboard
+DASHBOARD_RECENT = 10  # newest executions shown on the dashboard's overview
+DASHBOARD_CHART_HOURS = 24  # hours of the overview's chart of executions per status
+DASHBOARD_CALLBACK_SCAN = 1000  # events read, from its queue time on, to find those naming an
+# execution for its page (the event stream holds up to EVENT_STREAM_MAXLEN)
 DASHBOARD_SESSION_LIFETIME = 8 * 3600  # seconds a dashboard sign-in lasts
 SIGN_IN_MAX_FAILURES = 10  # failed dashboard sign-ins per client within the window; then 429
 SIGN_IN_FAILURE_WINDOW = 300  # seconds over which failed sign-ins of one client are counted

@@ -313,6 +313,22 @@ class ExecutionStore:
         entries = cast(_StreamEntries, self.redis.xrevrange(keys.events(), count=count))
         return [(entry_id, data) for entry_id, data in entries]
 
+    def events_naming(
+        self, execution_id: str, since_ms: int, until_ms: int | None, scan: int
+    ) -> tuple[list[tuple[str, dict[str, str]]], bool]:
+        """Raw events that name `execution_id`, oldest first, among the first `scan` events
+        received from `since_ms` to `until_ms` (None: now); and whether those were all the
+        events of that time (False: the scan stopped before its end)."""
+        high = str(until_ms) if until_ms is not None else "+"  # a bare ms: its last entry
+        entries = cast(
+            _StreamEntries,
+            self.redis.xrange(keys.events(), min=str(max(since_ms, 0)), max=high, count=scan),
+        )
+        naming = [
+            (entry_id, data) for entry_id, data in entries if data.get("execution") == execution_id
+        ]
+        return naming, len(entries) < scan
+
     # transitions
 
     def outbox(self, application_id: str, notebook_id: str) -> list[str]:
@@ -447,6 +463,23 @@ class ExecutionStore:
                 pipe.zcard(keys.executions_by_status(status))
             counts = pipe.execute()
         return dict(zip(STATUSES, counts, strict=True))
+
+    def count_by_status_per_hour(self, first_hour_ms: int, hours: int) -> list[dict[str, int]]:
+        """How many executions queued in each of `hours` hours from `first_hour_ms` have each
+        status now, by counting in the status indexes (scored by queue time): one round trip
+        of `hours` x len(STATUSES) ZCOUNTs, whatever the number of executions."""
+        hour_ms = 3600 * 1000
+        with self.redis.pipeline(transaction=False) as pipe:
+            for hour in range(hours):
+                low = first_hour_ms + hour * hour_ms
+                for status in STATUSES:
+                    pipe.zcount(keys.executions_by_status(status), low, f"({low + hour_ms}")
+            counts = pipe.execute()
+        width = len(STATUSES)
+        return [
+            dict(zip(STATUSES, counts[hour * width : (hour + 1) * width], strict=True))
+            for hour in range(hours)
+        ]
 
     def notebook_names(self) -> dict[str, str]:
         """notebook_ref -> name, for notebooks whose name nbrelay has seen."""

@@ -10,7 +10,8 @@ from flask import Blueprint, jsonify, request, url_for
 from service import defaults
 from service.config import OBJECT_ID
 from service.errors import UsageProblem
-from service.events.records import STATUSES, InvalidCursor
+from service.events.filters import FilterProblem, parse_filter
+from service.events.records import InvalidCursor
 from service.events.starter import StartDeferred, parse_user_context
 from service.times import parse_instant
 from service.web import bodies, openapi
@@ -35,47 +36,37 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
     return value
 
 
-def _instant_arg(name: str) -> int | None:
-    raw = request.args.get(name)
-    if not raw:
-        return None
-    try:
-        return parse_instant(raw)
-    except ValueError as exc:
-        raise ApiError(400, f"{name}: {exc}") from None
-
-
 @bp.get("/executions")
 def list_executions():
     """Stored executions, newest first; filters: notebook, status, since, until."""
     components = get_components()
-    notebook = request.args.get("notebook") or None
-    if notebook is not None and not OBJECT_ID.fullmatch(notebook):
-        raise ApiError(400, "notebook must be a notebook id (24 hexadecimal characters)")
-    statuses = [s for s in (request.args.get("status") or "").split(",") if s]
-    unknown = [s for s in statuses if s not in STATUSES]
-    if unknown:
-        raise ApiError(400, f"unknown status {unknown[0]!r}; one of {', '.join(STATUSES)}")
+    application_id = components.settings.losant_application_id
     try:
+        wanted = parse_filter(
+            notebook=request.args.get("notebook"),
+            status=request.args.get("status"),
+            since=request.args.get("since"),
+            until=request.args.get("until"),
+            application_id=application_id,
+        )
         page = components.store.query(
-            application_id=components.settings.losant_application_id,
-            notebook_id=notebook,
-            statuses=statuses,
-            since_ms=_instant_arg("since"),
-            until_ms=_instant_arg("until"),
+            application_id=application_id,
+            notebook_id=wanted.notebook_id,
+            statuses=wanted.statuses,
+            since_ms=wanted.since_ms,
+            until_ms=wanted.until_ms,
             limit=_int_arg("limit", defaults.API_PAGE_SIZE, 1, defaults.API_MAX_PAGE_SIZE),
             cursor=request.args.get("cursor") or None,
         )
-    except InvalidCursor as exc:
+    except (FilterProblem, InvalidCursor) as exc:
         raise ApiError(400, str(exc)) from None
     result: dict[str, Any] = {
         "items": [r.as_json() for r in page.items],
         "nextCursor": page.next_cursor,
     }
-    application_id = components.settings.losant_application_id
-    if notebook is not None and application_id:
-        name = components.store.notebook_name(application_id, notebook)
-        result["warnings"] = components.unseen.warnings(application_id, notebook, name)
+    if wanted.notebook_id is not None and application_id:
+        name = components.store.notebook_name(application_id, wanted.notebook_id)
+        result["warnings"] = components.unseen.warnings(application_id, wanted.notebook_id, name)
     return jsonify(result)
 
 

@@ -256,7 +256,9 @@ PATHS: dict[str, Any] = {
     },
     "/": {
         "get": {
-            "summary": "Dashboard overview (HTML)",
+            "summary": "Dashboard overview (HTML): queues, dead letters, the sync backlog, "
+            "firing alerts, pipeline runs in progress, executions per status and hour over "
+            "the last 24 h, recent executions and callbacks",
             "security": _SESSION,
             "responses": {"200": _HTML, "303": _TO_SIGN_IN},
         }
@@ -264,8 +266,42 @@ PATHS: dict[str, Any] = {
     # dashboard: executions pages
     "/executions": {
         "get": {
-            "summary": "Dashboard list of executions (HTML)",
+            "summary": "Dashboard list of executions (HTML), filtered and paged",
+            "description": "Newest first by queue time. A filter value that names no "
+            "notebook, status or moment is explained on the page (200).",
             "security": _SESSION,
+            "parameters": [
+                {
+                    "name": "notebook",
+                    "in": "query",
+                    "description": "A notebook id, or the name of a notebook nbrelay has seen",
+                    "schema": {"type": "string"},
+                },
+                {
+                    "name": "status",
+                    "in": "query",
+                    "description": "Comma-separated statuses",
+                    "schema": {"type": "string"},
+                },
+                {
+                    "name": "since",
+                    "in": "query",
+                    "description": "Queued at or after: ms since epoch or ISO 8601 (UTC if none)",
+                    "schema": {"type": "string"},
+                },
+                {
+                    "name": "until",
+                    "in": "query",
+                    "description": "Queued at or before: ms since epoch or ISO 8601",
+                    "schema": {"type": "string"},
+                },
+                {
+                    "name": "cursor",
+                    "in": "query",
+                    "description": "The next page's cursor, from the page's `Next page` link",
+                    "schema": {"type": "string"},
+                },
+            ],
             "responses": {"200": _HTML, "303": _TO_SIGN_IN},
         }
     },
@@ -353,7 +389,9 @@ PATHS: dict[str, Any] = {
     "/executions/{executionId}": {
         "get": {
             "summary": "Dashboard page of one execution (HTML)",
-            "description": "Context values, inputs and URLs are hidden unless `reveal=1`.",
+            "description": "Its phases on a timeline drawn to scale, errors, outputs, the "
+            "callbacks that named it, the pipeline run and step or the rule that started it. "
+            "Context values, inputs and URLs are hidden unless `reveal=1`.",
             "security": _SESSION,
             "parameters": [
                 _EXECUTION_ID,

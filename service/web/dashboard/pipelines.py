@@ -20,7 +20,8 @@ from service.events.records import TERMINAL_STATUSES
 from service.followups.pipeline_file.model import Pipeline
 from service.followups.pipelines.runs import Run, RunNotFound, RunStatus
 from service.times import iso, parse_time_ms
-from service.web.dashboard.blueprint import answer, bp, charts, dag
+from service.web.dashboard import charts, dag
+from service.web.dashboard.blueprint import answer, bp
 from service.web.resources import get_components
 
 REQUESTED_BY = "dashboard"
