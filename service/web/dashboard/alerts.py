@@ -74,5 +74,4 @@ def _message(record: ActionRecord, failure: dict[str, Any] | None) -> dict[str, 
         "delivery": DELIVERY[record.state.value],
         "attempts": (record.outcome or {}).get("attempts") or (failure or {}).get("attempts"),
         "error": record.error,
-        "finishedAt": iso(record.updated_at) if record.updated_at and not record.starting else None,
     }
