@@ -21,6 +21,7 @@ from service.config import Settings
 from service.dead_letters import DeadLetters
 from service.events.ingress import Ingress
 from service.events.logs_limit import LogsCaps
+from service.events.minutes import MinuteUsage
 from service.events.reconciler import Reconciler
 from service.events.starter import ExecutionStarter
 from service.events.store import ExecutionStore
@@ -118,6 +119,19 @@ class Components:
         return UnseenExecutions(self.redis, ttl=self.settings.retention_seconds)
 
     @cached_property
+    def minutes(self) -> MinuteUsage:
+        """Notebook minutes used this month, asked of Losant with short timeouts and kept."""
+        client = None
+        if self.settings.losant_api_token:
+            client = instrumented_client(
+                self.settings,
+                connect_timeout=defaults.MINUTES_CONNECT_TIMEOUT,
+                read_timeout=defaults.MINUTES_READ_TIMEOUT,
+                max_retries=0,
+            )
+        return MinuteUsage(self.redis, client)
+
+    @cached_property
     def reconciler(self) -> Reconciler:
         return Reconciler(
             self.settings, self.store, self.syncs, self.queues, self.ingress, self.losant
@@ -172,5 +186,7 @@ class Components:
     def close(self) -> None:
         if self._losant is not None:
             self._losant.close()
+        if "minutes" in self.__dict__:  # built
+            self.minutes.close()
         self.redis.close()
         self.rq_redis.close()

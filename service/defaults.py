@@ -94,6 +94,12 @@ DASHBOARD_RECENT = 10  # newest executions shown on the dashboard's overview
 DASHBOARD_CHART_HOURS = 24  # hours of the overview's chart of executions per status
 DASHBOARD_CALLBACK_SCAN = 1000  # events read, from its queue time on, to find those naming an
 # execution for its page (the event stream holds up to EVENT_STREAM_MAXLEN)
+DASHBOARD_NOTEBOOK_RUNS = 50  # newest terminal runs of a notebook its health is computed over
+NOTEBOOK_MINUTES_TTL = 300  # seconds a notebook's minutes used this month are kept from Losant
+MINUTES_UNAVAILABLE_TTL = 30  # seconds nobody asks Losant for minutes after it did not answer
+MINUTES_CONNECT_TIMEOUT = 1.0  # seconds; minute counts are asked without retries
+MINUTES_READ_TIMEOUT = 1.5  # seconds
+MINUTES_FETCH_BUDGET = 2.0  # seconds one page spends asking Losant for minutes at most
 DASHBOARD_SESSION_LIFETIME = 8 * 3600  # seconds a dashboard sign-in lasts
 SIGN_IN_MAX_FAILURES = 10  # failed dashboard sign-ins per client within the window; then 429
 SIGN_IN_FAILURE_WINDOW = 300  # seconds over which failed sign-ins of one client are counted

@@ -57,6 +57,19 @@ def notebook_names() -> str:
     return f"{PREFIX}:notebook-names"
 
 
+def notebook_minutes(application_id: str, notebook_id: str) -> str:
+    """String with a TTL: a notebook's minutes used this month as Losant's
+    `notebookMinuteCounts` last told them (JSON `{"month": "YYYY-MM", "minutes": n or null}`),
+    so that pages listing every notebook do not ask Losant on each view."""
+    return f"{PREFIX}:notebook-minutes:{application_id}:{notebook_id}"
+
+
+def minutes_unavailable() -> str:
+    """String with a TTL: set when Losant could not be reached for minute counts; until it
+    expires nobody asks again."""
+    return f"{PREFIX}:notebook-minutes-unavailable"
+
+
 # transitions
 
 

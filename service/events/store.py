@@ -481,6 +481,10 @@ class ExecutionStore:
             for hour in range(hours)
         ]
 
+    def notebook_refs(self) -> list[str]:
+        """Every notebook nbrelay has heard of (`notebook_ref`), most recently active first."""
+        return cast(list[str], self.redis.zrevrange(keys.notebooks(), 0, -1))
+
     def notebook_names(self) -> dict[str, str]:
         """notebook_ref -> name, for notebooks whose name nbrelay has seen."""
         return cast(dict[str, str], self.redis.hgetall(keys.notebook_names()))

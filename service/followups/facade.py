@@ -117,6 +117,11 @@ class Followups:
         """How many alerts are in each state."""
         return self._alerts.count_by_state()
 
+    def alert_notifications(self, alert: Alert) -> list[ActionRecord]:
+        """The notify actions of the alert's current episode, in the order they were opened."""
+        found = (self._actions.get(key) for key in alert.notice_keys())
+        return sorted((r for r in found if r is not None), key=lambda r: r.created_at)
+
     def failed_deliveries(self) -> list[dict[str, Any]]:
         """Notifications that failed for good, newest first."""
         return self._failed_deliveries.all()

@@ -137,10 +137,13 @@ class LosantClient:
         self._session.mount("https://", adapter)
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, observer: Observer | None = None) -> LosantClient:
-        """A client for the configured API; ConfigError when LOSANT_API_TOKEN is not set."""
+    def from_settings(
+        cls, settings: Settings, *, observer: Observer | None = None, **policy: Any
+    ) -> LosantClient:
+        """A client for the configured API; ConfigError when LOSANT_API_TOKEN is not set.
+        `policy`: timeouts and retries other than the defaults (`read_timeout=`...)."""
         token = settings.require("LOSANT_API_TOKEN").losant_api_token or ""
-        return cls(settings.losant_api_url, token, observer=observer)
+        return cls(settings.losant_api_url, token, observer=observer, **policy)
 
     def __repr__(self) -> str:
         return f"LosantClient(base_url={self.base_url!r})"

@@ -7,6 +7,7 @@ path, so ids stay out of label values.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from service import metrics
 from service.config import Settings
@@ -33,5 +34,5 @@ def observe(method: str, path: str, status: int | None, seconds: float) -> None:
     metrics.LOSANT_LATENCY.labels(endpoint).observe(seconds)
 
 
-def instrumented_client(settings: Settings) -> LosantClient:
-    return LosantClient.from_settings(settings, observer=observe)
+def instrumented_client(settings: Settings, **policy: Any) -> LosantClient:
+    return LosantClient.from_settings(settings, observer=observe, **policy)

@@ -358,6 +358,12 @@ PATHS: dict[str, Any] = {
     "/notebooks": {
         "get": {
             "summary": "Dashboard health of each notebook (HTML)",
+            "description": "Per notebook, over its newest DASHBOARD_NOTEBOOK_RUNS terminal runs "
+            "stored: success rate, duration p50/p95 (run start to the end of its last phase), "
+            "sparklines of durations and outcomes, the last failure; and the minutes used this "
+            "month from Losant's `notebookMinuteCounts`, kept for a few minutes and shown as "
+            "`unavailable` when Losant does not answer quickly. Refreshes itself while a run "
+            "nbrelay started is pending.",
             "security": _SESSION,
             "responses": {"200": _HTML, "303": _TO_SIGN_IN},
         }
@@ -366,6 +372,11 @@ PATHS: dict[str, Any] = {
     "/alerts": {
         "get": {
             "summary": "Dashboard alert episodes (HTML)",
+            "description": "Firing (and pending) episodes, then resolved ones, newest first, "
+            "each with the execution that caused it, its messages (event, channel, when) and "
+            "their delivery (performed, failed, pending); then the notifications that failed "
+            "for good, as `GET /api/alerts` lists them. Refreshes itself while an alert fires "
+            "or a notification is pending.",
             "security": _SESSION,
             "responses": {"200": _HTML, "303": _TO_SIGN_IN},
         }

@@ -56,6 +56,15 @@ class Alert:
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
 
+    def notice_keys(self) -> list[str]:
+        """The keys of every notify action the current episode may have opened: each firing
+        message so far and the resolved one, to each channel (those never opened are simply
+        not in the ledger)."""
+        numbers: list[int | None] = [*range(1, self.notifications + 1), None]
+        return [
+            keys.alert_notice(self.id, self.episode, n, c) for n in numbers for c in self.channels
+        ]
+
     @classmethod
     def from_json(cls, raw: str | bytes) -> Alert:
         data = json.loads(raw)
