@@ -12,7 +12,17 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from service import defaults
 from service.composition import Components
 from service.config import Settings, parse_bind
-from service.web import api, callbacks, dashboard, errors, ops, pipelines, relay, surfaces
+from service.web import (
+    api,
+    callbacks,
+    dashboard,
+    dead_letters,
+    errors,
+    ops,
+    pipelines,
+    relay,
+    surfaces,
+)
 from service.web.resources import EXTENSION
 
 
@@ -35,7 +45,16 @@ def create_app(
     app.extensions[EXTENSION] = components
     errors.init_app(app)
     surfaces.init_app(app, admin_port)
-    for blueprint in (callbacks.bp, relay.bp, api.bp, pipelines.bp, ops.bp, dashboard.bp):
+    blueprints = (
+        callbacks.bp,
+        relay.bp,
+        api.bp,
+        pipelines.bp,
+        dead_letters.bp,
+        ops.bp,
+        dashboard.bp,
+    )
+    for blueprint in blueprints:
         app.register_blueprint(blueprint)
     hops = components.settings.trusted_proxies
     if hops:  # the client's address and scheme as the proxies in front of nbrelay saw them

@@ -38,6 +38,12 @@ _EXECUTION_ID = {
     "required": True,
     "schema": {"type": "string"},
 }
+_JOB_ID = {"name": "jobId", "in": "path", "required": True, "schema": {"type": "string"}}
+_BUTTON = {  # what a dashboard button's POST answers
+    "204": {"description": "From htmx: done, or refused with a notice; HX-Redirect back"},
+    "303": {"description": "Back to the page with a notice (or, not signed in, to sign-in)"},
+    "403": _error("Cross-site request, missing or wrong CSRF token"),
+}
 _REQUESTED_BY = {"type": "string", "minLength": 1, "maxLength": defaults.REQUESTED_BY_MAX_LENGTH}
 
 PATHS: dict[str, Any] = {
@@ -385,8 +391,22 @@ PATHS: dict[str, Any] = {
     "/actions": {
         "get": {
             "summary": "Dashboard follow-up actions (HTML)",
+            "description": "Newest first; a patch with its fields before and after.",
             "security": _SESSION,
+            "parameters": [{"name": "kind", "in": "query", "schema": {"type": "string"}}],
             "responses": {"200": _HTML, "303": _TO_SIGN_IN},
+        }
+    },
+    "/actions/{key}/undo": {
+        "post": {
+            "summary": "Dashboard button: set back what a patch changed (form with `csrf_token`)",
+            "description": "Does what `POST /api/actions/{key}/undo` does; an action that is "
+            "not a patch that was applied is answered with an error notice.",
+            "security": _SESSION,
+            "parameters": [
+                {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "responses": _BUTTON,
         }
     },
     # dashboard: dead letters pages
@@ -395,6 +415,75 @@ PATHS: dict[str, Any] = {
             "summary": "Dashboard dead letters (HTML)",
             "security": _SESSION,
             "responses": {"200": _HTML, "303": _TO_SIGN_IN},
+        }
+    },
+    "/dead-letters/replay": {
+        "post": {
+            "summary": "Dashboard button: replay every dead letter (form with `csrf_token`)",
+            "description": "Does what `POST /api/dead-letters/replay` without a body does.",
+            "security": _SESSION,
+            "responses": _BUTTON,
+        }
+    },
+    "/dead-letters/{jobId}/replay": {
+        "post": {
+            "summary": "Dashboard button: replay one dead letter (form with `csrf_token`)",
+            "description": "Does what `POST /api/dead-letters/{jobId}/replay` does; an unknown "
+            "job is answered with an error notice.",
+            "security": _SESSION,
+            "parameters": [_JOB_ID],
+            "responses": {**_BUTTON, "404": _error("No such route (a job id with a slash)")},
+        }
+    },
+    "/api/dead-letters": {
+        "get": {
+            "summary": "Jobs that failed after their last retry, most recent failure first",
+            "description": "Like `nbrelay dead-letters list`.",
+            "security": _BEARER,
+            "responses": {
+                "200": _json("Dead letters", "DeadLetters"),
+                "401": _UNAUTHORIZED,
+                "503": _UNAVAILABLE,
+            },
+        }
+    },
+    "/api/dead-letters/replay": {
+        "post": {
+            "summary": "Replay dead letters: those in `jobIds`, or all without a body",
+            "description": "Like `nbrelay dead-letters replay`. A failed sync is replayed as a "
+            "fresh sync of its notebook; any other job goes back on its queue as it was. When "
+            "one of `jobIds` is not a dead letter, nothing is replayed (404).",
+            "security": _BEARER,
+            "requestBody": {
+                "required": False,
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": "#/components/schemas/DeadLetterReplayRequest"}
+                    }
+                },
+            },
+            "responses": {
+                "200": _json("The ids replayed", "DeadLettersReplayed"),
+                "400": _error("Malformed body, JSON or jobIds"),
+                "401": _UNAUTHORIZED,
+                "404": _error("One of jobIds is not a dead letter (none was replayed)"),
+                "413": _TOO_LARGE,
+                "415": _error("Not a JSON body"),
+                "503": _UNAVAILABLE,
+            },
+        }
+    },
+    "/api/dead-letters/{jobId}/replay": {
+        "post": {
+            "summary": "Replay one dead letter",
+            "security": _BEARER,
+            "parameters": [_JOB_ID],
+            "responses": {
+                "200": _json("The id replayed", "DeadLettersReplayed"),
+                "401": _UNAUTHORIZED,
+                "404": _error("No dead letter with that job id"),
+                "503": _UNAVAILABLE,
+            },
         }
     },
     "/executions/{executionId}": {
@@ -700,6 +789,47 @@ SCHEMAS.update(
             "properties": {
                 "items": {"type": "array", "items": {"$ref": "#/components/schemas/Action"}}
             },
+        },
+        "DeadLetter": {
+            "type": "object",
+            "required": ["jobId", "queue", "description", "error"],
+            "properties": {
+                "jobId": {"type": "string"},
+                "queue": {"type": "string"},
+                "failedAt": {"type": ["string", "null"], "format": "date-time"},
+                "applicationId": {
+                    "type": ["string", "null"],
+                    "description": "For a sync: the application of the notebook it was to sync",
+                },
+                "notebookId": {
+                    "type": ["string", "null"],
+                    "description": "For a sync: the notebook it was to sync",
+                },
+                "description": {"type": "string"},
+                "error": {"type": "string", "description": "The last line of its last error"},
+            },
+        },
+        "DeadLetters": {
+            "type": "object",
+            "properties": {
+                "items": {"type": "array", "items": {"$ref": "#/components/schemas/DeadLetter"}}
+            },
+        },
+        "DeadLetterReplayRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "jobIds": {
+                    "type": "array",
+                    "items": {"type": "string", "minLength": 1},
+                    "description": "The dead letters to replay; all of them when absent",
+                }
+            },
+        },
+        "DeadLettersReplayed": {
+            "type": "object",
+            "required": ["replayed"],
+            "properties": {"replayed": {"type": "array", "items": {"type": "string"}}},
         },
         "Alerts": {
             "type": "object",

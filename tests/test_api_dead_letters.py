@@ -1,0 +1,148 @@
+"""`/api/dead-letters`: listing real dead letters (syncs that failed for good in a real RQ worker
+against the sandbox) and replaying them, as `nbrelay dead-letters` does."""
+
+from __future__ import annotations
+
+import pytest
+from rq import Queue
+
+from service.config import Settings
+from service.queues import SYNC_QUEUE
+from service.web import create_app
+from service.web.resources import EXTENSION
+from tests.support.dead_letters import SETTINGS, make_dead_letter
+
+API_TOKEN = "api-token-0123456789"
+HEADERS = {"Authorization": f"Bearer {API_TOKEN}"}
+
+
+@pytest.fixture
+def settings(redis, redis_server, sandbox_app):
+    env = {
+        "NBRELAY_REDIS_URL": redis_server.url,
+        "LOSANT_API_URL": sandbox_app.sandbox.url,
+        "LOSANT_API_TOKEN": sandbox_app.sandbox.token,
+        "LOSANT_APPLICATION_ID": sandbox_app.id,
+        "NBRELAY_PUBLIC_URL": "https://relay.example.com",
+        "NBRELAY_SECRET": "callback-secret-0123456789",
+        "NBRELAY_API_TOKEN": API_TOKEN,
+        **SETTINGS,
+    }
+    return Settings.from_env(env, dotenv_path=None)
+
+
+@pytest.fixture
+def app(settings):
+    return create_app(settings)
+
+
+@pytest.fixture
+def components(app):
+    return app.extensions[EXTENSION]
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def dead(components, settings, sandbox_app):
+    """Two dead letters: job id -> notebook id."""
+    jobs = [make_dead_letter(components, settings, sandbox_app, name) for name in ("A", "B")]
+    return {job: components.queues.fetch(job).args[1] for job in jobs}
+
+
+def queued(components) -> list[str]:
+    return Queue(SYNC_QUEUE, connection=components.rq_redis).get_job_ids()
+
+
+def assert_error(response, status: int) -> str:
+    assert response.status_code == status, response.get_data(as_text=True)
+    body = response.get_json()
+    assert set(body) == {"type", "message"}
+    return body["message"]
+
+
+def test_the_list_names_each_failed_sync_its_notebook_and_error(client, dead, sandbox_app):
+    answer = client.get("/api/dead-letters", headers=HEADERS)
+    assert answer.status_code == 200
+    items = answer.get_json()["items"]
+    assert {i["jobId"]: i["notebookId"] for i in items} == dead
+    for item in items:
+        assert item["applicationId"] == sandbox_app.id and item["queue"] == SYNC_QUEUE
+        assert item["failedAt"] and "sync notebook" in item["description"]
+        assert "Scripted server error" in item["error"]
+    assert items[0]["failedAt"] >= items[1]["failedAt"]  # most recent failure first
+
+
+def test_replaying_one_queues_a_fresh_sync_of_its_notebook_only(client, components, dead):
+    first, second = dead
+    answer = client.post(f"/api/dead-letters/{first}/replay", headers=HEADERS)
+    assert answer.status_code == 200 and answer.get_json() == {"replayed": [first]}
+    ((job),) = [components.queues.fetch(j) for j in queued(components)]
+    assert job.args[1] == dead[first]
+    assert [d.job_id for d in components.dead_letters.all()] == [second]
+    message = assert_error(client.post(f"/api/dead-letters/{first}/replay", headers=HEADERS), 404)
+    assert message == f"no dead letter with id {first}"
+
+
+def test_replaying_all_or_those_named(client, components, dead):
+    first, second = dead
+    named = client.post("/api/dead-letters/replay", headers=HEADERS, json={"jobIds": [second]})
+    assert named.get_json() == {"replayed": [second]}
+    assert [d.job_id for d in components.dead_letters.all()] == [first]
+    every = client.post("/api/dead-letters/replay", headers=HEADERS)
+    assert every.status_code == 200 and every.get_json() == {"replayed": [first]}
+    assert components.dead_letters.all() == []
+    assert client.post("/api/dead-letters/replay", headers=HEADERS).get_json() == {"replayed": []}
+    assert client.get("/api/dead-letters", headers=HEADERS).get_json() == {"items": []}
+
+
+def test_an_unknown_id_replays_none_of_them(client, components, dead):
+    first, _ = dead
+    answer = client.post(
+        "/api/dead-letters/replay", headers=HEADERS, json={"jobIds": [first, "sync-nope"]}
+    )
+    assert assert_error(answer, 404) == "no dead letter with id sync-nope"
+    assert len(components.dead_letters.all()) == 2 and queued(components) == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"jobIds": "sync-1"},
+        {"jobIds": [1]},
+        {"jobIds": [""]},
+        {"jobIds": None},
+        {"jobs": []},
+        [],
+    ],
+)
+def test_bad_bodies_are_refused(client, body):
+    answer = client.post("/api/dead-letters/replay", headers=HEADERS, json=body)
+    assert_error(answer, 400)
+
+
+def test_a_malformed_body_is_refused(client):
+    answer = client.post(
+        "/api/dead-letters/replay",
+        headers={**HEADERS, "Content-Type": "application/json"},
+        data="{",
+    )
+    assert_error(answer, 400)
+    plain = client.post("/api/dead-letters/replay", headers=HEADERS, data="jobIds=x")
+    assert_error(plain, 415)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/api/dead-letters"),
+        ("post", "/api/dead-letters/replay"),
+        ("post", "/api/dead-letters/sync-1/replay"),
+    ],
+)
+def test_the_api_token_is_needed(client, method, path):
+    assert_error(getattr(client, method)(path), 401)
+    assert_error(getattr(client, method)(path, headers={"Authorization": "Bearer nope"}), 401)
