@@ -1,7 +1,12 @@
-"""Configuration of nbrelay, read from the environment (and a `.env` file) in one place.
+"""Configuration of nbrelay, read from the environment (and two files) in one place.
 
 Every value is parsed and checked here so that a wrong setting stops start-up with one line that
 names the variable, instead of failing later inside a request or a job.
+
+A value comes from the first of these that sets it: the environment; `.env` in the current
+folder (yours); `.nbrelay/env` in the current folder, the settings `nbrelay up` wrote for the
+instance it runs there (so that any `nbrelay` command started in that folder finds it). Parent
+folders are not searched.
 """
 
 from __future__ import annotations
@@ -29,6 +34,12 @@ DEPLOYMENT_REQUIRED = (
     "NBRELAY_SECRET",
     "NBRELAY_API_TOKEN",
 )
+
+DOTENV = ".env"
+INSTANCE_ENV = f"{defaults.DATA_DIR}/env"  # written by `nbrelay up` for the commands next to it
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("json", "human")
+ENVIRONMENT = "environment"
 
 
 class ConfigError(UsageProblem):
@@ -86,19 +97,23 @@ class Settings:
     action_lease: float = field(
         default=defaults.ACTION_LEASE, metadata={"env": "NBRELAY_ACTION_LEASE"}
     )
+    log_level: str = field(default="info", metadata={"env": "NBRELAY_LOG_LEVEL"})
+    log_format: str | None = field(default=None, metadata={"env": "NBRELAY_LOG_FORMAT"})
 
     @classmethod
     def from_env(
-        cls, environ: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env"
+        cls,
+        environ: Mapping[str, str] | None = None,
+        dotenv_path: str | Path | None = DOTENV,
+        instance_path: str | Path | None = INSTANCE_ENV,
     ) -> Settings:
         """Parse settings from `environ` (default: the process environment).
 
-        Values from a `.env` file fill in what the environment does not set.
+        Values from the `.env` file, then from the instance file `nbrelay up` wrote, fill in
+        what the environment does not set.
         """
-        env: dict[str, str] = {}
-        if dotenv_path is not None and Path(dotenv_path).is_file():
-            env.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
-        env.update(os.environ if environ is None else environ)
+        found = sources(environ, dotenv_path, instance_path)
+        env = {var: value for var, (value, _) in found.items()}
         values = {name: parser(env[var]) for name, var, parser in _PARSERS if _present(env, var)}
         return cls(**values)
 
@@ -159,6 +174,23 @@ class Settings:
     def __repr__(self) -> str:
         shown = ", ".join(f"{name}={value!r}" for name, value in self.describe().items())
         return f"Settings({shown})"
+
+
+def sources(
+    environ: Mapping[str, str] | None = None,
+    dotenv_path: str | Path | None = DOTENV,
+    instance_path: str | Path | None = INSTANCE_ENV,
+) -> dict[str, tuple[str, str]]:
+    """Every variable with its raw value and where that came from: `ENVIRONMENT` or the path of
+    the file that set it; the first source that sets a variable wins."""
+    found: dict[str, tuple[str, str]] = {}
+    for path in (instance_path, dotenv_path):
+        if path is not None and Path(path).is_file():
+            values = dotenv_values(path).items()
+            found.update({var: (value, str(path)) for var, value in values if value is not None})
+    environment = os.environ if environ is None else environ
+    found.update({var: (value, ENVIRONMENT) for var, value in environment.items()})
+    return found
 
 
 def masked_url(url: str) -> str:
@@ -252,6 +284,16 @@ def _bind(variable: str):
     return parse
 
 
+def _choice(variable: str, choices: tuple[str, ...]):
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise ConfigError(variable, f"must be one of {', '.join(choices)}, got {raw.strip()!r}")
+        return value
+
+    return parse
+
+
 def _existing_file(raw: str) -> Path:
     path = Path(raw.strip()).expanduser()
     if not path.is_file():
@@ -334,4 +376,6 @@ _PARSERS = [
     ("sync_lease", "NBRELAY_SYNC_LEASE", _positive_number("NBRELAY_SYNC_LEASE")),
     ("sync_retry_intervals", "NBRELAY_SYNC_RETRY_INTERVALS", _intervals),
     ("action_lease", "NBRELAY_ACTION_LEASE", _positive_number("NBRELAY_ACTION_LEASE")),
+    ("log_level", "NBRELAY_LOG_LEVEL", _choice("NBRELAY_LOG_LEVEL", LOG_LEVELS)),
+    ("log_format", "NBRELAY_LOG_FORMAT", _choice("NBRELAY_LOG_FORMAT", LOG_FORMATS)),
 ]

@@ -1,9 +1,11 @@
-"""Structured logs: one JSON object a line on stderr, with secrets taken out.
+"""Logs on stderr, with secrets taken out: one JSON object a line for machines, or one short,
+coloured line a record for a person at a terminal.
 
-Every process (web, worker, scheduler, `nbrelay up`) calls `configure()` once. Redaction happens
-in the formatter, the last step before a line is written, so nothing that reaches a log (a
-message, an extra field, a traceback, a gunicorn access line) can carry a callback token, a
-bearer token or a configured secret.
+Every process (web, worker, scheduler, sandbox, `nbrelay up`) calls `configure()` once; without
+a format chosen, a terminal gets human lines and anything else (a file, a pipe, a log
+collector) JSON. Redaction happens in the formatters, the last step before a line is written, so
+nothing that reaches a log (a message, an extra field, a traceback, a gunicorn access line) can
+carry a callback token, a bearer token or a configured secret, in either format.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
+
+from service import terminal
 
 REDACTED = "[redacted]"
 
@@ -34,6 +38,8 @@ _CALLBACK_PATH = re.compile(
     rf"({_SLASH}{_spelled_any_way('callbacks')}{_SLASH}+)[^/\s?#\"']+", re.IGNORECASE
 )
 _BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"',]+")
+# Colour codes some libraries (RQ) put into their messages: a log line carries only our own.
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _STANDARD_ATTRIBUTES = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime"}
 )
@@ -82,25 +88,132 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": _message(record),
         }
         if self.process_name:
             entry["process"] = self.process_name
-        for name, value in vars(record).items():
-            if name not in _STANDARD_ATTRIBUTES and not name.startswith("_"):
-                entry[name] = value
+        entry.update(_extra_fields(record))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(_clean(entry), default=str)
 
 
-def configure(process: str, *, level: str = "INFO", secrets: Iterable[str | None] = ()) -> None:
-    """Send every log record of this process, as JSON lines, to stderr."""
+def _message(record: logging.LogRecord) -> str:
+    return _ANSI.sub("", record.getMessage())
+
+
+def _extra_fields(record: logging.LogRecord) -> dict[str, Any]:
+    return {
+        name: value
+        for name, value in vars(record).items()
+        if name not in _STANDARD_ATTRIBUTES and not name.startswith("_")
+    }
+
+
+_PROCESS_STYLES = {
+    "web": terminal.CYAN,
+    "worker": terminal.MAGENTA,
+    "scheduler": terminal.BLUE,
+    "sandbox": terminal.YELLOW,
+    "up": terminal.GREEN,
+}
+_LEVEL_STYLES = {
+    "DEBUG": terminal.DIM,
+    "WARNING": terminal.YELLOW,
+    "ERROR": terminal.RED,
+    "CRITICAL": terminal.RED,
+}
+# Fields a person at a terminal does not need on every line (they stay in the JSON lines).
+_QUIET_FIELDS = frozenset(
+    {"application", "job", "method", "path", "status", "remote", "userAgent", "bytes"}
+)
+_PROCESS_WIDTH = 9
+
+
+class HumanFormatter(logging.Formatter):
+    """Formats a record as one short line: time, process, the level when it is not info, the
+    event, the message, then the extra fields the message does not already say."""
+
+    def __init__(self, process: str | None = None, *, colour: bool = False) -> None:
+        super().__init__()
+        self.process_name = process or ""
+        self.colour = colour
+
+    def _paint(self, text: str, style: str | None) -> str:
+        return terminal.paint(text, style, self.colour)
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = redact(_message(record))
+        fields = _extra_fields(record)
+        event = fields.pop("event", None)
+        parts = [
+            self._paint(datetime.fromtimestamp(record.created).strftime("%H:%M:%S"), terminal.DIM),
+            self._paint(
+                f"{self.process_name:<{_PROCESS_WIDTH}}", _PROCESS_STYLES.get(self.process_name)
+            ),
+        ]
+        if record.levelno != logging.INFO:
+            level = record.levelname
+            parts.append(self._paint(level.lower(), _LEVEL_STYLES.get(level)))
+        if event:
+            parts.append(self._paint(redact(str(event)), terminal.BOLD))
+        parts.append(message)
+        shown = [
+            f"{name}={text}"
+            for name, text in ((n, _field_text(v)) for n, v in fields.items())
+            if name not in _QUIET_FIELDS and text and not _says(message, text)
+        ]
+        if shown:
+            parts.append(self._paint(" ".join(shown), terminal.DIM))
+        line = " ".join(parts)
+        if record.exc_info:
+            line += "\n" + redact(self.formatException(record.exc_info))
+        return line
+
+
+def _field_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(_clean(value), default=str, separators=(",", ":"))
+    return redact(str(value))
+
+
+def _says(message: str, text: str) -> bool:
+    """Whether `text` appears in `message` as a word of its own."""
+    return re.search(rf"(?<!\w){re.escape(text)}(?!\w)", message) is not None
+
+
+_chosen: tuple[str, bool] = ("json", False)  # the format and colouring configure() picked
+
+
+def formatter(process: str) -> logging.Formatter:
+    """The formatter `configure()` chose for this process (JSON before it was called): for
+    handlers that others set up, such as gunicorn's."""
+    log_format, colour = _chosen
+    if log_format == "human":
+        return HumanFormatter(process, colour=colour)
+    return JsonFormatter(process)
+
+
+def configure(
+    process: str,
+    *,
+    level: str = "info",
+    secrets: Iterable[str | None] = (),
+    log_format: str | None = None,
+) -> None:
+    """Send every log record of this process to stderr, as `log_format` lines ("json" or
+    "human"); by default human lines on a terminal, JSON lines anywhere else."""
+    global _chosen
     add_secrets(secrets)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter(process))
+    stream = sys.stderr
+    chosen = log_format or ("human" if stream.isatty() else "json")
+    _chosen = (chosen, chosen == "human" and terminal.wants_colour(stream))
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter(process))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    root.setLevel(level.upper())
     for noisy in ("urllib3", "werkzeug"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

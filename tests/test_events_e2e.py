@@ -67,6 +67,10 @@ def test_run_wait_follows_the_run_and_the_api_shows_losants_record(service_stack
     assert result.returncode == 0, result.stderr + service_stack.logs()
     execution_id = re.search(r"started execution ([0-9a-f]{24})", result.stderr + result.stdout)[1]
     assert f"execution {execution_id}: completed" in result.stdout
+    # Off a terminal the progress is a plain line on stderr each time the phase changes.
+    progress = re.findall(rf"^\[\d+s\] execution {execution_id}: (.+)$", result.stderr, re.M)
+    assert progress[-1] == "completed · outputs done", result.stderr
+    assert len(progress) == len(set(progress)) >= 2
     record = service_stack.execution(execution_id)
     assert record["status"] == "completed" and record["notebookId"] == notebook["id"]
     assert all(record["losant"].get(field) for field in TIMESTAMPS)

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -116,8 +117,16 @@ def test_pipelines_run_with_retries_and_failure_policies(stack_factory, sandbox_
     result = stack.run_cli("pipelines", "start", "diamond", "--param", "day=2024-05-01", "--wait")
     assert result.returncode == 0, result.stderr + stack.logs()
     run_id = result.stdout.splitlines()[0]
-    assert result.stdout.splitlines()[-1] == f"run {run_id}: completed"
+    assert result.stdout.splitlines()[1].startswith(f"run {run_id} of diamond: completed")
+    progress = re.findall(rf"^\[\d+s\] run {run_id} diamond: (.+)$", result.stderr, re.M)
+    assert progress[0].startswith("running · a ") and progress[-1] == (
+        "completed · a completed · b completed · c completed · d completed"
+    )
     run = stack.get(f"/api/runs/{run_id}").json()
+    for key, step in run["steps"].items():  # each step, its execution, and that one's outputs
+        (execution,) = step["executions"]
+        shown = rf"^  {key}: completed \[{execution['id']} completed\]\n(    output .+\n)*"
+        assert re.search(shown + r"    output result\.log: https?://\S+$", result.stdout, re.M)
     assert {key: step["state"] for key, step in run["steps"].items()} == dict.fromkeys(
         "abcd", "completed"
     )

@@ -98,13 +98,15 @@ def test_up_runs_everything_keeps_history_and_leaves_nothing_behind(tmp_path):
         ):
             assert record["losant"][field], field
         assert "report.md" in record["losant"]["outputInfo"] or record["losant"]["outputInfo"]
-        assert "pipelines start demo --wait" in banner
-        demo = subprocess.run(
+        assert "pipelines start demo --wait" in banner and "set -a" not in banner
+        demo = subprocess.run(  # no settings in its environment: it reads .nbrelay/env
             [NBRELAY, "pipelines", "start", "demo", "--wait", "--timeout", "170"],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180,
+            cwd=tmp_path, env=clean_environment(), capture_output=True, text=True, timeout=180,
         )  # fmt: skip
         assert demo.returncode == 0, demo.stdout + demo.stderr + first.text()
-        assert demo.stdout.splitlines()[-1].endswith(": completed")
+        assert demo.stdout.splitlines()[1].startswith(
+            f"run {demo.stdout.split()[0]} of demo: completed"
+        )
     finally:
         assert first.stop(signal.SIGINT) == 0, first.text()
     assert "Traceback" not in first.text()

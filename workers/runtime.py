@@ -58,7 +58,7 @@ def run_worker(settings: Settings, queues: Sequence[str] = QUEUES, *, burst: boo
     )
     log.info("worker %s listening on %s", worker.name, ", ".join(queues))
     try:
-        worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+        worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level.upper())
     finally:
         components.close()
 

@@ -11,6 +11,7 @@ import click
 
 from service import defaults, keys
 from service.cli.params import POSITIVE
+from service.cli.progress import Progress, execution_segments, output_links
 from service.cli.session import connect
 from service.config import OBJECT_ID
 from service.errors import NbrelayError, UsageProblem
@@ -41,6 +42,8 @@ def _summary(view: dict[str, Any]) -> list[str]:
             lines.append(f"  {field}: {losant[field]}")
     for error in losant.get("executionErrors") or []:
         lines.append(f"  error: {error.get('name', '')}: {error.get('message', '')}")
+    for name, url in output_links(losant):
+        lines.append(f"  output {name}: {url}")
     return lines
 
 
@@ -97,12 +100,13 @@ def run(
             if as_json:
                 click.echo(json.dumps(started.as_json(), indent=2))
             return
-        record = wait_for_terminal(
-            components.store,
-            started.execution_id,
-            timeout=timeout,
-            on_change=lambda r: click.echo(f"  status: {r.status}", err=True),
-        )
+        with Progress() as progress:
+            record = wait_for_terminal(
+                components.store,
+                started.execution_id,
+                timeout=timeout,
+                on_look=lambda r: progress.show(execution_segments(started.execution_id, r)),
+            )
     if as_json:
         click.echo(json.dumps(record.as_json(), indent=2))
     else:

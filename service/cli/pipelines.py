@@ -10,6 +10,7 @@ import click
 
 from service import defaults, json_input
 from service.cli.params import POSITIVE
+from service.cli.progress import Progress, output_links, run_segments
 from service.cli.session import connect
 from service.config import Settings
 from service.errors import NbrelayError, UsageProblem
@@ -100,6 +101,7 @@ def start(name: str, params: tuple[str, ...], wait: bool, timeout: float | None)
         click.echo(run.id)
         if wait:
             final = _follow(components.followups, run.id, timeout)
+            _print_run(final)
             if final.status is not RunStatus.COMPLETED:
                 raise NbrelayError(f"run {run.id} of {name} {final.status.value}")
 
@@ -117,21 +119,16 @@ def show(run_id: str) -> None:
 
 
 def _follow(followups: Followups, run_id: str, timeout: float | None) -> Run:
-    started = time.monotonic()
-    seen: dict[str, str] = {}
-    while True:
-        run = followups.run(run_id)
-        for key, step in run.steps.items():
-            if seen.get(key) != step.state.value:
-                seen[key] = step.state.value
-                reason = f" ({step.reason})" if step.reason else ""
-                click.echo(f"{key}: {step.state.value}{reason}")
-        if run.finished_at:
-            click.echo(f"run {run.id}: {run.status.value}")
-            return run
-        if timeout is not None and time.monotonic() - started > timeout:
-            raise NbrelayError(f"run {run_id} is still running after {timeout:g}s")
-        time.sleep(defaults.WAIT_POLL_INTERVAL)
+    """Show the run's progress until it ends; the ended run."""
+    with Progress() as progress:
+        while True:
+            run = followups.run(run_id)
+            progress.show(run_segments(run))
+            if run.finished_at:
+                return run
+            if timeout is not None and time.monotonic() - progress.started > timeout:
+                raise NbrelayError(f"run {run_id} is still running after {timeout:g}s")
+            time.sleep(defaults.WAIT_POLL_INTERVAL)
 
 
 def _print_run(run: Run) -> None:
@@ -142,3 +139,5 @@ def _print_run(run: Run) -> None:
         click.echo(
             f"  {key}: {step.state.value}{reason}" + (f" [{executions}]" if executions else "")
         )
+        for name, url in output_links(step.execution):
+            click.echo(f"    output {name}: {url}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import logging
 import signal
 from pathlib import Path
 from types import FrameType
@@ -13,6 +12,8 @@ import click
 from sandbox import defaults, guesses, scopes, templates
 from sandbox.errors import ApiError, SandboxError
 from service.cli.params import POSITIVE, FiniteRange
+from service.cli.serve import configure_logging, log_format_option
+from service.config import Settings
 from service.errors import NbrelayError, UsageProblem
 
 # The top-level modules of the packages of the `sandbox` extra (pyproject.toml): the Jupyter stack
@@ -158,6 +159,7 @@ def require_sandbox_extra() -> None:
     show_default=True,
     help="Guess: seconds before the second callback attempt, doubled after each failure.",
 )
+@log_format_option
 def sandbox(
     host: str,
     port: int,
@@ -178,15 +180,16 @@ def sandbox(
     callback_body: str,
     callback_attempts: int,
     callback_backoff: float,
+    log_format: str | None,
 ) -> None:
     """Run the local Losant Notebooks API (stops cleanly on Ctrl-C or SIGTERM)."""
     require_sandbox_extra()
     from sandbox.server import SandboxServer
+    from service import logs
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging("sandbox", Settings.from_env(), log_format)
     tokens = _tokens(token_specs)
+    logs.add_secrets(tokens)
     try:
         chosen = guesses.Guesses(
             logsSince=logs_since,

@@ -1,8 +1,9 @@
 """`nbrelay web`, `nbrelay worker`, `nbrelay scheduler`: the processes of a real deployment.
 
 Each validates the whole deployment configuration first and stops with one line (exit 2) when
-something is missing or wrong. Modules that create Prometheus metrics are imported only after
-`PROMETHEUS_MULTIPROC_DIR` is settled.
+something is missing or wrong. Each logs on stderr: human lines on a terminal, JSON lines
+elsewhere (`--log-format` or NBRELAY_LOG_FORMAT choose), from NBRELAY_LOG_LEVEL up. Modules that
+create Prometheus metrics are imported only after `PROMETHEUS_MULTIPROC_DIR` is settled.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import tempfile
 import click
 
 from service import defaults
-from service.config import DEPLOYMENT_REQUIRED, ConfigError, Settings, parse_bind
+from service.config import DEPLOYMENT_REQUIRED, LOG_FORMATS, ConfigError, Settings, parse_bind
 from service.queues import QUEUES
 
 
@@ -23,10 +24,25 @@ def deployment_settings() -> Settings:
     return Settings.from_env().require(*DEPLOYMENT_REQUIRED)
 
 
-def configure_logging(process: str, settings: Settings) -> None:
+def configure_logging(process: str, settings: Settings, log_format: str | None) -> None:
+    """Log as `log_format` (the --log-format option), else as NBRELAY_LOG_FORMAT says, else
+    human lines on a terminal and JSON lines elsewhere."""
     from service import logs
 
-    logs.configure(process, secrets=settings.log_secrets)
+    logs.configure(
+        process,
+        level=settings.log_level,
+        secrets=settings.log_secrets,
+        log_format=log_format or settings.log_format,
+    )
+
+
+log_format_option = click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS),
+    help="Log lines as JSON or for people (default: NBRELAY_LOG_FORMAT, else human on a "
+    "terminal and JSON otherwise).",
+)
 
 
 def serve_metrics(port: int | None) -> None:
@@ -53,7 +69,8 @@ metrics_port_option = click.option(
     help="Serve the dashboard, the API and /metrics only on this second listener; the first "
     "then serves callbacks, the relay and the health probes alone. Default: NBRELAY_ADMIN_BIND.",
 )
-def web(host: str, port: int, admin_bind: str | None) -> None:
+@log_format_option
+def web(host: str, port: int, admin_bind: str | None, log_format: str | None) -> None:
     """Serve callbacks, the relay, the API, the dashboard and /metrics (gunicorn)."""
     settings = deployment_settings()
     admin = _admin_listener(admin_bind, settings, port)
@@ -61,7 +78,7 @@ def web(host: str, port: int, admin_bind: str | None) -> None:
         directory = tempfile.mkdtemp(prefix="nbrelay-metrics-")
         atexit.register(_remove_when_exiting, directory, os.getpid())
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
-    configure_logging("web", settings)
+    configure_logging("web", settings, log_format)
     from service.web.server import WebServer
 
     WebServer(settings, host, port, admin).run()
@@ -102,11 +119,14 @@ def _remove_when_exiting(directory: str, owner: int) -> None:
 )
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 @metrics_port_option
-def worker(queues: tuple[str, ...], burst: bool, metrics_port: int | None) -> None:
+@log_format_option
+def worker(
+    queues: tuple[str, ...], burst: bool, metrics_port: int | None, log_format: str | None
+) -> None:
     """Run jobs: notebook syncs and the other queued work (stops after the current job on
     SIGTERM)."""
     settings = deployment_settings()
-    configure_logging("worker", settings)
+    configure_logging("worker", settings, log_format)
     serve_metrics(metrics_port)
     from workers.runtime import run_worker
 
@@ -120,10 +140,11 @@ def worker(queues: tuple[str, ...], burst: bool, metrics_port: int | None) -> No
 
 @click.command("scheduler")
 @metrics_port_option
-def scheduler(metrics_port: int | None) -> None:
+@log_format_option
+def scheduler(metrics_port: int | None, log_format: str | None) -> None:
     """Run the reconciler: check started runs, poll watched notebooks, restart dead syncs."""
     settings = deployment_settings()
-    configure_logging("scheduler", settings)
+    configure_logging("scheduler", settings, log_format)
     serve_metrics(metrics_port)
     from workers.runtime import run_scheduler
 

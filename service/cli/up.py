@@ -9,6 +9,7 @@ import click
 from sandbox import defaults as sandbox_defaults
 from service import defaults
 from service.cli.sandbox import require_sandbox_extra
+from service.cli.serve import configure_logging, log_format_option
 from service.config import Settings
 
 
@@ -31,14 +32,16 @@ from service.config import Settings
     show_default=True,
     help="Worker processes.",
 )
-def up(host: str, port: int, sandbox_port: int, workers: int) -> None:
+@log_format_option
+def up(host: str, port: int, sandbox_port: int, workers: int, log_format: str | None) -> None:
     """Web, workers and scheduler; plus Redis and the sandbox with demo notebooks when they are
-    not configured. State is kept under .nbrelay/. Ctrl-C or SIGTERM stops everything."""
+    not configured. State is kept under .nbrelay/. Ctrl-C or SIGTERM stops everything. Every
+    process logs here: human lines on a terminal, JSON lines otherwise."""
     require_sandbox_extra()
-    from service import logs
     from service.runtime.up import Up, UpOptions
 
-    settings = Settings.from_env()
-    logs.configure("up", level="WARNING", secrets=settings.log_secrets)
-    options = UpOptions(host, port, sandbox_port, workers, Path(defaults.DATA_DIR))
+    # Not .nbrelay/env: it describes the instance started here before, not this one.
+    settings = Settings.from_env(instance_path=None)
+    configure_logging("up", settings, log_format)
+    options = UpOptions(host, port, sandbox_port, workers, Path(defaults.DATA_DIR), log_format)
     raise SystemExit(Up(options, settings, click.echo).run())

@@ -218,21 +218,22 @@ def wait_for_terminal(
     execution_id: str,
     *,
     timeout: float | None = None,
-    on_change: Callable[[ExecutionRecord], None] | None = None,
+    on_look: Callable[[ExecutionRecord | None], None] | None = None,
 ) -> ExecutionRecord:
     """Follow an execution in the store until it is terminal.
 
     Without `timeout`, waits as long as Losant lets the run take (`maxAllowedRunMinutes`, once
-    known) plus slack. `on_change` sees every status the store records on the way.
+    known) plus slack. `on_look` sees the stored record (None until there is one) after every
+    look, the last one included.
     """
     started = time.monotonic()
     last_status: str | None = None
     while True:
         record = store.get(execution_id)
-        if record is not None and record.status != last_status:
+        if record is not None:
             last_status = record.status
-            if on_change is not None:
-                on_change(record)
+        if on_look is not None:
+            on_look(record)
         if record is not None and record.is_terminal:
             return record
         limit = timeout if timeout is not None else allowed_run_seconds(record)

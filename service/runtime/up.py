@@ -4,7 +4,9 @@ With no `NBRELAY_REDIS_URL` it runs an embedded Redis (append-only file under `.
 with no `LOSANT_API_TOKEN` it runs the sandbox (data under `.nbrelay/sandbox`) and seeds a demo
 application with the demo notebooks. Secrets and tokens it generates are kept in
 `.nbrelay/secrets.json`, so a restart keeps callback URLs valid, and the history stays in Redis.
-The effective settings go to `.nbrelay/env`, for the `nbrelay` commands run next to it.
+The effective settings go to `.nbrelay/env` once everything answers; `nbrelay` commands run in
+this folder read it (`service.config`), so they find this instance without further setup. Every
+child logs to this terminal, in the format chosen here (human lines on a terminal by default).
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class UpOptions:
     sandbox_port: int = sandbox_defaults.PORT
     workers: int = defaults.UP_WORKERS
     data_dir: Path = Path(defaults.DATA_DIR)
+    log_format: str | None = None  # --log-format, for every child too
 
 
 @contextmanager
@@ -172,6 +175,8 @@ class Up:
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
         with folder_lock(self.data_dir / "up.lock"):
+            # What an earlier instance left must not mislead the commands (or this start).
+            (self.data_dir / "env").unlink(missing_ok=True)
             try:
                 return self._run()
             except Interrupted:
@@ -186,13 +191,15 @@ class Up:
         opts = self.options
         kept = generated_secrets(self.data_dir / "secrets.json")
         env = dict(os.environ)
+        if opts.log_format:
+            env["NBRELAY_LOG_FORMAT"] = opts.log_format
         if not self.settings.redis_url:
             self.redis = EmbeddedRedis(self.data_dir / "redis", appendonly=True).start()
             env["NBRELAY_REDIS_URL"] = self.redis.url
         demo: list[dict[str, Any]] = []
         sandbox_url = None
         if not self.settings.losant_api_token:
-            sandbox_url, application_id, demo = self._start_sandbox(kept["SANDBOX_TOKEN"])
+            sandbox_url, application_id, demo = self._start_sandbox(kept["SANDBOX_TOKEN"], env)
             env.update(
                 LOSANT_API_URL=sandbox_url,
                 LOSANT_API_TOKEN=kept["SANDBOX_TOKEN"],
@@ -216,7 +223,7 @@ class Up:
         metrics_dir.mkdir(parents=True)
         env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
         # The children read .env too, so they see exactly these settings.
-        effective = Settings.from_env(env).require(*DEPLOYMENT_REQUIRED)
+        effective = Settings.from_env(env, instance_path=None).require(*DEPLOYMENT_REQUIRED)
 
         deployment = Deployment(env, host=opts.host, port=opts.port)
         web = self.supervisor.start(deployment.web(), stage=2)
@@ -234,11 +241,13 @@ class Up:
         self.echo("stopping...")
         return 0
 
-    def _start_sandbox(self, token: str) -> tuple[str, str, list[dict[str, Any]]]:
+    def _start_sandbox(
+        self, token: str, env: dict[str, str]
+    ) -> tuple[str, str, list[dict[str, Any]]]:
         port = self.options.sandbox_port
         url = f"http://127.0.0.1:{port}"
         data = (self.data_dir / "sandbox").resolve()
-        self.supervisor.start(sandbox_child(port, data, token, os.environ), stage=1)
+        self.supervisor.start(sandbox_child(port, data, token, env), stage=1)
         with SandboxClient(url, token) as client:
             answers = lambda: client.health(timeout=defaults.PROBE_TIMEOUT)  # noqa: E731
             self._await(answers, f"the sandbox at {url}")
@@ -264,8 +273,10 @@ class Up:
                 f"  sandbox     {sandbox_url}  (Losant API; demo application "
                 f"{settings.losant_application_id})"
             )
-        lines += ["", "Try it from another terminal in this folder:"]
-        lines.append(f"  set -a; . {shlex.quote(str(self.data_dir / 'env'))}; set +a")
+        lines += [
+            "",
+            f"Try it from another terminal in this folder (commands read {env_file}):",
+        ]
         if demo:
             example = next((e for e in demo if not e.get("inputs")), demo[0])
             context = json.dumps(example.get("exampleContext") or {})

@@ -1,4 +1,5 @@
-"""gunicorn's own logs as nbrelay's JSON lines; access lines never show a callback token."""
+"""gunicorn's own logs as nbrelay's log lines (JSON or human, as the web process chose); access
+lines never show a callback token."""
 
 from __future__ import annotations
 
@@ -7,17 +8,17 @@ from typing import Any
 
 from gunicorn.glogging import Logger
 
-from service.logs import JsonFormatter, redact
+from service.logs import formatter, redact
 
 
-class JsonLogger(Logger):
-    """gunicorn's error and access logs, formatted as JSON by `service.logs`."""
+class NbrelayLogger(Logger):
+    """gunicorn's error and access logs, formatted like every other line of the process."""
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
         for log in (self.error_log, self.access_log):
             for handler in log.handlers:
-                handler.setFormatter(JsonFormatter("web"))
+                handler.setFormatter(formatter("web"))
 
     def access(self, resp: Any, req: Any, environ: dict, request_time: Any) -> None:
         if not self.access_log_enabled:

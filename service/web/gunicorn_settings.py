@@ -22,7 +22,7 @@ keepalive = 5
 limit_request_field_size = 8190
 accesslog = "-"
 errorlog = "-"
-logger_class = "service.web.gunicorn_logging.JsonLogger"
+logger_class = "service.web.gunicorn_logging.NbrelayLogger"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # gunicorn's control socket lives at one path per user: several nbrelay web processes on one
 # host would fight over it, and nbrelay does not use it.
