@@ -1,8 +1,8 @@
 """`nbrelay web`, `nbrelay worker`, `nbrelay scheduler`: the processes of a real deployment.
 
 Each validates the whole deployment configuration first and stops with one line (exit 2) when
-something is missing or wrong. Modules that create Prometheus metrics are imported only after
-`PROMETHEUS_MULTIPROC_DIR` is settled.
+something is missing or wrong, and with one line (exit 1) when Redis does not answer. Modules
+that create Prometheus metrics are imported only after `PROMETHEUS_MULTIPROC_DIR` is settled.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import tempfile
 import click
 
 from service import defaults
+from service.cli.session import require_redis
 from service.config import DEPLOYMENT_REQUIRED, ConfigError, Settings, parse_bind
 from service.queues import QUEUES
 
@@ -61,6 +62,7 @@ def web(host: str, port: int, admin_bind: str | None) -> None:
         directory = tempfile.mkdtemp(prefix="nbrelay-metrics-")
         atexit.register(_remove_when_exiting, directory, os.getpid())
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    require_redis(settings)
     configure_logging("web", settings)
     from service.web.server import WebServer
 
@@ -106,6 +108,7 @@ def worker(queues: tuple[str, ...], burst: bool, metrics_port: int | None) -> No
     """Run jobs: notebook syncs and the other queued work (stops after the current job on
     SIGTERM)."""
     settings = deployment_settings()
+    require_redis(settings)
     configure_logging("worker", settings)
     serve_metrics(metrics_port)
     from workers.runtime import run_worker
@@ -123,6 +126,7 @@ def worker(queues: tuple[str, ...], burst: bool, metrics_port: int | None) -> No
 def scheduler(metrics_port: int | None) -> None:
     """Run the reconciler: check started runs, poll watched notebooks, restart dead syncs."""
     settings = deployment_settings()
+    require_redis(settings)
     configure_logging("scheduler", settings)
     serve_metrics(metrics_port)
     from workers.runtime import run_scheduler

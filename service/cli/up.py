@@ -9,6 +9,7 @@ import click
 from sandbox import defaults as sandbox_defaults
 from service import defaults
 from service.cli.sandbox import require_sandbox_extra
+from service.cli.session import require_redis
 from service.config import Settings
 
 
@@ -39,6 +40,8 @@ def up(host: str, port: int, sandbox_port: int, workers: int) -> None:
     from service.runtime.up import Up, UpOptions
 
     settings = Settings.from_env()
+    if settings.redis_url:  # else an embedded Redis is started
+        require_redis(settings)
     logs.configure("up", level="WARNING", secrets=settings.log_secrets)
     options = UpOptions(host, port, sandbox_port, workers, Path(defaults.DATA_DIR))
     raise SystemExit(Up(options, settings, click.echo).run())
