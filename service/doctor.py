@@ -26,6 +26,7 @@ import requests
 
 from service import defaults, keys
 from service.config import DEPLOYMENT_REQUIRED, ConfigError, Settings
+from service.errors import LOSANT_FIX, REDIS_FIX
 from service.events import tokens
 from service.followups.pipeline_file.validation import (
     PipelineFileInvalid,
@@ -131,7 +132,7 @@ class Doctor:
                 "Redis",
                 FAIL,
                 f"cannot reach {shown}: {exc}",
-                "start Redis, or correct NBRELAY_REDIS_URL",
+                REDIS_FIX,
             )
             return [failed, *(unchecked(name, "Redis is not reachable") for name in names[1:])]
         return [
@@ -348,7 +349,7 @@ class _LosantChecks:
                 "Losant API",
                 FAIL,
                 f"cannot reach {url}: {exc.message}",
-                "check LOSANT_API_URL and this host's outbound network",
+                LOSANT_FIX,
             )
             return [down, *(unchecked(n, "Losant is not reachable") for n in names[1:])]
         except Unauthorized as exc:

@@ -36,7 +36,8 @@ def test_a_failure_is_one_line_and_not_retried(tmp_path, http_server):
     assert result.returncode == 1
     host = http_server.url.removeprefix("http://")
     assert result.stderr == (
-        f"nbrelay: error: test notification through ops failed: slack: HTTP 500 from {host}: boom\n"
+        f"nbrelay: error: test notification through ops failed: slack: HTTP 500 from {host}: boom; "
+        "check channel ops in pipelines.yaml\n"
     )
     assert len(http_server.requests) == 1
 

@@ -65,5 +65,8 @@ def test(channel: str, path: Path | None) -> None:
     target = build_channel(channel, config)
     result = deliver(target, message, ONCE)
     if not result.delivered:
-        raise NbrelayError(f"test notification through {channel} failed: {result.error}")
+        raise NbrelayError(
+            f"test notification through {channel} failed: {result.error}; "
+            f"check channel {channel} in {path.name}"
+        )
     click.echo(f"sent a test notification through {channel} ({target.kind})")

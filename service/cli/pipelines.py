@@ -11,7 +11,7 @@ import click
 from service import defaults, json_input
 from service.cli.params import POSITIVE
 from service.cli.progress import Progress, output_links, run_segments
-from service.cli.session import connect
+from service.cli.session import connect, explained
 from service.config import Settings
 from service.errors import NbrelayError, UsageProblem
 from service.followups.pipeline_file.validation import (
@@ -53,7 +53,8 @@ def validate(ctx: click.Context, file: Path, offline: bool) -> None:
         client = LosantClient.from_settings(settings)
         resolver = losant_resolver(client, settings.losant_application_id)
     try:
-        pipeline_file = load_file(file, resolver=resolver)
+        with explained(settings):
+            pipeline_file = load_file(file, resolver=resolver)
     except PipelineFileInvalid as exc:
         for line in exc.report():
             click.echo(line)

@@ -1,9 +1,10 @@
 """`nbrelay web`, `nbrelay worker`, `nbrelay scheduler`: the processes of a real deployment.
 
 Each validates the whole deployment configuration first and stops with one line (exit 2) when
-something is missing or wrong. Each logs on stderr: human lines on a terminal, JSON lines
-elsewhere (`--log-format` or NBRELAY_LOG_FORMAT choose), from NBRELAY_LOG_LEVEL up. Modules that
-create Prometheus metrics are imported only after `PROMETHEUS_MULTIPROC_DIR` is settled.
+something is missing or wrong, and with one line (exit 1) when Redis does not answer. Each
+logs on stderr: human lines on a terminal, JSON lines elsewhere (`--log-format` or
+NBRELAY_LOG_FORMAT choose), from NBRELAY_LOG_LEVEL up. Modules that create Prometheus
+metrics are imported only after `PROMETHEUS_MULTIPROC_DIR` is settled.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import tempfile
 import click
 
 from service import defaults
+from service.cli.session import require_redis
 from service.config import DEPLOYMENT_REQUIRED, LOG_FORMATS, ConfigError, Settings, parse_bind
 from service.queues import QUEUES
 
@@ -78,6 +80,7 @@ def web(host: str, port: int, admin_bind: str | None, log_format: str | None) ->
         directory = tempfile.mkdtemp(prefix="nbrelay-metrics-")
         atexit.register(_remove_when_exiting, directory, os.getpid())
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    require_redis(settings)
     configure_logging("web", settings, log_format)
     from service.web.server import WebServer
 
@@ -126,6 +129,7 @@ def worker(
     """Run jobs: notebook syncs and the other queued work (stops after the current job on
     SIGTERM)."""
     settings = deployment_settings()
+    require_redis(settings)
     configure_logging("worker", settings, log_format)
     serve_metrics(metrics_port)
     from workers.runtime import run_worker
@@ -144,6 +148,7 @@ def worker(
 def scheduler(metrics_port: int | None, log_format: str | None) -> None:
     """Run the reconciler: check started runs, poll watched notebooks, restart dead syncs."""
     settings = deployment_settings()
+    require_redis(settings)
     configure_logging("scheduler", settings, log_format)
     serve_metrics(metrics_port)
     from workers.runtime import run_scheduler

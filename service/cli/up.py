@@ -10,6 +10,7 @@ from sandbox import defaults as sandbox_defaults
 from service import defaults
 from service.cli.sandbox import require_sandbox_extra
 from service.cli.serve import configure_logging, log_format_option
+from service.cli.session import require_redis
 from service.config import Settings
 
 
@@ -42,6 +43,8 @@ def up(host: str, port: int, sandbox_port: int, workers: int, log_format: str | 
 
     # Not .nbrelay/env: it describes the instance started here before, not this one.
     settings = Settings.from_env(instance_path=None)
+    if settings.redis_url:  # else an embedded Redis is started
+        require_redis(settings)
     configure_logging("up", settings, log_format)
     options = UpOptions(host, port, sandbox_port, workers, Path(defaults.DATA_DIR), log_format)
     raise SystemExit(Up(options, settings, click.echo).run())
