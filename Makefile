@@ -23,6 +23,9 @@ up: $(STAMP)
 	$(BIN)/nbrelay up
 
 test: $(STAMP)
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || echo "make test:" \
+		"no chromium/chromedriver, so the browser tests are skipped" \
+		"(apt-get install chromium chromium-driver)"
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -3,6 +3,7 @@ components and processes, scripted HTTP servers."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import redis as redis_lib
 from service.composition import Components
 from service.config import Settings
 from service.runtime.embedded_redis import EmbeddedRedis
+from tests.support import browser as browsers
 from tests.support.clock import ManualClock
 from tests.support.http_server import ScriptedServer
 from tests.support.sandbox import SandboxApp, SandboxProcess
@@ -162,3 +164,29 @@ def stack_factory(
     yield build
     for stack in stacks:
         stack.stop()
+
+
+@pytest.fixture
+def chromium() -> Iterator[browsers.Chrome]:
+    """A headless Chromium (Selenium, Debian's chromedriver) for the test. Without Chromium the
+    test is skipped, saying so in the summary; on CI (CI=true) that is a failure instead."""
+    found = browsers.programs()
+    if found is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(browsers.MISSING)
+        pytest.skip(browsers.MISSING)
+    driver = browsers.start_chromium(*found)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def browser(chromium: browsers.Chrome, tmp_path: Path) -> Callable[..., browsers.Browser]:
+    """Points the test's Chromium at a stack's web: `browser(stack)` signs in with the stack's
+    API token first, `browser(stack, signed_in=False)` does not."""
+
+    def open_on(stack: ServiceStack, *, signed_in: bool = True) -> browsers.Browser:
+        tab = browsers.Browser(chromium, stack.url, tmp_path / "screenshots")
+        return tab.signed_in(stack.env["NBRELAY_API_TOKEN"]) if signed_in else tab
+
+    return open_on

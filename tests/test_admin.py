@@ -166,6 +166,9 @@ def test_sign_in_and_out(client, stored):
     assert page.status_code == 200 and EXECUTION in page.get_data(as_text=True)
     assert page.headers["Cache-Control"] == "no-store"
     assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    # `no-referrer` would make browsers send `Origin: null` with the page's forms, which the
+    # CSRF check refuses; `same-origin` still tells other sites nothing
+    assert page.headers["Referrer-Policy"] == "same-origin"
 
     copied = client.get_cookie(COOKIE).value
     form = csrf_token(page.get_data(as_text=True))
@@ -243,6 +246,16 @@ def test_tampered_forged_and_expired_cookies_are_refused(client, settings, store
     old_secret_only = SessionCodec(keys_now[1:])  # signed before NBRELAY_SECRET was rotated
     client.set_cookie(COOKIE, old_secret_only.encode(old_secret_only.new(signed_in=True)))
     assert client.get("/").status_code == 200
+
+
+def test_the_console_serves_its_stylesheet_and_htmx_to_anyone(client):
+    """The sign-in form needs them too; the dashboard's `/static` is not shadowed by the app."""
+    for path, kind in (
+        ("/static/console.css", "text/css"),
+        ("/static/vendor/htmx-2.0.11.min.js", "text/javascript"),
+    ):
+        answer = client.get(path)
+        assert answer.status_code == 200 and answer.content_type.startswith(kind), path
 
 
 # CSRF and redirects

@@ -39,7 +39,8 @@ def create_app(
         components = Components.from_settings(settings or Settings.from_env())
     if admin_port is None and components.settings.admin_bind:
         admin_port = parse_bind("NBRELAY_ADMIN_BIND", components.settings.admin_bind)[1]
-    app = Flask(__name__)
+    # No static folder of the app's own: its `/static` route would shadow the dashboard's.
+    app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = defaults.MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]  # on Flask's default provider
     app.extensions[EXTENSION] = components

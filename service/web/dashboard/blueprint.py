@@ -21,7 +21,7 @@ bp = Blueprint(
 OPEN_ENDPOINTS = frozenset({"dashboard.sign_in_form", "dashboard.sign_in", "dashboard.static"})
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; connect-src 'self'; "
     "style-src 'self' 'unsafe-inline'; img-src 'self' data:; form-action 'self'; "
