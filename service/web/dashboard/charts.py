@@ -16,6 +16,7 @@ from markupsafe import Markup, escape
 LABEL_WIDTH = 150
 ROW_HEIGHT = 22
 AXIS_HEIGHT = 18
+TOP_LABEL_HEIGHT = 14  # room above the columns for the scale's label
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ def stacked_columns(
     if not columns:
         return Markup("")
     top = max(1, max(sum(counts.get(s, 0) for s in series) for _, counts in columns))
-    plot_height = height - AXIS_HEIGHT
+    plot_height = height - AXIS_HEIGHT - TOP_LABEL_HEIGHT
     step = width / len(columns)
     parts = [
         f'<svg class="chart columns" viewBox="0 0 {width} {height}" width="{width}" '
@@ -107,11 +108,12 @@ def stacked_columns(
     ]
     for index, (label, counts) in enumerate(columns):
         x = index * step
-        y = float(plot_height)
+        y = float(TOP_LABEL_HEIGHT + plot_height)
         tip = ", ".join(f"{s} {counts[s]}" for s in series if counts.get(s))
         parts.append(f"<g><title>{escape(label)}: {escape(tip or 'none')}</title>")
         parts.append(
-            f'<rect class="slot" x="{x:.1f}" y="0" width="{step:.1f}" height="{plot_height}"/>'
+            f'<rect class="slot" x="{x:.1f}" y="{TOP_LABEL_HEIGHT}" width="{step:.1f}" '
+            f'height="{plot_height}"/>'
         )
         for name in series:
             count = counts.get(name, 0)
