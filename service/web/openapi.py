@@ -31,14 +31,27 @@ _BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 _SESSION: list[dict[str, list[str]]] = [{"dashboardSession": []}]
 _HTML = {"description": "HTML page"}
 _TO_SIGN_IN = {"description": "Not signed in: to the sign-in form"}
+_PAGE = {"200": _HTML, "303": _TO_SIGN_IN}
 _NEXT = {"name": "next", "in": "query", "schema": {"type": "string"}}
+
+
+def _path(name: str) -> dict[str, Any]:
+    """A text parameter of the path."""
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _query(name: str, description: str) -> dict[str, Any]:
+    """A text parameter of the query string."""
+    return {"name": name, "in": "query", "description": description, "schema": {"type": "string"}}
+
+
 _EXECUTION_ID = {
     "name": "executionId",
     "in": "path",
     "required": True,
     "schema": {"type": "string"},
 }
-_JOB_ID = {"name": "jobId", "in": "path", "required": True, "schema": {"type": "string"}}
+_JOB_ID = _path("jobId")
 _BUTTON = {  # what a dashboard button's POST answers
     "204": {"description": "From htmx: done, or refused with a notice; HX-Redirect back"},
     "303": {"description": "Back to the page with a notice (or, not signed in, to sign-in)"},
@@ -53,9 +66,7 @@ PATHS: dict[str, Any] = {
             "description": "Target of the signed callbackUrl of every run nbrelay starts. Any "
             "body is accepted as a hint; the token says which notebook to sync.",
             "security": [],
-            "parameters": [
-                {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}
-            ],
+            "parameters": [_path("token")],
             "requestBody": {"required": False, "content": {"*/*": {"schema": {}}}},
             "responses": {
                 "202": _ACCEPTED,
@@ -97,24 +108,9 @@ PATHS: dict[str, Any] = {
                     "description": "A notebook id",
                     "schema": {"type": "string", "pattern": "^[0-9A-Fa-f]{24}$"},
                 },
-                {
-                    "name": "status",
-                    "in": "query",
-                    "description": "One status or several, comma-separated",
-                    "schema": {"type": "string"},
-                },
-                {
-                    "name": "since",
-                    "in": "query",
-                    "description": "Queued at or after (ms since epoch or ISO 8601)",
-                    "schema": {"type": "string"},
-                },
-                {
-                    "name": "until",
-                    "in": "query",
-                    "description": "Queued at or before (ms since epoch or ISO 8601)",
-                    "schema": {"type": "string"},
-                },
+                _query("status", "One status or several, comma-separated"),
+                _query("since", "Queued at or after (ms since epoch or ISO 8601)"),
+                _query("until", "Queued at or before (ms since epoch or ISO 8601)"),
                 {
                     "name": "limit",
                     "in": "query",
@@ -125,12 +121,7 @@ PATHS: dict[str, Any] = {
                         "default": defaults.API_PAGE_SIZE,
                     },
                 },
-                {
-                    "name": "cursor",
-                    "in": "query",
-                    "description": "`nextCursor` of the previous page",
-                    "schema": {"type": "string"},
-                },
+                _query("cursor", "`nextCursor` of the previous page"),
             ],
             "responses": {
                 "200": _json("One page of executions", "ExecutionPage"),
@@ -266,7 +257,7 @@ PATHS: dict[str, Any] = {
             "firing alerts, pipeline runs in progress, executions per status and hour over "
             "the last 24 h, recent executions and callbacks",
             "security": _SESSION,
-            "responses": {"200": _HTML, "303": _TO_SIGN_IN},
+            "responses": _PAGE,
         }
     },
     # dashboard: executions pages
@@ -277,38 +268,13 @@ PATHS: dict[str, Any] = {
             "notebook, status or moment is explained on the page (200).",
             "security": _SESSION,
             "parameters": [
-                {
-                    "name": "notebook",
-                    "in": "query",
-                    "description": "A notebook id, or the name of a notebook nbrelay has seen",
-                    "schema": {"type": "string"},
-                },
-                {
-                    "name": "status",
-                    "in": "query",
-                    "description": "Comma-separated statuses",
-                    "schema": {"type": "string"},
-                },
-                {
-                    "name": "since",
-                    "in": "query",
-                    "description": "Queued at or after: ms since epoch or ISO 8601 (UTC if none)",
-                    "schema": {"type": "string"},
-                },
-                {
-                    "name": "until",
-                    "in": "query",
-                    "description": "Queued at or before: ms since epoch or ISO 8601",
-                    "schema": {"type": "string"},
-                },
-                {
-                    "name": "cursor",
-                    "in": "query",
-                    "description": "The next page's cursor, from the page's `Next page` link",
-                    "schema": {"type": "string"},
-                },
+                _query("notebook", "A notebook id, or the name of a notebook nbrelay has seen"),
+                _query("status", "Comma-separated statuses"),
+                _query("since", "Queued at or after: ms since epoch or ISO 8601 (UTC if none)"),
+                _query("until", "Queued at or before: ms since epoch or ISO 8601"),
+                _query("cursor", "The next page's cursor, from the page's `Next page` link"),
             ],
-            "responses": {"200": _HTML, "303": _TO_SIGN_IN},
+            "responses": _PAGE,
         }
     },
     # dashboard: pipelines pages
@@ -318,17 +284,15 @@ PATHS: dict[str, Any] = {
             "description": "Each pipeline of the file in force: description, parameters, "
             "its steps as a graph and its recent runs.",
             "security": _SESSION,
-            "responses": {"200": _HTML, "303": _TO_SIGN_IN},
+            "responses": _PAGE,
         }
     },
     "/pipelines/{name}": {
         "get": {
             "summary": "Dashboard page of one pipeline, with the form that starts a run (HTML)",
             "security": _SESSION,
-            "parameters": [
-                {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-            ],
-            "responses": {"200": _HTML, "303": _TO_SIGN_IN, "404": _error("No such pipeline")},
+            "parameters": [_path("name")],
+            "responses": {**_PAGE, "404": _error("No such pipeline")},
         }
     },
     "/pipelines/{name}/runs": {
@@ -339,9 +303,7 @@ PATHS: dict[str, Any] = {
             "parameter redirects back with an error notice and starts nothing. Requested by "
             "`dashboard`.",
             "security": _SESSION,
-            "parameters": [
-                {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-            ],
+            "parameters": [_path("name")],
             "responses": {
                 "303": {"description": "Started (to /runs/{runId}), or not (back, with why)"},
                 "403": _error("Cross-site request, missing or wrong CSRF token"),
@@ -354,10 +316,8 @@ PATHS: dict[str, Any] = {
             "description": "The run's status (`#run-status`), its steps as a graph coloured "
             "by state, a Gantt of the steps' executions, attempts, retries and reasons.",
             "security": _SESSION,
-            "parameters": [
-                {"name": "runId", "in": "path", "required": True, "schema": {"type": "string"}}
-            ],
-            "responses": {"200": _HTML, "303": _TO_SIGN_IN, "404": _error("No such run")},
+            "parameters": [_path("runId")],
+            "responses": {**_PAGE, "404": _error("No such run")},
         }
     },
     # dashboard: notebooks page
@@ -371,7 +331,7 @@ PATHS: dict[str, Any] = {
             "`unavailable` when Losant does not answer quickly. Refreshes itself while a run "
             "nbrelay started is pending.",
             "security": _SESSION,
-            "responses": {"200": _HTML, "303": _TO_SIGN_IN},
+            "responses": _PAGE,
         }
     },
     # dashboard: alerts page
@@ -384,7 +344,7 @@ PATHS: dict[str, Any] = {
             "for good, as `GET /api/alerts` lists them. Refreshes itself while an alert fires "
             "or a notification is pending.",
             "security": _SESSION,
-            "responses": {"200": _HTML, "303": _TO_SIGN_IN},
+            "responses": _PAGE,
         }
     },
     # dashboard: actions pages
@@ -394,7 +354,7 @@ PATHS: dict[str, Any] = {
             "description": "Newest first; a patch with its fields before and after.",
             "security": _SESSION,
             "parameters": [{"name": "kind", "in": "query", "schema": {"type": "string"}}],
-            "responses": {"200": _HTML, "303": _TO_SIGN_IN},
+            "responses": _PAGE,
         }
     },
     "/actions/{key}/undo": {
@@ -403,9 +363,7 @@ PATHS: dict[str, Any] = {
             "description": "Does what `POST /api/actions/{key}/undo` does; an action that is "
             "not a patch that was applied is answered with an error notice.",
             "security": _SESSION,
-            "parameters": [
-                {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}
-            ],
+            "parameters": [_path("key")],
             "responses": _BUTTON,
         }
     },
@@ -414,7 +372,7 @@ PATHS: dict[str, Any] = {
         "get": {
             "summary": "Dashboard dead letters (HTML)",
             "security": _SESSION,
-            "responses": {"200": _HTML, "303": _TO_SIGN_IN},
+            "responses": _PAGE,
         }
     },
     "/dead-letters/replay": {
@@ -497,7 +455,7 @@ PATHS: dict[str, Any] = {
                 _EXECUTION_ID,
                 {"name": "reveal", "in": "query", "schema": {"type": "string", "enum": ["1"]}},
             ],
-            "responses": {"200": _HTML, "303": _TO_SIGN_IN, "404": _error("Not stored")},
+            "responses": {**_PAGE, "404": _error("Not stored")},
         }
     },
     "/executions/{executionId}/outputs/{name}": {
@@ -506,7 +464,7 @@ PATHS: dict[str, Any] = {
             "security": _SESSION,
             "parameters": [
                 _EXECUTION_ID,
-                {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
+                _path("name"),
             ],
             "responses": {
                 "302": {"description": "To the signed URL"},
@@ -602,8 +560,8 @@ SCHEMAS: dict[str, Any] = {
 }
 
 
-_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-_KEY = {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}
+_NAME = _path("name")
+_KEY = _path("key")
 
 PATHS.update(
     {
@@ -648,9 +606,7 @@ PATHS.update(
             "get": {
                 "summary": "One pipeline run: each step's state, executions and timestamps",
                 "security": _BEARER,
-                "parameters": [
-                    {"name": "run", "in": "path", "required": True, "schema": {"type": "string"}}
-                ],
+                "parameters": [_path("run")],
                 "responses": {
                     "200": _json("The run", "PipelineRun"),
                     "401": _UNAUTHORIZED,
