@@ -49,6 +49,12 @@ def current() -> Components:
     return _current
 
 
+def rq_log_level(settings: Settings) -> str:
+    """RQ's own lines (a line per job, registry cleaning) only at debug: nbrelay logs what its
+    jobs do, and RQ's warnings and errors always show."""
+    return "DEBUG" if settings.log_level == "debug" else "WARNING"
+
+
 def run_worker(settings: Settings, queues: Sequence[str] = QUEUES, *, burst: bool = False) -> None:
     components = Components.from_settings(settings)
     install(components)
@@ -58,7 +64,7 @@ def run_worker(settings: Settings, queues: Sequence[str] = QUEUES, *, burst: boo
     )
     log.info("worker %s listening on %s", worker.name, ", ".join(queues))
     try:
-        worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level.upper())
+        worker.work(burst=burst, with_scheduler=True, logging_level=rq_log_level(settings))
     finally:
         components.close()
 
