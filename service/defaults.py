@@ -46,7 +46,10 @@ MISSING_CALLBACK_GRACE = (
 )
 
 # Event pipeline: ingress, syncs, reconciler, web
-OVERDUE_SLACK = 300  # seconds past maxAllowedRunMinutes before a run counts as overdue
+OVERDUE_QUEUE_SLACK = 180  # seconds a run may wait in Losant's queue beyond its run limit
+OVERDUE_OUTPUT_SLACK = 120  # seconds a run may take to publish its outputs after its run limit
+OVERDUE_SLACK = OVERDUE_QUEUE_SLACK + OVERDUE_OUTPUT_SLACK  # seconds past maxAllowedRunMinutes
+# before a run counts as overdue (the pipeline file's `alerts: overdue:` sets its own for alerts)
 ASSUMED_MAX_RUN_MINUTES = 60  # for runs whose record has not been read yet
 CALLBACK_TOKEN_MARGIN = 3600  # seconds a callback URL outlives its run's deadline (the run's
 # maxAllowedRunMinutes plus OVERDUE_SLACK after it was requested)
@@ -127,6 +130,7 @@ TRIM_INTERVAL = 300.0  # seconds between retention passes
 WATCH_RESOLVE_INTERVAL = 600.0  # seconds before a watched notebook's name is looked up again
 PENDING_CHECK_BATCH = 500  # started runs looked at in one reconciler pass
 DUE_BATCH = 100  # due actions and alert messages taken in one pass
+OVERDUE_BATCH = 500  # queued or in-progress executions of each status the overdue pass reads
 ALERT_DUE_HOLD = 60.0  # seconds a taken alert is held before it could come due again
 
 # Follow-up records

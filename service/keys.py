@@ -237,6 +237,12 @@ def alerts_due() -> str:
     return f"{PREFIX}:alerts:due"
 
 
+def overdue_handled() -> str:
+    """Sorted set of the executions the overdue pass has handled (found past their deadline
+    and handed to the rules), by when (s): each is handled once."""
+    return f"{PREFIX}:overdue:handled"
+
+
 def deliveries_failed() -> str:
     """List of notifications that failed for good (newest first, capped)."""
     return f"{PREFIX}:deliveries:failed"
@@ -314,7 +320,8 @@ def completed_notice(action_key: str, channel: str) -> str:
 
 
 def alert_id(application_id: str, notebook_id: str, failure_class: str) -> str:
-    """An alert: one notebook failing one way (errored, timeout, canceled, missing_callback)."""
+    """An alert: one notebook failing one way (errored, timeout, canceled, missing_callback,
+    overdue)."""
     return f"{application_id}:{notebook_id}:{failure_class}"
 
 

@@ -118,3 +118,20 @@ def test_test_notification():
     )
     assert slack_text(message).startswith(":bell: *Test notification from nbrelay (channel ops)*")
     assert "Execution" not in email_text(message)
+
+
+def test_an_overdue_message_says_how_long_the_run_is_stuck_and_how_it_ended():
+    stuck = firing_message(
+        failure_class=FailureClass.OVERDUE, status="inProgress", errors=(), finished_at=None,
+        consecutive_failures=1,
+    )  # fmt: skip
+    # queued 02:00:00, the message made 02:04:00
+    assert headline(stuck) == "Notebook “Nightly ETL” has a run stuck inProgress for 4 min"
+    text = slack_text(stuck)
+    assert text.startswith(":red_circle: *Notebook “Nightly ETL” has a run stuck inProgress")
+    assert "1 run stuck; last success 2024-04-28 02:05:00 UTC" in text
+    assert "Failures:   2 runs stuck" in email_text(
+        firing_message(failure_class=FailureClass.OVERDUE, consecutive_failures=2)
+    )
+    ended = firing_message(event=Event.RESOLVED, failure_class=FailureClass.OVERDUE)
+    assert headline(ended) == "Resolved: the stuck run of notebook “Nightly ETL” ended (errored)"

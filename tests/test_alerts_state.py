@@ -107,3 +107,30 @@ def test_a_notebook_id_in_two_applications_has_two_alerts_and_histories(alerts, 
     history.record(APP, NB, "e1", "errored", "", 1)
     assert history.get(APP, NB).consecutive_failures == 1
     assert history.get(other_app, NB).consecutive_failures == 0
+
+
+def stuck(alerts, execution_id):
+    return alerts.failed(
+        APP, NB, FailureClass.OVERDUE, {"id": execution_id, "status": "inProgress"}, ["slack"],
+        SETTINGS,
+    )  # fmt: skip
+
+
+def test_an_overdue_alert_resolves_when_its_stuck_runs_have_ended_not_on_a_completion(
+    alerts, clock
+):
+    stuck(alerts, "e1")
+    stuck(alerts, "e2")
+    assert stuck(alerts, "e1").failures == 2  # counted once
+    clock.now += 30
+    (due,) = alerts.fire_due()
+    assert due.alert.stuck == ["e1", "e2"]
+    assert alerts.completed(APP, NB, {"id": "e3", "status": "completed"}) == []
+    assert alerts.run_ended(APP, NB, {"id": "e3", "status": "completed"}) == []
+    assert alerts.run_ended(APP, NB, {"id": "e1", "status": "errored"}) == []
+    overdue = alerts.get(APP, NB, FailureClass.OVERDUE)
+    assert overdue.state is AlertState.FIRING and overdue.stuck == ["e2"]
+    (resolved,) = alerts.run_ended(APP, NB, {"id": "e2", "status": "canceled"})
+    assert resolved.number is None and resolved.alert.resolved_by["status"] == "canceled"
+    assert alerts.get(APP, NB, FailureClass.OVERDUE).state is AlertState.RESOLVED
+    assert alerts.run_ended(APP, NB, {"id": "e2", "status": "canceled"}) == []  # once

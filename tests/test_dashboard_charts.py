@@ -7,7 +7,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from service.web.dashboard.charts import Bar, duration_text, sparkline, stacked_columns, time_bars
+from service.times import duration_text
+from service.web.dashboard.charts import Bar, sparkline, stacked_columns, time_bars
 
 SVG = "{http://www.w3.org/2000/svg}"
 

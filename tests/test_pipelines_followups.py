@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import textwrap
+import time
 
 import pytest
 from prometheus_client import REGISTRY
@@ -17,6 +19,7 @@ from service.followups.actions.ledger import ActionState
 from service.followups.actions.performer import spec_marker
 from service.followups.messages import FailureClass
 from service.followups.pipelines.runs import RunStatus, RunStore, StepState, execution_started
+from tests.support.clock import ManualClock
 from tests.support.followups import TTL, Harness
 from tests.support.http_server import Reply, ScriptedServer
 from tests.support.slow_proxy import SlowProxy
@@ -325,6 +328,76 @@ def test_missing_callback_alert(harness, monkeypatch, caplog):
     record = record.model_dump(mode="json", by_alias=True, exclude_none=True)
     h.terminal(record, etl, {"requested_by": "cli", "callbacks": "1"})
     assert h.alerts.get(h.app.id, etl, FailureClass.MISSING_CALLBACK).state.value == "resolved"
+
+
+def test_a_run_stuck_past_its_deadline_alerts_once_and_resolves_when_it_ends(harness, http_server):
+    clock = ManualClock(time.time())
+    text = f"""\
+        channels:
+          slack: {{kind: slack, url: "{http_server.url}/services/T/B/secret"}}
+        alerts:
+          group_wait: 0s
+          repeat_interval: 1h
+          overdue: {{queue_slack: 1m, output_slack: 30s}}
+        rules:
+          stuck:
+            notebook: ETL
+            statuses: [overdue]
+            actions: [{{notify: [slack]}}]
+          failed:
+            notebook: Report
+            statuses: [errored]
+            actions: [{{notify: [slack]}}]
+        """
+    h = harness(text, clock=clock)
+    etl = h.notebook("ETL", durationSeconds=600)
+    report = h.notebook("Report", durationSeconds=600)  # stuck too, but no rule on overdue
+    h.registry.refresh()
+    stuck, other = h.app.execute(etl), h.app.execute(report)
+
+    def running(execution_id: str) -> bool:
+        record = h.store.get(execution_id)
+        return record is not None and record.status == "inProgress"
+
+    h.run_until(lambda: running(stuck) and running(other), "both runs in progress")
+    minutes = h.store.get(stuck).losant["maxAllowedRunMinutes"]
+    clock.now += minutes * 60 + 90 - 5  # 5 s inside the deadline
+    h.pump()
+    assert not http_server.requests
+    assert h.alerts.get(h.app.id, etl, FailureClass.OVERDUE) is None
+    clock.now += 10
+    h.run_until(lambda: http_server.requests, "the overdue alert")
+    firing = http_server.requests[0].json()["text"]
+    assert re.match(r":red_circle: \*Notebook “ETL” has a run stuck inProgress for \d+ min", firing)
+    assert f"`{stuck}`" in firing and "1 run stuck" in firing
+    for _ in range(3):  # later passes, and another scheduler, find it handled
+        clock.now += 60
+        h.pump()
+    second = harness(text, clock=clock)
+    second.followups.tick()
+    assert not second.queue and len(http_server.requests) == 1
+    clock.now += 3600  # repeat_interval: sent again while it is stuck
+    h.run_until(lambda: len(http_server.requests) == 2, "the repeated alert")
+    assert "has a run stuck inProgress for 1 h" in http_server.requests[1].json()["text"]
+    assert h.alerts.get(h.app.id, report, FailureClass.OVERDUE) is None
+
+    h.app.set_behaviour(etl, status="completed", durationSeconds=0.1)
+    completed = h.app.execute(etl)
+    h.run_until(lambda: completed in h.seen, "another run of ETL completed")
+    alert = h.alerts.get(h.app.id, etl, FailureClass.OVERDUE)
+    assert alert.state.value == "firing" and alert.stuck == [stuck]  # not resolved by another run
+    h.app.cancel(etl, stuck)
+    h.run_until(lambda: len(http_server.requests) == 3, "the resolved message")
+    resolved = http_server.requests[2].json()["text"]
+    assert resolved.startswith(
+        ":large_green_circle: *Resolved: the stuck run of notebook “ETL” ended (canceled)*"
+    )
+    assert h.alerts.get(h.app.id, etl, FailureClass.OVERDUE).state.value == "resolved"
+    h.app.cancel(report, other)
+    h.run_until(lambda: other in h.seen and not h.queue, "the other run canceled")
+    clock.now += 7200
+    h.pump()
+    assert len(http_server.requests) == 3
 
 
 def test_the_scheduler_repairs_what_a_dead_process_left_half_done(harness, http_server):

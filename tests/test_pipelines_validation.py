@@ -369,3 +369,45 @@ def test_cli_validate_checks_notebooks_in_losant(tmp_path, sandbox_app):
         [*command, "--offline"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60
     )
     assert offline.returncode == 0 and "(notebooks not checked)" in offline.stdout
+
+
+def test_overdue_status_and_its_slack():
+    loaded = load_text(
+        textwrap.dedent(
+            """\
+            alerts:
+              overdue: {queue_slack: 10m, output_slack: 30s}
+            rules:
+              stuck:
+                notebook: etl
+                statuses: [overdue, errored]
+                actions: [{notify: [audit]}]
+            channels:
+              audit: {kind: log}
+            """
+        )
+    )
+    assert loaded.rules["stuck"].statuses == ["overdue", "errored"]
+    assert loaded.alerts.overdue.slack == 630
+    assert load_text("alerts: {group_wait: 1s}\n").alerts.overdue.slack == 300  # the defaults
+    assert problems(
+        """\
+        alerts:
+          overdue:
+            queue_slack: a while
+            output: 5m
+        rules:
+          r:
+            notebook: x
+            statuses: [stuck]
+            actions: [{notify: [s]}]
+        channels:
+          s: {kind: log}
+        """
+    ) == [
+        "pipelines.yaml:3: alerts.overdue.queue_slack: 'a while' is not a duration such as 30s,"
+        " 5m or 4h",
+        "pipelines.yaml:4: alerts.overdue: unknown key 'output'",
+        "pipelines.yaml:8: rules.r.statuses[0]: input should be 'completed', 'errored',"
+        " 'timeout', 'canceled', 'missing_callback' or 'overdue' (got 'stuck')",
+    ]

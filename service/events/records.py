@@ -8,7 +8,8 @@ from typing import Any
 from service.marker import Marker, parse_context, read_marker
 
 TERMINAL_STATUSES = ("completed", "errored", "timeout", "canceled")
-STATUSES = ("queued", "inProgress", "canceling", *TERMINAL_STATUSES)
+RUNNING_STATUSES = ("queued", "inProgress")  # a run waiting to start, or running
+STATUSES = (*RUNNING_STATUSES, "canceling", *TERMINAL_STATUSES)
 
 
 @dataclass(frozen=True)

@@ -253,10 +253,11 @@ def callback_token_ttl(record: ExecutionRecord | None) -> int:
     return math.ceil(allowed_run_seconds(record)) + defaults.CALLBACK_TOKEN_MARGIN
 
 
-def allowed_run_seconds(record: ExecutionRecord | None) -> float:
+def allowed_run_seconds(record: ExecutionRecord | None, slack: float | None = None) -> float:
     """How long after it was queued a run may still end: its `maxAllowedRunMinutes` (assumed,
-    until Losant's record is read) plus slack for the queue and the outputs."""
+    until Losant's record is read) plus `slack` for the queue and the outputs (by default
+    OVERDUE_SLACK)."""
     minutes = (record.losant or {}).get("maxAllowedRunMinutes") if record else None
     if not isinstance(minutes, (int, float)):
         minutes = defaults.ASSUMED_MAX_RUN_MINUTES
-    return minutes * 60 + defaults.OVERDUE_SLACK
+    return minutes * 60 + (defaults.OVERDUE_SLACK if slack is None else slack)

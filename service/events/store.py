@@ -27,6 +27,7 @@ from redis.typing import EncodableT
 
 from service import defaults, json_input, keys
 from service.events.records import (
+    RUNNING_STATUSES,
     STATUSES,
     TERMINAL_STATUSES,
     ExecutionRecord,
@@ -456,6 +457,17 @@ class ExecutionStore:
                 break
         next_cursor = _encode_cursor(last) if last and len(items) == limit else None
         return Page(items, next_cursor)
+
+    def running_before(self, until_ms: int, limit: int) -> list[str]:
+        """Ids of the executions queued before `until_ms` whose status, as last read from
+        Losant, is queued or inProgress: from the status indexes, the newest `limit` of each."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for status in RUNNING_STATUSES:
+                pipe.zrevrangebyscore(
+                    keys.executions_by_status(status), until_ms, "-inf", start=0, num=limit
+                )
+            found = cast(list[list[str]], pipe.execute())
+        return [execution_id for ids in found for execution_id in ids]
 
     def count_by_status(self) -> dict[str, int]:
         with self.redis.pipeline(transaction=False) as pipe:

@@ -4,9 +4,10 @@ workers call.
 Decisions are made in `on_terminal`, which the sync calls once per execution that reached a
 terminal status (and again, harmlessly, if a worker died while it ran): everything it decides is
 opened in the action ledger under a deterministic key before anything is done, then dispatched
-to a worker (`perform`). The scheduler's `tick` reloads the pipeline file, dispatches actions
-that are due (retries after their backoff) or whose worker died, sends alert messages whose time
-has come, and repairs what a process that died between two writes left half done.
+to a worker (`perform`). The scheduler's `tick` reloads the pipeline file, hands runs stuck past
+their deadline to the rules on `overdue`, dispatches actions that are due (retries after their
+backoff) or whose worker died, sends alert messages whose time has come, and repairs what a
+process that died between two writes left half done.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from service.followups.actions.ledger import ActionRecord
 from service.followups.alerts.deliveries import FailedDeliveries
 from service.followups.alerts.notifier import AlertNotifier
 from service.followups.alerts.state import Alert, Alerts
+from service.followups.overdue import OverdueRuns
 from service.followups.pipeline_file.registry import Loaded, PipelineRegistry
 from service.followups.pipelines.coordinator import RunCoordinator
 from service.followups.pipelines.runs import Run, RunStore
@@ -36,6 +38,7 @@ class Followups:
         alerts: Alerts,
         notifier: AlertNotifier,
         failed_deliveries: FailedDeliveries,
+        overdue: OverdueRuns,
     ) -> None:
         self._registry = registry
         self._runs = runs
@@ -45,6 +48,7 @@ class Followups:
         self._alerts = alerts
         self._notifier = notifier
         self._failed_deliveries = failed_deliveries
+        self._overdue = overdue
 
     # what happens
 
@@ -53,6 +57,7 @@ class Followups:
         execution: every effect is claimed under a key made from it."""
         execution = record.losant or {}
         self._notifier.observe(record)
+        self._notifier.run_ended(record)
         loaded = self._registry.current()
         decision = self._rules.decide(loaded, record)
         of_step = self._coordinator.step_ended(record, decision.fallback_retry)
@@ -74,9 +79,11 @@ class Followups:
         return performed.outcome
 
     def tick(self) -> None:
-        """The scheduler's part: reload the pipeline file if it changed, dispatch due actions,
-        send due alerts; then repair what a process that died between two writes left."""
+        """The scheduler's part: reload the pipeline file if it changed, act on runs newly past
+        their deadline, dispatch due actions, send due alerts; then repair what a process that
+        died between two writes left."""
         self._registry.refresh()
+        self._overdue.check(self._registry.current())
         self._actions.dispatch_due()
         self._notifier.fire_due()
         self._coordinator.repair()

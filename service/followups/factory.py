@@ -21,6 +21,7 @@ from service.followups.alerts.sender import NotificationSender
 from service.followups.alerts.state import Alerts
 from service.followups.channels.delivery import DEFAULT_CHANNEL_POLICY, RetryPolicy
 from service.followups.facade import Followups
+from service.followups.overdue import OverdueRuns
 from service.followups.pipeline_file.model import PipelineFile
 from service.followups.pipeline_file.registry import PipelineRegistry
 from service.followups.pipelines.coordinator import RunCoordinator
@@ -76,11 +77,12 @@ def build_followups(
         alerts, NotebookHistory(redis, ttl=ttl), actions, notebook_name, clock=clock
     )
     rules = RulesEngine(actions, notifier, notebook_name, clock=clock)
+    store = ExecutionStore(redis, ttl=ttl)
     coordinator = RunCoordinator(
         runs,
         actions,
         registry,
-        stored=ExecutionStore(redis, ttl=ttl).get,
+        stored=store.get,
         fallback_retry=lambda record: rules.decide(registry.current(), record).fallback_retry,
         clock=clock,
     )
@@ -93,4 +95,5 @@ def build_followups(
         alerts,
         notifier,
         failed_deliveries,
+        OverdueRuns(redis, store, rules, notifier, ttl=ttl, clock=clock),
     )

@@ -13,6 +13,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from service import defaults
+from service.times import duration_text
 
 
 class Event(StrEnum):
@@ -29,6 +30,7 @@ class FailureClass(StrEnum):
     TIMEOUT = "timeout"
     CANCELED = "canceled"
     MISSING_CALLBACK = "missing_callback"
+    OVERDUE = "overdue"
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,7 @@ FAILURE_PHRASES = {
     FailureClass.TIMEOUT: "timed out",
     FailureClass.CANCELED: "was canceled",
     FailureClass.MISSING_CALLBACK: "sent no completion callback",
+    FailureClass.OVERDUE: "has a run stuck past its deadline",
 }
 
 
@@ -136,8 +139,15 @@ def notebook_label(message: AlertMessage) -> str:
 def headline(message: AlertMessage) -> str:
     """One line that says what happened: the Slack text's first line, the email subject."""
     notebook = f"Notebook {notebook_label(message)}"
+    overdue = message.failure_class is FailureClass.OVERDUE
+    if message.event is Event.FIRING and overdue and message.queued_at:
+        stuck = duration_text((message.created_at - message.queued_at).total_seconds())
+        return f"{notebook} has a run stuck {message.status or 'queued'} for {stuck}"
     if message.event is Event.FIRING and message.failure_class:
         return f"{notebook} {FAILURE_PHRASES[message.failure_class]}"
+    if message.event is Event.RESOLVED and overdue:
+        ended = f" ({message.status})" if message.status else ""
+        return f"Resolved: the stuck run of notebook {notebook_label(message)} ended{ended}"
     if message.event is Event.RESOLVED:
         return f"Resolved: notebook {notebook_label(message)} completed again"
     if message.event is Event.COMPLETED:
@@ -148,6 +158,8 @@ def headline(message: AlertMessage) -> str:
 def streak(message: AlertMessage) -> str:
     """How bad it is: the number of failures in a row."""
     count = message.consecutive_failures
+    if message.failure_class is FailureClass.OVERDUE:
+        return "1 run stuck" if count <= 1 else f"{count} runs stuck"
     if count <= 0:
         return "no failure in a row"
     return "1 failure in a row" if count == 1 else f"{count} failures in a row"

@@ -1,8 +1,9 @@
 """Rules: what the pipeline file says to do when any execution of a notebook ends a certain way.
 
 A rule names a notebook, the statuses it reacts to (`completed`, `errored`, `timeout`,
-`canceled`, and `missing_callback` for a run nbrelay started whose callback never came) and an
-optional `when:` condition; its actions are executes, patches, retries and notifications. Each
+`canceled`, `missing_callback` for a run nbrelay started whose callback never came, and
+`overdue` for a run still queued or in progress past its deadline) and an optional `when:`
+condition; its actions are executes, patches, retries and notifications. Each
 action is opened under a key made of the rule, the action's position, the execution and the
 trigger, so a transition seen twice acts once.
 """
@@ -90,6 +91,21 @@ class RulesEngine:
                 for trigger in triggers
             },
         )
+
+    def decide_overdue(self, loaded: Loaded, record: ExecutionRecord) -> Decision:
+        """Which rules of the file in force match an execution found past its deadline."""
+        return Decision(record, {"overdue": self._matching(loaded, record, "overdue")})
+
+    def overdue_notebooks(self, loaded: Loaded | None) -> set[str]:
+        """The ids of the notebooks that a rule on `overdue` names."""
+        if loaded is None:
+            return set()
+        named = (
+            loaded.notebook_id(rule.notebook)
+            for rule in loaded.file.rules.values()
+            if "overdue" in rule.statuses
+        )
+        return {notebook_id for notebook_id in named if notebook_id}
 
     def apply(self, loaded: Loaded | None, decision: Decision, *, of_step: bool) -> None:
         """Open every action of every matching rule. `of_step` says the execution is a pipeline

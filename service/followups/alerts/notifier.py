@@ -88,6 +88,13 @@ class AlertNotifier:
         for due in self.alerts.completed(application_id, notebook_id, execution, keep=keep):
             self._notify(due)
 
+    def run_ended(self, record: ExecutionRecord) -> None:
+        """An execution ended: the notebook's `overdue` alert no longer counts it as stuck, and
+        resolves (with its resolved message, when owed) once it counts none."""
+        execution = record.losant or {"id": record.id}
+        for due in self.alerts.run_ended(record.application_id, record.notebook_id, execution):
+            self._notify(due)
+
     def notify_completed(
         self,
         action_key: str,
@@ -136,9 +143,10 @@ class AlertNotifier:
         history = self.history.get(application_id, alert.notebook_id)
         event = Event.RESOLVED if due.number is None else Event.FIRING
         execution = alert.resolved_by if event is Event.RESOLVED else alert.last_execution
-        # A resolved message says how long the episode lasted; a firing one, the current streak.
+        # A resolved message says how long the episode lasted; a firing one, the current streak
+        # (of an overdue alert: the runs it counts).
         streak = alert.failures
-        if event is Event.FIRING:
+        if event is Event.FIRING and alert.failure_class is not FailureClass.OVERDUE:
             streak = max(streak, history.consecutive_failures)
         name = alert.notebook_name or self.notebook_name(application_id, alert.notebook_id)
         for channel in due.channels:
@@ -146,7 +154,7 @@ class AlertNotifier:
             message = AlertMessage(
                 id=message_id(key),
                 event=event,
-                created_at=datetime.now(UTC),
+                created_at=datetime.fromtimestamp(self.clock(), UTC),
                 notebook_id=alert.notebook_id,
                 notebook_name=name,
                 failure_class=alert.failure_class,

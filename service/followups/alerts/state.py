@@ -1,9 +1,11 @@
 """Alert states, after Alertmanager. An alert is one notebook failing one way (errored, timed
-out, canceled, no callback). Its first failure opens an episode that waits `group_wait` for more
-failures before the first message; while it keeps firing it is repeated every
-`repeat_interval`; the notebook's next completed run resolves it (with a message, when one was
-sent and `send_resolved` is on). The notifications themselves are actions of the ledger, under
-keys made of the alert, its episode and the message's number, so each is sent once.
+out, canceled, no callback, a run stuck past its deadline). Its first failure opens an episode
+that waits `group_wait` for more failures before the first message; while it keeps firing it is
+repeated every `repeat_interval`; the notebook's next completed run resolves it (with a message,
+when one was sent and `send_resolved` is on). An `overdue` alert is the exception: it resolves
+when the stuck runs it counts have all ended, however they ended. The notifications themselves
+are actions of the ledger, under keys made of the alert, its episode and the message's number,
+so each is sent once.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class Alert:
     next_at: float | None = None
     resolved_at: float | None = None
     resolved_by: dict[str, Any] | None = None
+    stuck: list[str] = field(default_factory=list)  # overdue: the runs still stuck
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -136,7 +139,7 @@ class Alerts:
             alert = alert or Alert(
                 identity, notebook_id, failure_class, application_id=application_id
             )
-            if execution_id and execution_id in alert.observed:
+            if execution_id and execution_id in (*alert.observed, *alert.stuck):
                 return alert
             if alert.state is AlertState.RESOLVED:
                 alert.episode += 1
@@ -154,6 +157,8 @@ class Alerts:
             alert.notebook_name = notebook_name or alert.notebook_name
             alert.channels = sorted(set(alert.channels) | set(channels))
             alert.observed = ([execution_id] + alert.observed)[: defaults.ALERT_OBSERVED_KEPT]
+            if failure_class is FailureClass.OVERDUE and execution_id:
+                alert.stuck.append(execution_id)
             return alert
 
         return self._change(identity, change)
@@ -165,11 +170,12 @@ class Alerts:
         execution: dict[str, Any],
         keep: tuple[FailureClass, ...] = (),
     ) -> list[Due]:
-        """The notebook completed: resolve each of its open alerts (but those in `keep`); the
-        resolved messages owed."""
+        """The notebook completed: resolve each of its open alerts (but those in `keep`, and the
+        `overdue` one, which only the end of its stuck runs resolves); the resolved messages
+        owed."""
         owed = []
         for failure_class in FailureClass:
-            if failure_class in keep:
+            if failure_class in keep or failure_class is FailureClass.OVERDUE:
                 continue
             identity = keys.alert_id(application_id, notebook_id, failure_class)
             if not self.redis.exists(keys.alert(identity)):
@@ -178,21 +184,37 @@ class Alerts:
 
             def change(alert: Alert | None, now: float, result: list[Due] = result) -> Alert | None:
                 result.clear()
-                if alert is None or alert.state is AlertState.RESOLVED:
-                    return alert
-                if alert.state is AlertState.FIRING and alert.send_resolved:
-                    result.append(Due(alert, None, tuple(alert.channels)))
-                alert.state, alert.resolved_at, alert.resolved_by = (
-                    AlertState.RESOLVED,
-                    now,
-                    execution,
-                )
-                alert.next_at = None
+                if alert is not None:
+                    _resolve(alert, now, execution, result)
                 return alert
 
             self._change(identity, change)
             owed.extend(result)
         return owed
+
+    def run_ended(
+        self, application_id: str, notebook_id: str, execution: dict[str, Any]
+    ) -> list[Due]:
+        """An execution of the notebook ended (any terminal status): if the `overdue` alert
+        counts it as stuck, it no longer does, and the alert resolves once none is left; the
+        resolved message owed."""
+        identity = keys.alert_id(application_id, notebook_id, FailureClass.OVERDUE)
+        execution_id = str(execution.get("id") or "")
+        if not execution_id or not self.redis.exists(keys.alert(identity)):
+            return []
+        result: list[Due] = []
+
+        def change(alert: Alert | None, now: float) -> Alert | None:
+            result.clear()
+            if alert is None or execution_id not in alert.stuck:
+                return None  # nothing to change: leave what is stored
+            alert.stuck.remove(execution_id)
+            if not alert.stuck:
+                _resolve(alert, now, execution, result)
+            return alert
+
+        self._change(identity, change)
+        return result
 
     def fire_due(self, limit: int = defaults.DUE_BATCH) -> list[Due]:
         """The firing messages owed now: first messages after group_wait, repeats after
@@ -219,6 +241,8 @@ class Alerts:
         return owed
 
     def _change(self, identity: str, change: Callable[[Alert | None, float], _Changed]) -> _Changed:
+        """Apply `change` to the stored alert in one optimistic transaction (retried when the
+        alert changed meanwhile) and store what it returns; None stores nothing."""
         saved: list[_Changed] = []
 
         def attempt(pipe: redis_lib.client.Pipeline) -> None:
@@ -238,3 +262,14 @@ class Alerts:
 
         self.redis.transaction(attempt, keys.alert(identity))
         return saved[0]
+
+
+def _resolve(alert: Alert, now: float, execution: dict[str, Any], owed: list[Due]) -> None:
+    """Resolve `alert` (unless it is resolved) by `execution`, noting in `owed` the resolved
+    message it owes: one when a firing message was sent and `send_resolved` is on."""
+    if alert.state is AlertState.RESOLVED:
+        return
+    if alert.state is AlertState.FIRING and alert.send_resolved:
+        owed.append(Due(alert, None, tuple(alert.channels)))
+    alert.state, alert.resolved_at, alert.resolved_by = AlertState.RESOLVED, now, execution
+    alert.next_at = None

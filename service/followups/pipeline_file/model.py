@@ -24,7 +24,7 @@ NAME = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
 Name = Annotated[str, Field(pattern=NAME)]
 NotebookReference = Annotated[str, Field(min_length=1, max_length=1024)]
 Template = Annotated[str, Field(max_length=defaults.TEMPLATE_CONTEXT_MAX_LENGTH)]
-Status = Literal["completed", "errored", "timeout", "canceled", "missing_callback"]
+Status = Literal["completed", "errored", "timeout", "canceled", "missing_callback", "overdue"]
 
 
 def _listify(value: Any) -> Any:
@@ -196,10 +196,23 @@ class Rule(Strict):
         return next((a.retry for a in self.actions if isinstance(a, RetryItem)), None)
 
 
+class OverdueSettings(Strict):
+    """A run is overdue (stuck) once it is still queued or in progress `maxAllowedRunMinutes`
+    plus both slacks after it was queued."""
+
+    queue_slack: Duration = defaults.OVERDUE_QUEUE_SLACK
+    output_slack: Duration = defaults.OVERDUE_OUTPUT_SLACK
+
+    @property
+    def slack(self) -> float:
+        return self.queue_slack + self.output_slack
+
+
 class AlertSettings(Strict):
     group_wait: Duration = defaults.ALERT_GROUP_WAIT
     repeat_interval: Duration = defaults.ALERT_REPEAT_INTERVAL
     send_resolved: bool = True
+    overdue: OverdueSettings = Field(default_factory=OverdueSettings)
 
 
 class PipelineFile(Strict):

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
+from service.times import duration_text
+
 LABEL_WIDTH = 150
 ROW_HEIGHT = 22
 AXIS_HEIGHT = 18
@@ -30,19 +32,6 @@ class Bar:
     css: str = ""
     title: str = ""
     href: str | None = None
-
-
-def duration_text(seconds: float) -> str:
-    """`0.4 s`, `12 s`, `3 min 5 s`, `2 h 4 min`."""
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    if minutes < 60:
-        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
 
 
 def time_bars(bars: Sequence[Bar], *, now: float, width: int = 720) -> Markup:

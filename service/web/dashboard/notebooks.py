@@ -10,6 +10,7 @@ from flask import render_template
 from service import defaults, keys
 from service.events.health import NotebookHealth, finished_at, notebook_health
 from service.events.records import TERMINAL_STATUSES
+from service.times import duration_text
 from service.web.dashboard import charts
 from service.web.dashboard.blueprint import bp
 from service.web.resources import get_components
@@ -63,7 +64,7 @@ def notebooks():
         minutes=minutes,
         window=defaults.DASHBOARD_NOTEBOOK_RUNS,
         sparkline=charts.sparkline,
-        duration_text=charts.duration_text,
+        duration_text=duration_text,
         finished_at=finished_at,
         anchor=notebook_anchor,
     )

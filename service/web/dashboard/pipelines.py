@@ -19,7 +19,7 @@ from service.errors import UsageProblem
 from service.events.records import TERMINAL_STATUSES
 from service.followups.pipeline_file.model import Pipeline
 from service.followups.pipelines.runs import Run, RunNotFound, RunStatus
-from service.times import iso, parse_time_ms
+from service.times import duration_text, iso, parse_time_ms
 from service.web.dashboard import charts, dag
 from service.web.dashboard.blueprint import answer, bp
 from service.web.resources import get_components
@@ -58,7 +58,7 @@ def pipeline(name: str):
         pipeline=found,
         graph=graph(name, found),
         runs=runs,
-        duration=charts.duration_text,
+        duration=duration_text,
     )
 
 
@@ -146,7 +146,7 @@ def _bar(step: str, entry: dict[str, Any]) -> charts.Bar:
     execution_id = entry.get("id")
     title = f"{step} attempt {entry['attempt']}: {status}"
     if start is not None and end is not None:
-        title += f", {charts.duration_text(end - start)}"
+        title += f", {duration_text(end - start)}"
     return charts.Bar(
         label=f"{step} #{entry['attempt']}",
         start=start,
