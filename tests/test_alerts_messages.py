@@ -118,3 +118,19 @@ def test_test_notification():
     )
     assert slack_text(message).startswith(":bell: *Test notification from nbrelay (channel ops)*")
     assert "Execution" not in email_text(message)
+
+
+def test_alert_identity_and_severity_survive_the_action_spec():
+    """A notify action keeps the message as a dict: the alert id, application and severity a
+    paging tool needs come back from it."""
+    message = firing_message(alert_id="app:nb:errored", application_id="app", severity="warning")
+    data = message.to_dict()
+    assert (data["alert_id"], data["application_id"], data["severity"]) == (
+        "app:nb:errored",
+        "app",
+        "warning",
+    )
+    assert AlertMessage.from_dict(data) == message
+    assert AlertMessage.from_dict({k: v for k, v in data.items() if k != "severity"}).severity == (
+        "error"
+    )
