@@ -135,3 +135,19 @@ def test_an_overdue_message_says_how_long_the_run_is_stuck_and_how_it_ended():
     )
     ended = firing_message(event=Event.RESOLVED, failure_class=FailureClass.OVERDUE)
     assert headline(ended) == "Resolved: the stuck run of notebook “Nightly ETL” ended (errored)"
+
+
+def test_alert_identity_and_severity_survive_the_action_spec():
+    """A notify action keeps the message as a dict: the alert id, application and severity a
+    paging tool needs come back from it."""
+    message = firing_message(alert_id="app:nb:errored", application_id="app", severity="warning")
+    data = message.to_dict()
+    assert (data["alert_id"], data["application_id"], data["severity"]) == (
+        "app:nb:errored",
+        "app",
+        "warning",
+    )
+    assert AlertMessage.from_dict(data) == message
+    assert AlertMessage.from_dict({k: v for k, v in data.items() if k != "severity"}).severity == (
+        "error"
+    )

@@ -294,6 +294,45 @@ def test_alerts_are_grouped_and_resolved_and_permanent_failures_recorded(harness
         broken.stop()
 
 
+def test_paging_tools_keep_an_alert_on_one_incident(harness, http_server):
+    """PagerDuty and Opsgenie get the alert id as dedup key and alias: the trigger and the
+    resolution of one alert name the same incident."""
+    http_server.default = Reply(202, {})
+    h = harness(
+        f"""\
+        channels:
+          pager: {{kind: pagerduty, routing_key: {"K" * 32}, url: "{http_server.url}/v2/enqueue"}}
+          genie:
+            kind: opsgenie
+            api_key: 5f2a7c1e-8b3d-4e6f-9a0b-c1d2e3f4a5b6
+            url: "{http_server.url}"
+        alerts: {{group_wait: 0.1s, repeat_interval: 1h}}
+        rules:
+          etl-failed:
+            notebook: ETL
+            statuses: [errored]
+            actions: [{{notify: [pager, genie]}}]
+        """
+    )
+    etl = h.notebook("ETL", status="errored")
+    h.registry.refresh()
+    h.app.execute(etl)
+    h.run_until(lambda: len(http_server.requests) == 2 and not h.queue, "the alert")
+    alert_id = f"{h.app.id}:{etl}:errored"
+    sent = {r.path: r for r in http_server.requests}
+    trigger = sent["/v2/enqueue"].json()
+    assert trigger["event_action"] == "trigger" and trigger["dedup_key"] == alert_id
+    assert trigger["payload"]["group"] == h.app.id and trigger["payload"]["class"] == "errored"
+    assert sent["/v2/alerts"].json()["alias"] == alert_id
+    h.app.set_behaviour(etl, status="completed", durationSeconds=0.1)
+    h.app.execute(etl)
+    h.run_until(lambda: len(http_server.requests) == 4 and not h.queue, "the resolution")
+    resolved = {r.path: r for r in http_server.requests[2:]}
+    assert resolved["/v2/enqueue"].json()["event_action"] == "resolve"
+    assert resolved["/v2/enqueue"].json()["dedup_key"] == alert_id
+    assert f"/v2/alerts/{alert_id.replace(':', '%3A')}/close" in resolved
+
+
 def test_missing_callback_alert(harness, monkeypatch, caplog):
     monkeypatch.setattr(defaults, "MISSING_CALLBACK_GRACE", 0.0)
     h = harness(

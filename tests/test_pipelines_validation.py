@@ -72,7 +72,11 @@ rules:
           inputs: {data.csv: {start: -86400000, end: 0}}
       - execute: {notebook: Weekly report, context: {source: "{{ execution.id }}"}}
 """
-ENVIRON = {"SLACK_URL": "https://hooks.slack.com/services/T/B/X", "HOOK_SECRET": SECRET}
+ENVIRON = {
+    "SLACK_URL": "https://hooks.slack.com/services/T/B/X",
+    "HOOK_SECRET": SECRET,
+    "PD_KEY": "R" * 32,
+}
 
 
 def problems(text: str, **options) -> list[str]:
@@ -260,7 +264,8 @@ def test_unknown_keys_and_wrong_types_everywhere_at_once():
         "pipelines.yaml:6: channels.e.port: input should be a valid integer, unable to parse"
         " string as an integer",
         "pipelines.yaml:7: channels.q: input tag 'pager' found using 'kind' does not match any"
-        " of the expected tags: 'slack', 'webhook', 'email', 'log'",
+        " of the expected tags: 'slack', 'webhook', 'email', 'log', 'pagerduty', 'teams',"
+        " 'opsgenie'",
         "pipelines.yaml:11: pipelines.p.steps.a: unknown key 'colour'",
         "pipelines.yaml:11: pipelines.p.steps.a.on_failure: input should be 'fail', 'skip' or"
         " 'continue' (got 'explode')",
@@ -284,6 +289,28 @@ def test_secrets_from_missing_variables_and_values_never_echoed():
     assert lines == [
         "pipelines.yaml:2: channels.s.url: environment variable NOT_SET is not set",
         "pipelines.yaml:3: channels.w.secret: must start with whsec_",
+    ]
+
+
+def test_paging_channels_are_checked_without_echoing_their_secrets():
+    lines = problems(
+        """\
+        channels:
+          pager: {kind: pagerduty, routing_key: "not-a-key-TOPSECRET"}
+          pager-eu: {kind: pagerduty, routing_key: "${PD_KEY}", url: events.eu.pagerduty.com}
+          teams: {kind: teams, url: "TOPSECRET"}
+          genie: {kind: opsgenie, api_key: "TOPSECRET", priority: P1}
+        """
+    )
+    assert lines == [
+        "pipelines.yaml:2: channels.pager.routing_key: must be the 32-character integration key"
+        " of an Events API v2 integration",
+        "pipelines.yaml:3: channels.pager-eu.url: must be an http(s) URL",
+        "pipelines.yaml:4: channels.teams.url: must be an http(s) URL (a Teams incoming webhook"
+        " or Workflows URL)",
+        "pipelines.yaml:5: channels.genie: unknown key 'priority'",
+        "pipelines.yaml:5: channels.genie.api_key: must be the API key of an Opsgenie API"
+        " integration (a UUID)",
     ]
 
 

@@ -8,7 +8,7 @@ import hashlib
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
@@ -33,6 +33,9 @@ class FailureClass(StrEnum):
     OVERDUE = "overdue"
 
 
+Severity = Literal["critical", "error", "warning", "info"]
+
+
 @dataclass(frozen=True)
 class ExecutionError:
     name: str
@@ -42,11 +45,15 @@ class ExecutionError:
 @dataclass(frozen=True)
 class AlertMessage:
     """Everything a channel may show. `id` stays the same across delivery attempts, so a
-    receiver can drop a repeated delivery (it is the webhook-id and the email Message-ID)."""
+    receiver can drop a repeated delivery (it is the webhook-id and the email Message-ID).
+    `alert_id` names the alert a firing or resolved message is about: the same on every message
+    of it, so a paging tool keeps them on one incident."""
 
     id: str
     event: Event
     created_at: datetime
+    alert_id: str | None = None
+    application_id: str | None = None
     notebook_id: str | None = None
     notebook_name: str | None = None
     failure_class: FailureClass | None = None
@@ -62,6 +69,7 @@ class AlertMessage:
     last_success_execution_id: str | None = None
     channel: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    severity: Severity = "error"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form (datetimes as ISO 8601): the webhook payload's `data`."""
@@ -178,14 +186,17 @@ def error_lines(message: AlertMessage) -> list[str]:
     """`name: message` for the first few executionErrors, each cut to a readable length."""
     lines = []
     for error in message.errors[: defaults.ALERT_ERRORS_SHOWN]:
-        text = " ".join(error.message.split())
-        if len(text) > defaults.ALERT_ERROR_LENGTH:
-            text = text[: defaults.ALERT_ERROR_LENGTH - 1] + "…"
+        text = clip(" ".join(error.message.split()), defaults.ALERT_ERROR_LENGTH)
         lines.append(f"{error.name}: {text}" if error.name else text)
     hidden = len(message.errors) - defaults.ALERT_ERRORS_SHOWN
     if hidden > 0:
         lines.append(f"… and {hidden} more")
     return lines
+
+
+def clip(text: str, length: int) -> str:
+    """`text` cut to at most `length` characters, the cut marked by an ellipsis."""
+    return text if len(text) <= length else text[: length - 1] + "…"
 
 
 def log_links(message: AlertMessage) -> list[tuple[str, str]]:
@@ -198,6 +209,39 @@ def format_time(value: datetime | None) -> str:
     if value is None:
         return "—"
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def urgency(message: AlertMessage) -> Severity:
+    """The severity a paging tool should give the message: the alert's own while it fires; a
+    resolution, a completed run or a test is only information."""
+    return message.severity if message.event is Event.FIRING else "info"
+
+
+def incident_key(message: AlertMessage) -> str:
+    """What a paging tool groups messages by: the alert id, so that the first message, the
+    reminders and the resolution land on one incident; a one-off message's own id otherwise."""
+    return message.alert_id or message.id
+
+
+def facts(message: AlertMessage) -> dict[str, str]:
+    """The message's facts as label -> text, for the channels that show a table (a Teams card,
+    Opsgenie's details, PagerDuty's custom details)."""
+    found: dict[str, str] = {}
+    if message.notebook_id:
+        name = message.notebook_name or message.notebook_id
+        found["Notebook"] = f"{name} ({message.notebook_id})"
+    if message.failure_class:
+        found["Failure"] = message.failure_class.value
+    if message.execution_id:
+        found["Execution"] = message.execution_id
+        found["Status"] = message.status or "unknown"
+    found["Time"] = format_time(message.finished_at or message.created_at)
+    if message.event is Event.FIRING:
+        found["Failures"] = streak(message)
+        found["History"] = last_success(message)
+    elif message.event is Event.RESOLVED and message.consecutive_failures:
+        found["Recovered after"] = streak(message)
+    return found
 
 
 def slack_escape(text: Any) -> str:

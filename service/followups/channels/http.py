@@ -1,6 +1,7 @@
 """One HTTP POST for the HTTP-based channels, and the rule that turns its result into success,
 a transient failure or a permanent one. Errors name the host only: a Slack webhook's path and a
-webhook's query string can be secrets."""
+webhook's query string can be secrets; the receiver's answer is quoted with every channel secret
+taken out."""
 
 from __future__ import annotations
 
@@ -8,11 +9,18 @@ from urllib.parse import urlsplit
 
 import requests
 
-from service import __version__, defaults
+from service import __version__, defaults, logs
 from service.followups.channels.base import ChannelError
 
 USER_AGENT = f"nbrelay/{__version__}"
 TRANSIENT_STATUSES = {408, 425, 429}
+
+
+def require_http_url(url: str, what: str = "an http(s) URL") -> None:
+    """Raise ValueError (a pipeline file problem) unless `url` is an absolute http(s) URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"must be {what}")
 
 
 def host_of(url: str) -> str:
@@ -44,7 +52,8 @@ def post(
     if 200 <= response.status_code < 300:
         return response
     status = response.status_code
-    excerpt = " ".join(response.text[: defaults.CHANNEL_REPLY_EXCERPT].split())
+    # A receiver may echo what it was sent (a routing key, an API key): the secrets go.
+    excerpt = logs.redact(" ".join(response.text[: defaults.CHANNEL_REPLY_EXCERPT].split()))
     message = f"{kind}: HTTP {status} from {host}" + (f": {excerpt}" if excerpt else "")
     permanent = status not in TRANSIENT_STATUSES and status < 500
     raise ChannelError(message, permanent=permanent, retry_after=_retry_after(response))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
@@ -25,9 +24,9 @@ class SlackConfig(BaseModel):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value):
-        parts = urlsplit(value.get_secret_value())
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError("must be an http(s) URL (a Slack incoming webhook URL)")
+        http.require_http_url(
+            value.get_secret_value(), "an http(s) URL (a Slack incoming webhook URL)"
+        )
         return value
 
 

@@ -7,7 +7,6 @@ import base64
 import binascii
 import json
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
@@ -32,9 +31,7 @@ class WebhookConfig(BaseModel):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError("must be an http(s) URL")
+        http.require_http_url(value)
         return value
 
     @field_validator("secret")
