@@ -196,6 +196,7 @@ class RulesEngine:
                     execution,
                     action.notify,
                     loaded.file.alerts,
+                    rule=rule,
                 )
 
     def _retry(self, rule: str, action: RetryItem, record: ExecutionRecord) -> None:
