@@ -137,6 +137,10 @@ ALERT_DUE_HOLD = 60.0  # seconds a taken alert is held before it could come due 
 FAILED_DELIVERIES_KEPT = 200  # notifications that failed for good, newest first
 HISTORY_SEEN_KEPT = 200  # execution ids remembered per notebook to count a transition once
 ALERT_OBSERVED_KEPT = 50  # execution ids an alert remembers to count a transition once
+ALERT_EPISODES_KEPT = 20  # episodes of an alert whose timeline is kept (GET /api/alerts/<id>)
+ALERT_EPISODE_EVENTS_KEPT = 200  # events kept in one episode's timeline, the latest
+SILENCE_LONGEST = 366 * 86400.0  # seconds a silence may last at most
+SILENCE_TEXT_LENGTH = 1000  # characters of a silence's comment, matcher value or author at most
 
 # Management API pages
 API_RECENT_RUNS = 10  # runs listed with each pipeline in GET /api/pipelines

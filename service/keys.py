@@ -243,6 +243,21 @@ def overdue_handled() -> str:
     return f"{PREFIX}:overdue:handled"
 
 
+def alert_episode(alert_id: str, episode: int) -> str:
+    """List of what happened in one episode of an alert (JSON events, oldest first, capped)."""
+    return f"{PREFIX}:alert-episode:{alert_id}:{episode}"
+
+
+def silence(silence_id: str) -> str:
+    """One silence (JSON), kept until its end plus the retention."""
+    return f"{PREFIX}:silence:{silence_id}"
+
+
+def silences() -> str:
+    """Sorted set of silence ids by the time their record expires."""
+    return f"{PREFIX}:silences"
+
+
 def deliveries_failed() -> str:
     """List of notifications that failed for good (newest first, capped)."""
     return f"{PREFIX}:deliveries:failed"

@@ -95,7 +95,8 @@ FOREIGN_MARKERS = Counter(
 )
 NOTIFICATIONS = Counter(
     "nbrelay_notifications_total",
-    "Alert messages by channel kind, event (firing, resolved, completed) and outcome",
+    "Alert messages by channel kind, event (firing, resolved, completed) and outcome "
+    "(delivered, failed, silenced)",
     ["channel", "event", "outcome"],
 )
 

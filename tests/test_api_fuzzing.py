@@ -71,7 +71,7 @@ def test_fuzzing_finds_no_server_error_and_no_undocumented_response(
     api_headers = {"Authorization": f"Bearer {stack.env['NBRELAY_API_TOKEN']}"}
     ingest_headers = {"Authorization": f"Bearer {stack.env['NBRELAY_INGEST_TOKEN']}"}
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 38
+    assert len(operations) == 45
     for operation in operations:
         names = {p.name for p in operation.path_parameters}
         # Not with a real notebook: every valid request would start an execution in the sandbox.

@@ -19,7 +19,9 @@ from service.followups.actions.dispatcher import ActionDispatcher
 from service.followups.actions.ledger import ActionRecord
 from service.followups.alerts.deliveries import FailedDeliveries
 from service.followups.alerts.notifier import AlertNotifier
+from service.followups.alerts.silences import Silence, Silences
 from service.followups.alerts.state import Alert, Alerts
+from service.followups.alerts.timeline import Episode
 from service.followups.overdue import OverdueRuns
 from service.followups.pipeline_file.registry import Loaded, PipelineRegistry
 from service.followups.pipelines.coordinator import RunCoordinator
@@ -37,6 +39,7 @@ class Followups:
         actions: ActionDispatcher,
         alerts: Alerts,
         notifier: AlertNotifier,
+        silences: Silences,
         failed_deliveries: FailedDeliveries,
         overdue: OverdueRuns,
     ) -> None:
@@ -47,6 +50,7 @@ class Followups:
         self._actions = actions
         self._alerts = alerts
         self._notifier = notifier
+        self._silences = silences
         self._failed_deliveries = failed_deliveries
         self._overdue = overdue
 
@@ -95,6 +99,25 @@ class Followups:
         """Start a run of pipeline `name`; RunNotFound when the file in force has none."""
         return self._coordinator.start(name, params, requested_by)
 
+    def silence(
+        self,
+        matcher: Any,
+        *,
+        ends_at: Any = None,
+        duration: Any = None,
+        author: Any,
+        comment: Any,
+    ) -> Silence:
+        """Silence the alerts `matcher` names ({notebook|rule|alert: text}) until `ends_at`
+        (ISO 8601) or for `duration`; UsageProblem says what is wrong with the input."""
+        return self._silences.create(
+            matcher, ends_at=ends_at, duration=duration, author=author, comment=comment
+        )
+
+    def unsilence(self, silence_id: str, ended_by: str) -> Silence:
+        """End a silence now; SilenceNotFound when none is kept under that id."""
+        return self._silences.end(silence_id, ended_by)
+
     def undo_patch(self, key: str) -> str:
         """Open an action that sets back what the patch `key` changed; returns its key."""
         return self._actions.undo_patch(key)
@@ -119,6 +142,25 @@ class Followups:
 
     def alerts(self) -> list[Alert]:
         return self._alerts.all()
+
+    def alert(self, alert_id: str) -> Alert | None:
+        return self._alerts.by_id(alert_id)
+
+    def alert_episodes(self, alert: Alert) -> list[Episode]:
+        """The alert's kept episodes with their timelines, newest first."""
+        return self._alerts.timeline.episodes(alert.id, alert.episode)
+
+    def silences(self) -> list[Silence]:
+        """The silences kept: active ones first, then those that ended."""
+        return self._silences.all()
+
+    def silence_by_id(self, silence_id: str) -> Silence:
+        """One silence; SilenceNotFound when none is kept under that id."""
+        return self._silences.get(silence_id)
+
+    def silenced_by(self, alert: Alert) -> list[Silence]:
+        """The silences in force now that silence the alert."""
+        return self._silences.matching(alert, self._alerts.clock())
 
     def alert_counts(self) -> dict[str, int]:
         """How many alerts are in each state."""

@@ -18,6 +18,7 @@ from service.followups.alerts.deliveries import FailedDeliveries
 from service.followups.alerts.history import NotebookHistory
 from service.followups.alerts.notifier import AlertNotifier, NotebookNames
 from service.followups.alerts.sender import NotificationSender
+from service.followups.alerts.silences import Silences
 from service.followups.alerts.state import Alerts
 from service.followups.channels.delivery import DEFAULT_CHANNEL_POLICY, RetryPolicy
 from service.followups.facade import Followups
@@ -63,7 +64,11 @@ def build_followups(
     ledger = Ledger(redis, ttl=ttl, lease=action_lease, clock=clock)
     failed_deliveries = FailedDeliveries(redis, ttl=ttl, clock=clock)
     performer = Performer(ledger, losant, application_id, start, LogsCaps(redis))
-    sender = NotificationSender(pipeline_file, failed_deliveries, channel_policy)
+    alerts = Alerts(redis, ttl=ttl, clock=clock)
+    silences = Silences(redis, ttl=ttl, clock=clock)
+    sender = NotificationSender(
+        pipeline_file, failed_deliveries, alerts, silences, channel_policy, clock=clock
+    )
     handlers = {
         "execute": performer.execute,
         "retry": performer.execute,
@@ -72,7 +77,6 @@ def build_followups(
     }
     actions = ActionDispatcher(ledger, handlers, enqueue, clock=clock)
     runs = RunStore(redis, ttl=ttl, clock=clock)
-    alerts = Alerts(redis, ttl=ttl, clock=clock)
     notifier = AlertNotifier(
         alerts, NotebookHistory(redis, ttl=ttl), actions, notebook_name, clock=clock
     )
@@ -94,6 +98,7 @@ def build_followups(
         actions,
         alerts,
         notifier,
+        silences,
         failed_deliveries,
         OverdueRuns(redis, store, rules, notifier, ttl=ttl, clock=clock),
     )

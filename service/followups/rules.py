@@ -212,6 +212,7 @@ class RulesEngine:
                     execution,
                     action.notify,
                     loaded.file.alerts,
+                    rule=rule,
                 )
 
     def _retry(self, rule: str, action: RetryItem, record: ExecutionRecord) -> None:

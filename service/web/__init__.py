@@ -21,6 +21,7 @@ from service.web import (
     ops,
     pipelines,
     relay,
+    silences,
     surfaces,
 )
 from service.web.resources import EXTENSION
@@ -51,6 +52,7 @@ def create_app(
         relay.bp,
         api.bp,
         pipelines.bp,
+        silences.bp,
         dead_letters.bp,
         ops.bp,
         dashboard.bp,

@@ -342,9 +342,30 @@ PATHS: dict[str, Any] = {
             "each with the execution that caused it, its messages (event, channel, when) and "
             "their delivery (performed, failed, pending); then the notifications that failed "
             "for good, as `GET /api/alerts` lists them. Refreshes itself while an alert fires "
-            "or a notification is pending.",
+            "or a notification is pending. An alert a silence holds says so; the silences are "
+            "listed with a button to end each, and a form creates one.",
             "security": _SESSION,
             "responses": _PAGE,
+        }
+    },
+    "/alerts/silences": {
+        "post": {
+            "summary": "Dashboard form: silence alerts (form with `csrf_token`)",
+            "description": "Does what `POST /api/silences` does, from the fields `matcher` "
+            "(notebook, rule or alert), `value`, `duration` or `until`, `comment` and `author` "
+            "(default `dashboard`); bad input is answered with an error notice.",
+            "security": _SESSION,
+            "responses": _BUTTON,
+        }
+    },
+    "/alerts/silences/{silenceId}/end": {
+        "post": {
+            "summary": "Dashboard button: end a silence now (form with `csrf_token`)",
+            "description": "Does what `DELETE /api/silences/{silenceId}` does; an unknown "
+            "silence is answered with an error notice.",
+            "security": _SESSION,
+            "parameters": [_path("silenceId")],
+            "responses": _BUTTON,
         }
     },
     # dashboard: actions pages
@@ -665,6 +686,73 @@ PATHS.update(
                 "responses": {"200": _json("Alerts", "Alerts"), "401": _UNAUTHORIZED},
             }
         },
+        "/api/alerts/{alertId}": {
+            "get": {
+                "summary": "One alert with its kept episodes, newest first: each one's timeline "
+                "(opened, failed, messages with channel and outcome, resolved) and the "
+                "executions that caused it",
+                "security": _BEARER,
+                "parameters": [_path("alertId")],
+                "responses": {
+                    "200": _json("The alert", "AlertDetail"),
+                    "401": _UNAUTHORIZED,
+                    "404": _error("No such alert"),
+                },
+            }
+        },
+        "/api/silences": {
+            "get": {
+                "summary": "Silences in force (ending soonest first), then those that ended "
+                "within the retention (most recent first)",
+                "security": _BEARER,
+                "responses": {"200": _json("Silences", "Silences"), "401": _UNAUTHORIZED},
+            },
+            "post": {
+                "summary": "Silence the alerts of a notebook, of a rule, or one alert until a "
+                "time or for a duration: they keep their state but send nothing",
+                "security": _BEARER,
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/SilenceRequest"}
+                        }
+                    },
+                },
+                "responses": {
+                    "201": {
+                        **_json("The silence", "Silence"),
+                        "headers": {"Location": {"schema": {"type": "string"}}},
+                    },
+                    "400": _error("Malformed matcher, end, author or comment"),
+                    "401": _UNAUTHORIZED,
+                    "413": _TOO_LARGE,
+                    "415": _error("Body not application/json"),
+                },
+            },
+        },
+        "/api/silences/{silenceId}": {
+            "get": {
+                "summary": "One silence",
+                "security": _BEARER,
+                "parameters": [_path("silenceId")],
+                "responses": {
+                    "200": _json("The silence", "Silence"),
+                    "401": _UNAUTHORIZED,
+                    "404": _error("No such silence"),
+                },
+            },
+            "delete": {
+                "summary": "End a silence now (one that ended already is left as it is)",
+                "security": _BEARER,
+                "parameters": [_path("silenceId")],
+                "responses": {
+                    "200": _json("The silence, ended", "Silence"),
+                    "401": _UNAUTHORIZED,
+                    "404": _error("No such silence"),
+                },
+            },
+        },
     }
 )
 
@@ -790,8 +878,120 @@ SCHEMAS.update(
         "Alerts": {
             "type": "object",
             "properties": {
-                "items": {"type": "array", "items": {"type": "object"}},
+                "items": {"type": "array", "items": {"$ref": "#/components/schemas/Alert"}},
                 "failedDeliveries": {"type": "array", "items": {"type": "object"}},
+            },
+        },
+        "Alert": {
+            "type": "object",
+            "required": ["id", "state", "episode", "silencedBy"],
+            "properties": {
+                "id": {"type": "string"},
+                "notebookId": {"type": "string"},
+                "notebookName": {"type": ["string", "null"]},
+                "failureClass": {"type": "string"},
+                "state": {"enum": ["pending", "firing", "resolved"]},
+                "episode": {"type": "integer"},
+                "rules": {"type": "array", "items": {"type": "string"}},
+                "silencedBy": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "Ids of the silences in force that hold its messages back",
+                },
+            },
+        },
+        "AlertDetail": {
+            "allOf": [
+                {"$ref": "#/components/schemas/Alert"},
+                {
+                    "type": "object",
+                    "required": ["episodes"],
+                    "properties": {
+                        "episodes": {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/AlertEpisode"},
+                        }
+                    },
+                },
+            ]
+        },
+        "AlertEpisode": {
+            "type": "object",
+            "required": ["episode", "timeline", "executions"],
+            "properties": {
+                "episode": {"type": "integer"},
+                "openedAt": {"type": ["string", "null"], "format": "date-time"},
+                "resolvedAt": {"type": ["string", "null"], "format": "date-time"},
+                "resolvedBy": {"type": ["string", "null"]},
+                "executions": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "The failed executions that opened and kept it firing",
+                },
+                "timeline": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["at", "event"],
+                        "properties": {
+                            "at": {"type": "string", "format": "date-time"},
+                            "event": {"enum": ["opened", "failed", "message", "resolved"]},
+                            "execution": {"type": ["string", "null"]},
+                            "message": {"enum": ["firing", "resolved"]},
+                            "channel": {"type": "string"},
+                            "outcome": {"enum": ["delivered", "failed", "silenced"]},
+                            "attempts": {"type": "integer"},
+                            "error": {"type": "string"},
+                            "silencedBy": {"type": "array", "items": {"type": "string"}},
+                        },
+                    },
+                },
+            },
+        },
+        "SilenceRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["matcher", "author", "comment"],
+            "properties": {
+                "matcher": {
+                    "type": "object",
+                    "description": "Exactly one of `notebook` (id or name), `rule`, `alert` (id)",
+                    "minProperties": 1,
+                    "maxProperties": 1,
+                    "properties": {
+                        "notebook": {"type": "string"},
+                        "rule": {"type": "string"},
+                        "alert": {"type": "string"},
+                    },
+                },
+                "endsAt": {
+                    "type": "string",
+                    "format": "date-time",
+                    "description": "When it ends (with its zone); or give `duration`",
+                },
+                "duration": {"type": "string", "description": "How long, e.g. `2h`, `1h30m`"},
+                "author": {"type": "string", "maxLength": defaults.SILENCE_TEXT_LENGTH},
+                "comment": {"type": "string", "maxLength": defaults.SILENCE_TEXT_LENGTH},
+            },
+        },
+        "Silence": {
+            "type": "object",
+            "required": ["id", "matcher", "state", "startsAt", "endsAt", "author", "comment"],
+            "properties": {
+                "id": {"type": "string"},
+                "matcher": {"type": "object"},
+                "state": {"enum": ["active", "ended"]},
+                "startsAt": {"type": "string", "format": "date-time"},
+                "endsAt": {"type": "string", "format": "date-time"},
+                "author": {"type": "string"},
+                "comment": {"type": "string"},
+                "endedBy": {"type": ["string", "null"]},
+            },
+        },
+        "Silences": {
+            "type": "object",
+            "properties": {
+                "items": {"type": "array", "items": {"$ref": "#/components/schemas/Silence"}}
             },
         },
     }

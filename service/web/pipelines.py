@@ -9,7 +9,9 @@ from flask import Blueprint, jsonify, request, url_for
 from service import defaults
 from service.errors import UsageProblem
 from service.followups.actions.ledger import ActionNotFound
+from service.followups.alerts.silences import Silence
 from service.followups.alerts.state import Alert
+from service.followups.alerts.timeline import Episode
 from service.followups.channels import build_channel
 from service.followups.pipeline_file.model import ACTION_KINDS
 from service.followups.pipelines.runs import Run, RunNotFound
@@ -101,7 +103,7 @@ def list_alerts():
     followups = get_components().followups
     return jsonify(
         {
-            "items": [alert_json(a) for a in followups.alerts()],
+            "items": [alert_json(a, followups.silenced_by(a)) for a in followups.alerts()],
             "failedDeliveries": [
                 {
                     "action": f["key"],
@@ -115,6 +117,22 @@ def list_alerts():
                 }
                 for f in followups.failed_deliveries()
             ],
+        }
+    )
+
+
+@bp.get("/alerts/<alert_id>")
+def get_alert(alert_id: str):
+    """One alert with its kept episodes (newest first): each one's timeline and the executions
+    that caused it."""
+    followups = get_components().followups
+    alert = followups.alert(alert_id)
+    if alert is None:
+        raise ApiError(404, f"no alert {alert_id}")
+    return jsonify(
+        {
+            **alert_json(alert, followups.silenced_by(alert)),
+            "episodes": [episode_json(e) for e in followups.alert_episodes(alert)],
         }
     )
 
@@ -145,7 +163,8 @@ def run_json(run: Run) -> dict[str, Any]:
     }
 
 
-def alert_json(alert: Alert) -> dict[str, Any]:
+def alert_json(alert: Alert, silenced_by: list[Silence]) -> dict[str, Any]:
+    """An alert's state; `silenced_by`: the silences in force that silence it."""
     return {
         "id": alert.id,
         "notebookId": alert.notebook_id,
@@ -163,6 +182,22 @@ def alert_json(alert: Alert) -> dict[str, Any]:
         "nextNotificationAt": _iso(alert.next_at),
         "resolvedAt": _iso(alert.resolved_at),
         "resolvedBy": (alert.resolved_by or {}).get("id"),
+        "rules": alert.rules,
+        "silencedBy": [s.id for s in silenced_by],
+    }
+
+
+def episode_json(episode: Episode) -> dict[str, Any]:
+    return {
+        "episode": episode.number,
+        "openedAt": _iso(episode.opened_at),
+        "resolvedAt": _iso(episode.resolved_at),
+        "executions": episode.executions,
+        "resolvedBy": episode.resolved_by,
+        "timeline": [
+            {**{k: v for k, v in event.items() if k != "at"}, "at": _iso(event["at"])}
+            for event in episode.events
+        ],
     }
 
 

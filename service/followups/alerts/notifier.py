@@ -62,8 +62,11 @@ class AlertNotifier:
         execution: dict[str, Any],
         channels: list[str],
         settings: AlertSettings,
+        *,
+        rule: str | None = None,
     ) -> None:
-        """A failure to alert on; the first message waits for the alert's group_wait."""
+        """A failure to alert on (raised by `rule`); the first message waits for the alert's
+        group_wait."""
         self.alerts.failed(
             application_id,
             notebook_id,
@@ -72,6 +75,7 @@ class AlertNotifier:
             channels,
             settings,
             notebook_name=self.notebook_name(application_id, notebook_id),
+            rule=rule,
         )
 
     def completed(
@@ -166,5 +170,10 @@ class AlertNotifier:
                 last_success_execution_id=history.last_success_execution_id,
                 **execution_facts(execution or {}),
             )
-            spec = {"channel": channel, "alert": alert.id, "message": message.to_dict()}
+            spec = {
+                "channel": channel,
+                "alert": alert.id,
+                "episode": alert.episode,
+                "message": message.to_dict(),
+            }
             self.actions.open(key, "notify", spec)

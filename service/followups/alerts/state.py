@@ -20,6 +20,7 @@ from typing import Any, TypeVar, cast
 import redis as redis_lib
 
 from service import defaults, keys
+from service.followups.alerts.timeline import AlertTimeline
 from service.followups.due import DueSchedule
 from service.followups.messages import FailureClass
 from service.followups.pipeline_file.model import AlertSettings
@@ -55,6 +56,7 @@ class Alert:
     resolved_at: float | None = None
     resolved_by: dict[str, Any] | None = None
     stuck: list[str] = field(default_factory=list)  # overdue: the runs still stuck
+    rules: list[str] = field(default_factory=list)  # the rules that raised this episode
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -101,11 +103,16 @@ class Alerts:
         self.ttl = ttl
         self.clock = clock
         self._due = DueSchedule(redis, keys.alerts_due())
+        self.timeline = AlertTimeline(redis, ttl=ttl)
 
     def get(
         self, application_id: str, notebook_id: str, failure_class: FailureClass
     ) -> Alert | None:
         raw = self.redis.get(keys.alert(keys.alert_id(application_id, notebook_id, failure_class)))
+        return Alert.from_json(raw) if raw else None
+
+    def by_id(self, alert_id: str) -> Alert | None:
+        raw = self.redis.get(keys.alert(alert_id))
         return Alert.from_json(raw) if raw else None
 
     def all(self) -> list[Alert]:
@@ -129,9 +136,10 @@ class Alerts:
         settings: AlertSettings,
         *,
         notebook_name: str | None = None,
+        rule: str | None = None,
     ) -> Alert:
-        """A failure of the notebook, to be alerted on `channels`. Opens an episode (due after
-        group_wait) unless one is open; a repeated transition is counted once."""
+        """A failure of the notebook, to be alerted on `channels` (by `rule`). Opens an episode
+        (due after group_wait) unless one is open; a repeated transition is counted once."""
         identity = keys.alert_id(application_id, notebook_id, failure_class)
         execution_id = str(execution.get("id") or "")
 
@@ -146,6 +154,7 @@ class Alerts:
                 alert.state, alert.failures, alert.notifications = AlertState.PENDING, 0, 0
                 alert.first_failure_at, alert.last_notified_at = now, None
                 alert.resolved_at, alert.resolved_by, alert.channels = None, None, []
+                alert.rules = []
                 alert.group_wait = settings.group_wait
                 alert.next_at = now + settings.group_wait
             alert.repeat_interval, alert.send_resolved = (
@@ -156,6 +165,7 @@ class Alerts:
             alert.last_failure_at, alert.last_execution = now, execution
             alert.notebook_name = notebook_name or alert.notebook_name
             alert.channels = sorted(set(alert.channels) | set(channels))
+            alert.rules = sorted({*alert.rules, rule} if rule else alert.rules)
             alert.observed = ([execution_id] + alert.observed)[: defaults.ALERT_OBSERVED_KEPT]
             if failure_class is FailureClass.OVERDUE and execution_id:
                 alert.stuck.append(execution_id)
@@ -248,11 +258,13 @@ class Alerts:
         def attempt(pipe: redis_lib.client.Pipeline) -> None:
             saved.clear()
             raw = pipe.get(keys.alert(identity))
-            alert = change(Alert.from_json(raw) if raw else None, self.clock())
+            now = self.clock()
+            alert = change(Alert.from_json(raw) if raw else None, now)
             saved.append(alert)
             if alert is None:
                 return
             pipe.multi()
+            self._note_change(pipe, Alert.from_json(raw) if raw else None, alert, now)
             pipe.set(keys.alert(identity), alert.to_json(), ex=self.ttl)
             pipe.sadd(keys.alerts(), identity)
             if alert.next_at is None:
@@ -262,6 +274,24 @@ class Alerts:
 
         self.redis.transaction(attempt, keys.alert(identity))
         return saved[0]
+
+    def _note_change(
+        self, pipe: redis_lib.client.Pipeline, before: Alert | None, after: Alert, now: float
+    ) -> None:
+        """Queue on `pipe` the timeline's events of one change: an episode opened, one more
+        failure counted, the episode resolved."""
+        execution = (after.last_execution or {}).get("id")
+        events = []
+        if after.episode != (before.episode if before else 0):
+            self.timeline.opened(pipe, after.id, after.episode)
+            events.append({"event": "opened", "execution": execution})
+        elif before is not None and after.failures > before.failures:
+            events.append({"event": "failed", "execution": execution})
+        resolved = after.state is AlertState.RESOLVED
+        if before is not None and resolved and before.state is not AlertState.RESOLVED:
+            events.append({"event": "resolved", "execution": (after.resolved_by or {}).get("id")})
+        for event in events:
+            self.timeline.append(pipe, after.id, after.episode, event, now)
 
 
 def _resolve(alert: Alert, now: float, execution: dict[str, Any], owed: list[Due]) -> None:
