@@ -19,6 +19,7 @@ from service.followups.actions.ledger import ActionRecord
 from service.followups.alerts.deliveries import FailedDeliveries
 from service.followups.alerts.notifier import AlertNotifier
 from service.followups.alerts.state import Alert, Alerts
+from service.followups.messages import StepFailure
 from service.followups.pipeline_file.registry import Loaded, PipelineRegistry
 from service.followups.pipelines.coordinator import RunCoordinator
 from service.followups.pipelines.runs import Run, RunStore
@@ -112,6 +113,11 @@ class Followups:
 
     def alerts(self) -> list[Alert]:
         return self._alerts.all()
+
+    def alert_step_failure(self, alert: Alert) -> StepFailure | None:
+        """The pipeline step the alert's last failure is of, naming the steps skipped because of
+        it (their alerts inhibited: this alert speaks for them)."""
+        return self._runs.step_failure(alert.last_execution or {})
 
     def alert_counts(self) -> dict[str, int]:
         """How many alerts are in each state."""

@@ -73,7 +73,12 @@ def build_followups(
     runs = RunStore(redis, ttl=ttl, clock=clock)
     alerts = Alerts(redis, ttl=ttl, clock=clock)
     notifier = AlertNotifier(
-        alerts, NotebookHistory(redis, ttl=ttl), actions, notebook_name, clock=clock
+        alerts,
+        NotebookHistory(redis, ttl=ttl),
+        actions,
+        notebook_name,
+        runs.step_failure,
+        clock=clock,
     )
     rules = RulesEngine(actions, notifier, notebook_name, clock=clock)
     coordinator = RunCoordinator(

@@ -8,7 +8,7 @@ import hashlib
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
@@ -20,6 +20,9 @@ class Event(StrEnum):
     RESOLVED = "resolved"
     COMPLETED = "completed"
     TEST = "test"
+
+
+Severity = Literal["critical", "error", "warning", "info"]
 
 
 class FailureClass(StrEnum):
@@ -35,6 +38,21 @@ class FailureClass(StrEnum):
 class ExecutionError:
     name: str
     message: str
+
+
+@dataclass(frozen=True)
+class StepFailure:
+    """The pipeline step whose failure an alert is about, and the steps of its run skipped
+    because of it: they raise no alert of their own, this one names them."""
+
+    pipeline: str
+    run: str
+    step: str
+    skipped: tuple[str, ...] = ()
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StepFailure:
+        return cls(**{**data, "skipped": tuple(data.get("skipped", ()))})
 
 
 @dataclass(frozen=True)
@@ -59,6 +77,8 @@ class AlertMessage:
     last_success_at: datetime | None = None
     last_success_execution_id: str | None = None
     channel: str | None = None
+    severity: Severity = "error"
+    step_failure: StepFailure | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -68,6 +88,8 @@ class AlertMessage:
             if isinstance(value, datetime):
                 data[key] = value.isoformat()
         data["errors"] = [asdict(e) for e in self.errors]
+        if self.step_failure is not None:
+            data["step_failure"]["skipped"] = list(self.step_failure.skipped)
         return data
 
     @classmethod
@@ -80,6 +102,8 @@ class AlertMessage:
         if values.get("failure_class"):
             values["failure_class"] = FailureClass(values["failure_class"])
         values["errors"] = tuple(ExecutionError(**e) for e in values.get("errors", ()))
+        if values.get("step_failure"):
+            values["step_failure"] = StepFailure.from_dict(values["step_failure"])
         return cls(**values)
 
 
@@ -176,6 +200,17 @@ def error_lines(message: AlertMessage) -> list[str]:
     return lines
 
 
+def step_failure_line(message: AlertMessage) -> str | None:
+    """Which pipeline step failed, and the steps skipped because of it (alerted on here only)."""
+    failure = message.step_failure
+    if failure is None:
+        return None
+    text = f"pipeline {failure.pipeline} run {failure.run}: step {failure.step} failed"
+    if failure.skipped:
+        text += "; skipped because of it: " + ", ".join(failure.skipped)
+    return text
+
+
 def log_links(message: AlertMessage) -> list[tuple[str, str]]:
     """(label, url) of the run's logs that Losant published in outputInfo."""
     links = [("result.error.log", message.error_log_url), ("result.log", message.log_url)]
@@ -209,6 +244,7 @@ _templates.globals.update(
     last_success=last_success,
     error_lines=error_lines,
     log_links=log_links,
+    step_failure_line=step_failure_line,
     format_time=format_time,
     Event=Event,
 )

@@ -11,6 +11,7 @@ from service.errors import UsageProblem
 from service.followups.actions.ledger import ActionNotFound
 from service.followups.alerts.state import Alert
 from service.followups.channels import build_channel
+from service.followups.messages import StepFailure
 from service.followups.pipeline_file.model import ACTION_KINDS
 from service.followups.pipelines.runs import Run, RunNotFound
 from service.times import iso
@@ -101,7 +102,7 @@ def list_alerts():
     followups = get_components().followups
     return jsonify(
         {
-            "items": [alert_json(a) for a in followups.alerts()],
+            "items": [alert_json(a, followups.alert_step_failure(a)) for a in followups.alerts()],
             "failedDeliveries": [
                 {
                     "action": f["key"],
@@ -145,7 +146,7 @@ def run_json(run: Run) -> dict[str, Any]:
     }
 
 
-def alert_json(alert: Alert) -> dict[str, Any]:
+def alert_json(alert: Alert, step_failure: StepFailure | None) -> dict[str, Any]:
     return {
         "id": alert.id,
         "notebookId": alert.notebook_id,
@@ -163,6 +164,17 @@ def alert_json(alert: Alert) -> dict[str, Any]:
         "nextNotificationAt": _iso(alert.next_at),
         "resolvedAt": _iso(alert.resolved_at),
         "resolvedBy": (alert.resolved_by or {}).get("id"),
+        "severity": alert.severity,
+        "groupWait": alert.group_wait,
+        "repeatInterval": alert.repeat_interval,
+        "sendResolved": alert.send_resolved,
+        "pipelineStep": step_failure
+        and {
+            "pipeline": step_failure.pipeline,
+            "run": step_failure.run,
+            "step": step_failure.step,
+            "inhibited": list(step_failure.skipped),
+        },
     }
 
 

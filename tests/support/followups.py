@@ -49,6 +49,7 @@ class Harness:
         *,
         action_lease: float = 60.0,
         losant_url: str | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.app = sandbox_app
         self.client = LosantClient(losant_url or sandbox_app.sandbox.url, sandbox_app.sandbox.token)
@@ -75,12 +76,13 @@ class Harness:
             known_name=lambda application_id, notebook_id: self.names.get(notebook_id),
             action_lease=action_lease,
             channel_policy=FAST_CHANNELS,
+            clock=clock,
         )
         self.store = ExecutionStore(self.redis, ttl=TTL)
         self.syncs = SyncState(self.redis, lease_seconds=30, ttl=TTL)
         self.transitions = Transitions(self.store, self.followups.on_terminal)
-        self.ledger = Ledger(self.redis, ttl=TTL, lease=action_lease)
-        self.alerts = Alerts(self.redis, ttl=TTL)
+        self.ledger = Ledger(self.redis, ttl=TTL, lease=action_lease, clock=clock)
+        self.alerts = Alerts(self.redis, ttl=TTL, clock=clock)
 
     def start(
         self,
