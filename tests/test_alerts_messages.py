@@ -8,6 +8,7 @@ from service.followups.messages import (
     Event,
     ExecutionError,
     FailureClass,
+    StepFailure,
     email_html,
     email_subject,
     email_text,
@@ -112,6 +113,33 @@ def test_webhook_payload_round_trips():
     assert AlertMessage.from_dict(data) == message
 
 
+def test_severity_and_skipped_steps_in_every_layout():
+    failure = StepFailure("nightly", "0a1b2c3d4e5f6a7b", "extract", ("features", "report"))
+    message = firing_message(severity="critical", step_failure=failure)
+    said = "pipeline nightly run 0a1b2c3d4e5f6a7b: step extract failed; skipped because of it:"
+    said += " features, report"
+    assert "Severity: *critical*\n" in slack_text(message)
+    assert f"Pipeline {said}\n" in slack_text(message)
+    assert "Severity:   critical\n" in email_text(message)
+    assert f"Pipeline:   {said}\n" in email_text(message)
+    assert '<th align="left">Severity</th><td>critical</td>' in email_html(message)
+    assert f'<th align="left">Pipeline</th><td>{said}</td>' in email_html(message)
+    assert "severity=critical" in log_text(message) and f'pipeline="{said}"' in log_text(message)
+    data = dict(webhook_payload(message)["data"])
+    assert data["severity"] == "critical"
+    assert data["step_failure"] == {
+        "pipeline": "nightly",
+        "run": "0a1b2c3d4e5f6a7b",
+        "step": "extract",
+        "skipped": ["features", "report"],
+    }
+    data.pop("summary")
+    assert AlertMessage.from_dict(data) == message
+    plain = firing_message()
+    assert plain.severity == "error" and "Severity: *error*" in slack_text(plain)
+    assert "Pipeline" not in slack_text(plain) + email_text(plain)
+
+
 def test_test_notification():
     message = AlertMessage(
         id="msg_test", event=Event.TEST, created_at=firing_message().created_at, channel="ops"
@@ -151,3 +179,4 @@ def test_alert_identity_and_severity_survive_the_action_spec():
     assert AlertMessage.from_dict({k: v for k, v in data.items() if k != "severity"}).severity == (
         "error"
     )
+    assert "Severity" not in slack_text(message) + email_text(message)

@@ -20,10 +20,10 @@ def alerts(text_redis, clock):
     return Alerts(text_redis, ttl=TTL, clock=clock)
 
 
-def fail(alerts, execution_id, channels=("slack",)):
+def fail(alerts, execution_id, channels=("slack",), settings=SETTINGS):
     return alerts.failed(
         APP, NB, FailureClass.ERRORED, {"id": execution_id, "status": "errored"}, list(channels),
-        SETTINGS, notebook_name="Nightly ETL",
+        settings, notebook_name="Nightly ETL",
     )  # fmt: skip
 
 
@@ -50,6 +50,32 @@ def test_first_message_waits_for_group_wait_then_repeats(alerts, clock):
 def test_repeated_transitions_count_once(alerts):
     fail(alerts, "e1")
     assert fail(alerts, "e1").failures == 1
+
+
+def test_two_rules_on_one_failure_feed_one_alert_with_the_strictest_settings(alerts, clock):
+    loose = AlertSettings(
+        group_wait=600, repeat_interval=7200, send_resolved=False, severity="info"
+    )
+    strict = AlertSettings(
+        group_wait=60, repeat_interval=600, send_resolved=True, severity="critical"
+    )
+    fail(alerts, "e1", ("email",), loose)
+    alert = fail(alerts, "e1", ("pager",), strict.model_copy(update={"severity": "warning"}))
+    assert alert.failures == 1 and alert.channels == ["email", "pager"]
+    assert (alert.group_wait, alert.repeat_interval, alert.send_resolved) == (60, 600, True)
+    assert alert.severity == "warning" and alert.next_at == clock.now + 60
+    assert fail(alerts, "e1", ("email",), loose).severity == "warning"  # the same once more
+    clock.now += 60
+    (first,) = alerts.fire_due()
+    assert first.channels == ("email", "pager")
+    clock.now += 30
+    # a new failure takes its rules' settings on afresh (the episode keeps its group_wait)
+    alert = fail(alerts, "e2", ("email",), loose)
+    assert (alert.group_wait, alert.repeat_interval, alert.send_resolved) == (60, 7200, False)
+    assert alert.severity == "info" and alert.next_at == clock.now - 30 + 7200
+    alert = fail(alerts, "e2", ("pager",), strict)
+    assert (alert.repeat_interval, alert.send_resolved, alert.severity) == (600, True, "critical")
+    assert alert.next_at == clock.now - 30 + 600
 
 
 def test_completion_resolves_with_a_message_only_if_one_was_sent(alerts, clock):

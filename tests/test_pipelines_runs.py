@@ -20,6 +20,7 @@ from service.followups.pipelines.runs import (
     launch_failed,
     launches,
     new_run,
+    step_failure,
 )
 
 NOW = 1_700_000_000.0
@@ -150,6 +151,35 @@ def test_skip_policy_skips_dependants_only():
     assert run.status is RunStatus.RUNNING  # c is still running
     execution_ended(run, "c", 1, ended("ec"), NOW)
     assert run.status is RunStatus.FAILED
+
+
+def test_a_failure_names_the_steps_skipped_because_of_it():
+    definition = {
+        "a": {"notebook": "x"},
+        "b": {"notebook": "x", "after": "a", "on_failure": "skip"},
+        "c": {"notebook": "x", "after": "b"},
+        "d": {"notebook": "x", "after": "c"},
+        "e": {"notebook": "x", "after": "a", "when": "false"},
+        "f": {"notebook": "x", "after": "e"},
+    }
+    run = start(definition)
+    execution_ended(run, "a", 1, ended("ea"), NOW)
+    assert step_failure(run, "b", "eb") is None  # still running
+    execution_ended(run, "b", 1, ended("eb", "errored"), NOW)
+    failure = step_failure(run, "b", "eb")
+    assert failure is not None
+    assert (failure.pipeline, failure.run, failure.step) == ("p", run.id, "b")
+    assert failure.skipped == ("c", "d")  # not e and f, skipped by a condition
+    assert run.steps["f"].state is StepState.SKIPPED
+    assert step_failure(run, "b", "another") is None  # not the execution it failed with
+    assert step_failure(run, "a", "ea") is None  # completed
+
+
+def test_a_failed_run_names_every_pending_step_it_skipped():
+    run = start(DIAMOND, {"day": "x"})
+    execution_ended(run, "a", 1, ended("ea", "timeout"), NOW)
+    failure = step_failure(run, "a", "ea")
+    assert failure is not None and failure.skipped == ("b", "c", "d")
 
 
 def test_continue_policy_runs_dependants_anyway():

@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from service.followups.pipeline_file.model import ExecuteItem, NotifyItem, PatchItem, RetryItem
+from service.followups.pipeline_file.model import (
+    AlertSettings,
+    ExecuteItem,
+    NotifyItem,
+    PatchItem,
+    RetryItem,
+)
 from service.followups.pipeline_file.validation import (
     PipelineFileInvalid,
     load_file,
@@ -152,6 +158,99 @@ def test_unknown_channel():
               - notify: [ops, pager]
         """
     ) == ["pipelines.yaml:8: rules.r.actions[0].notify[1]: unknown channel 'pager'"]
+
+
+def test_a_rules_notify_settings_are_taken_over_the_global_ones():
+    loaded = load_text(
+        textwrap.dedent(
+            """\
+            channels:
+              ops: {kind: log}
+              pager: {kind: log}
+            alerts: {group_wait: 1m, repeat_interval: 2h, severity: warning}
+            rules:
+              paged:
+                notebook: etl
+                statuses: [errored, timeout]
+                actions:
+                  - notify:
+                      channels: [pager, ops]
+                      group_wait: 0s
+                      repeat_interval: 15m
+                      send_resolved: false
+                      severity: critical
+              listed:
+                notebook: etl
+                statuses: errored
+                actions: [{notify: ops}, {notify: {channels: ops, repeat_interval: 1d}}]
+            """
+        )
+    )
+    (paged,) = loaded.rules["paged"].actions
+    assert isinstance(paged, NotifyItem) and paged.notify.channels == ["pager", "ops"]
+    assert paged.notify.settings(loaded.alerts) == AlertSettings(
+        group_wait=0, repeat_interval=900, send_resolved=False, severity="critical"
+    )
+    short, long = (a.notify for a in loaded.rules["listed"].actions if isinstance(a, NotifyItem))
+    assert short.channels == long.channels == ["ops"]
+    assert short.settings(loaded.alerts) == loaded.alerts  # all from the global block
+    assert long.settings(loaded.alerts) == AlertSettings(
+        group_wait=60, repeat_interval=86400, send_resolved=True, severity="warning"
+    )
+    assert load_text("rules: {}").alerts.severity == "error"
+
+
+def test_bad_notify_settings_are_located():
+    assert problems(
+        """\
+        channels:
+          ops: {kind: log}
+        alerts: {severity: high}
+        rules:
+          r:
+            notebook: etl
+            statuses: errored
+            actions:
+              - notify:
+                  channels: [ops]
+                  group_wait: 5 minutes
+                  severity: urgent
+                  send_resolve: false
+              - notify: {channels: [ops, pager], repeat_interval: -1}
+              - notify: {channels: []}
+              - notify: {severity: info}
+        """
+    ) == [
+        "pipelines.yaml:3: alerts.severity: input should be 'critical', 'error', 'warning' or"
+        " 'info' (got 'high')",
+        "pipelines.yaml:11: rules.r.actions[0].notify.group_wait: '5 minutes' is not a duration"
+        " such as 30s, 5m or 4h",
+        "pipelines.yaml:12: rules.r.actions[0].notify.severity: input should be 'critical',"
+        " 'error', 'warning' or 'info' (got 'urgent')",
+        "pipelines.yaml:13: rules.r.actions[0].notify: unknown key 'send_resolve'",
+        "pipelines.yaml:14: rules.r.actions[1].notify.repeat_interval: must not be negative",
+        "pipelines.yaml:15: rules.r.actions[2].notify.channels: value should have at least 1"
+        " item after validation, not 0",
+        "pipelines.yaml:16: rules.r.actions[3].notify: missing required key 'channels'",
+    ]
+
+
+def test_an_unknown_channel_in_a_notify_object_is_located():
+    assert problems(
+        """\
+        channels:
+          ops: {kind: log}
+        rules:
+          r:
+            notebook: etl
+            statuses: errored
+            actions:
+              - notify:
+                  channels:
+                    - ops
+                    - pagr
+        """
+    ) == ["pipelines.yaml:11: rules.r.actions[0].notify.channels[1]: unknown channel 'pagr'"]
 
 
 def test_bad_templates_are_located_inside_block_scalars():

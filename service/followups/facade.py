@@ -22,6 +22,7 @@ from service.followups.alerts.notifier import AlertNotifier
 from service.followups.alerts.silences import Silence, Silences
 from service.followups.alerts.state import Alert, Alerts
 from service.followups.alerts.timeline import Episode
+from service.followups.messages import StepFailure
 from service.followups.overdue import OverdueRuns
 from service.followups.pipeline_file.registry import Loaded, PipelineRegistry
 from service.followups.pipelines.coordinator import RunCoordinator
@@ -161,6 +162,11 @@ class Followups:
     def silenced_by(self, alert: Alert) -> list[Silence]:
         """The silences in force now that silence the alert."""
         return self._silences.matching(alert, self._alerts.clock())
+
+    def alert_step_failure(self, alert: Alert) -> StepFailure | None:
+        """The pipeline step the alert's last failure is of, naming the steps skipped because of
+        it (their alerts inhibited: this alert speaks for them)."""
+        return self._runs.step_failure(alert.last_execution or {})
 
     def alert_counts(self) -> dict[str, int]:
         """How many alerts are in each state."""

@@ -78,7 +78,12 @@ def build_followups(
     actions = ActionDispatcher(ledger, handlers, enqueue, clock=clock)
     runs = RunStore(redis, ttl=ttl, clock=clock)
     notifier = AlertNotifier(
-        alerts, NotebookHistory(redis, ttl=ttl), actions, notebook_name, clock=clock
+        alerts,
+        NotebookHistory(redis, ttl=ttl),
+        actions,
+        notebook_name,
+        runs.step_failure,
+        clock=clock,
     )
     rules = RulesEngine(actions, notifier, notebook_name, clock=clock)
     store = ExecutionStore(redis, ttl=ttl)

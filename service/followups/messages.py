@@ -23,6 +23,9 @@ class Event(StrEnum):
     TEST = "test"
 
 
+Severity = Literal["critical", "error", "warning", "info"]
+
+
 class FailureClass(StrEnum):
     """The second half of an alert's identity: how the notebook failed."""
 
@@ -33,13 +36,25 @@ class FailureClass(StrEnum):
     OVERDUE = "overdue"
 
 
-Severity = Literal["critical", "error", "warning", "info"]
-
-
 @dataclass(frozen=True)
 class ExecutionError:
     name: str
     message: str
+
+
+@dataclass(frozen=True)
+class StepFailure:
+    """The pipeline step whose failure an alert is about, and the steps of its run skipped
+    because of it: they raise no alert of their own, this one names them."""
+
+    pipeline: str
+    run: str
+    step: str
+    skipped: tuple[str, ...] = ()
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StepFailure:
+        return cls(**{**data, "skipped": tuple(data.get("skipped", ()))})
 
 
 @dataclass(frozen=True)
@@ -68,8 +83,9 @@ class AlertMessage:
     last_success_at: datetime | None = None
     last_success_execution_id: str | None = None
     channel: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
     severity: Severity = "error"
+    step_failure: StepFailure | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form (datetimes as ISO 8601): the webhook payload's `data`."""
@@ -78,6 +94,8 @@ class AlertMessage:
             if isinstance(value, datetime):
                 data[key] = value.isoformat()
         data["errors"] = [asdict(e) for e in self.errors]
+        if self.step_failure is not None:
+            data["step_failure"]["skipped"] = list(self.step_failure.skipped)
         return data
 
     @classmethod
@@ -90,6 +108,8 @@ class AlertMessage:
         if values.get("failure_class"):
             values["failure_class"] = FailureClass(values["failure_class"])
         values["errors"] = tuple(ExecutionError(**e) for e in values.get("errors", ()))
+        if values.get("step_failure"):
+            values["step_failure"] = StepFailure.from_dict(values["step_failure"])
         return cls(**values)
 
 
@@ -199,6 +219,17 @@ def clip(text: str, length: int) -> str:
     return text if len(text) <= length else text[: length - 1] + "…"
 
 
+def step_failure_line(message: AlertMessage) -> str | None:
+    """Which pipeline step failed, and the steps skipped because of it (alerted on here only)."""
+    failure = message.step_failure
+    if failure is None:
+        return None
+    text = f"pipeline {failure.pipeline} run {failure.run}: step {failure.step} failed"
+    if failure.skipped:
+        text += "; skipped because of it: " + ", ".join(failure.skipped)
+    return text
+
+
 def log_links(message: AlertMessage) -> list[tuple[str, str]]:
     """(label, url) of the run's logs that Losant published in outputInfo."""
     links = [("result.error.log", message.error_log_url), ("result.log", message.log_url)]
@@ -265,6 +296,7 @@ _templates.globals.update(
     last_success=last_success,
     error_lines=error_lines,
     log_links=log_links,
+    step_failure_line=step_failure_line,
     format_time=format_time,
     Event=Event,
 )

@@ -200,9 +200,15 @@ class RulesEngine:
         elif isinstance(action, RetryItem) and not of_step and trigger in FAILURES:
             self._retry(rule, action, record)
         elif isinstance(action, NotifyItem):
+            settings = action.notify.settings(loaded.file.alerts)
             if trigger == "completed":
                 self.notifier.notify_completed(
-                    key, action.notify, record.application_id, record.notebook_id, execution
+                    key,
+                    action.notify.channels,
+                    record.application_id,
+                    record.notebook_id,
+                    execution,
+                    settings.severity,
                 )
             else:
                 self.notifier.failed(
@@ -210,8 +216,8 @@ class RulesEngine:
                     record.notebook_id,
                     FailureClass(trigger),
                     execution,
-                    action.notify,
-                    loaded.file.alerts,
+                    action.notify.channels,
+                    settings,
                     rule=rule,
                 )
 

@@ -13,6 +13,7 @@ from service.followups.alerts.silences import Silence
 from service.followups.alerts.state import Alert
 from service.followups.alerts.timeline import Episode
 from service.followups.channels import build_channel
+from service.followups.messages import StepFailure
 from service.followups.pipeline_file.model import ACTION_KINDS
 from service.followups.pipelines.runs import Run, RunNotFound
 from service.times import iso
@@ -103,7 +104,10 @@ def list_alerts():
     followups = get_components().followups
     return jsonify(
         {
-            "items": [alert_json(a, followups.silenced_by(a)) for a in followups.alerts()],
+            "items": [
+                alert_json(a, followups.silenced_by(a), followups.alert_step_failure(a))
+                for a in followups.alerts()
+            ],
             "failedDeliveries": [
                 {
                     "action": f["key"],
@@ -131,7 +135,7 @@ def get_alert(alert_id: str):
         raise ApiError(404, f"no alert {alert_id}")
     return jsonify(
         {
-            **alert_json(alert, followups.silenced_by(alert)),
+            **alert_json(alert, followups.silenced_by(alert), followups.alert_step_failure(alert)),
             "episodes": [episode_json(e) for e in followups.alert_episodes(alert)],
         }
     )
@@ -163,8 +167,11 @@ def run_json(run: Run) -> dict[str, Any]:
     }
 
 
-def alert_json(alert: Alert, silenced_by: list[Silence]) -> dict[str, Any]:
-    """An alert's state; `silenced_by`: the silences in force that silence it."""
+def alert_json(
+    alert: Alert, silenced_by: list[Silence], step_failure: StepFailure | None
+) -> dict[str, Any]:
+    """An alert's state; `silenced_by`: the silences in force that silence it; `step_failure`:
+    the pipeline step its last failure is of, with the steps skipped because of it."""
     return {
         "id": alert.id,
         "notebookId": alert.notebook_id,
@@ -184,6 +191,17 @@ def alert_json(alert: Alert, silenced_by: list[Silence]) -> dict[str, Any]:
         "resolvedBy": (alert.resolved_by or {}).get("id"),
         "rules": alert.rules,
         "silencedBy": [s.id for s in silenced_by],
+        "severity": alert.severity,
+        "groupWait": alert.group_wait,
+        "repeatInterval": alert.repeat_interval,
+        "sendResolved": alert.send_resolved,
+        "pipelineStep": step_failure
+        and {
+            "pipeline": step_failure.pipeline,
+            "run": step_failure.run,
+            "step": step_failure.step,
+            "inhibited": list(step_failure.skipped),
+        },
     }
 
 

@@ -81,8 +81,8 @@ class Harness:
         self.store = ExecutionStore(self.redis, ttl=TTL)
         self.syncs = SyncState(self.redis, lease_seconds=30, ttl=TTL)
         self.transitions = Transitions(self.store, self.followups.on_terminal)
-        self.ledger = Ledger(self.redis, ttl=TTL, lease=action_lease)
-        self.alerts = Alerts(self.redis, ttl=TTL)
+        self.ledger = Ledger(self.redis, ttl=TTL, lease=action_lease, clock=clock)
+        self.alerts = Alerts(self.redis, ttl=TTL, clock=clock)
 
     def start(
         self,

@@ -17,12 +17,16 @@ from service.followups.messages import (
     AlertMessage,
     Event,
     FailureClass,
+    Severity,
+    StepFailure,
     execution_facts,
     message_id,
 )
 from service.followups.pipeline_file.model import AlertSettings
 
 NotebookNames = Callable[[str, str], str | None]  # (application, notebook) -> name
+# The pipeline step an execution (Losant's record) failed, with the steps skipped because of it.
+StepFailures = Callable[[dict[str, Any]], StepFailure | None]
 
 
 class AlertNotifier:
@@ -32,6 +36,7 @@ class AlertNotifier:
         history: NotebookHistory,
         actions: ActionDispatcher,
         notebook_name: NotebookNames,
+        step_failure: StepFailures,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -39,6 +44,7 @@ class AlertNotifier:
         self.history = history
         self.actions = actions
         self.notebook_name = notebook_name
+        self.step_failure = step_failure
         self.clock = clock
 
     def observe(self, record: ExecutionRecord) -> None:
@@ -106,6 +112,7 @@ class AlertNotifier:
         application_id: str,
         notebook_id: str,
         execution: dict[str, Any],
+        severity: Severity,
     ) -> None:
         """A rule's notify action on a completed execution: one message to each channel."""
         for channel in channels:
@@ -117,6 +124,7 @@ class AlertNotifier:
                 application_id=application_id,
                 notebook_id=notebook_id,
                 notebook_name=self.notebook_name(application_id, notebook_id),
+                severity=severity,
                 **execution_facts(execution),
             )
             self.actions.open(key, "notify", {"channel": channel, "message": message.to_dict()})
@@ -154,6 +162,9 @@ class AlertNotifier:
         if event is Event.FIRING and alert.failure_class is not FailureClass.OVERDUE:
             streak = max(streak, history.consecutive_failures)
         name = alert.notebook_name or self.notebook_name(application_id, alert.notebook_id)
+        # The steps its failure skipped, as the run knows them when the message goes out: they
+        # raise no alert of their own (a skipped step never runs), this message names them.
+        step_failure = self.step_failure(execution or {}) if event is Event.FIRING else None
         for channel in due.channels:
             key = due.action_key(channel)
             message = AlertMessage(
@@ -168,6 +179,8 @@ class AlertNotifier:
                 consecutive_failures=max(streak, 1),
                 last_success_at=history.last_success_at,
                 last_success_execution_id=history.last_success_execution_id,
+                severity=alert.severity,
+                step_failure=step_failure,
                 **execution_facts(execution or {}),
             )
             spec = {

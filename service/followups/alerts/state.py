@@ -3,9 +3,12 @@ out, canceled, no callback, a run stuck past its deadline). Its first failure op
 that waits `group_wait` for more failures before the first message; while it keeps firing it is
 repeated every `repeat_interval`; the notebook's next completed run resolves it (with a message,
 when one was sent and `send_resolved` is on). An `overdue` alert is the exception: it resolves
-when the stuck runs it counts have all ended, however they ended. The notifications themselves
-are actions of the ledger, under keys made of the alert, its episode and the message's number,
-so each is sent once.
+when the stuck runs it counts have all ended, however they ended. Those settings are the
+alerting rule's `notify` over the global `alerts:` block. Every rule that notifies about one
+notebook failing one way feeds the same alert, so a failure pages once whoever asked: its
+messages go to every channel those rules name, with the strictest of their settings. The
+notifications themselves are actions of the ledger, under keys made of the alert, its episode
+and the message's number, so each is sent once.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import redis as redis_lib
 from service import defaults, keys
 from service.followups.alerts.timeline import AlertTimeline
 from service.followups.due import DueSchedule
-from service.followups.messages import FailureClass
+from service.followups.messages import FailureClass, Severity
 from service.followups.pipeline_file.model import AlertSettings
 
 
@@ -45,6 +48,7 @@ class Alert:
     group_wait: float = defaults.ALERT_GROUP_WAIT
     repeat_interval: float = defaults.ALERT_REPEAT_INTERVAL
     send_resolved: bool = True
+    severity: Severity = "error"
     failures: int = 0
     first_failure_at: float | None = None
     last_failure_at: float | None = None
@@ -60,6 +64,24 @@ class Alert:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
+
+    @property
+    def settings(self) -> AlertSettings:
+        return AlertSettings.model_construct(
+            group_wait=self.group_wait,
+            repeat_interval=self.repeat_interval,
+            send_resolved=self.send_resolved,
+            severity=self.severity,
+        )
+
+    def use(self, settings: AlertSettings) -> None:
+        """Take `settings` on, and move the next message to when they make it due."""
+        self.group_wait, self.repeat_interval = settings.group_wait, settings.repeat_interval
+        self.send_resolved, self.severity = settings.send_resolved, settings.severity
+        if self.state is AlertState.PENDING and self.first_failure_at is not None:
+            self.next_at = self.first_failure_at + self.group_wait
+        elif self.state is AlertState.FIRING and self.last_notified_at is not None:
+            self.next_at = self.last_notified_at + self.repeat_interval
 
     def notice_keys(self) -> list[str]:
         """The keys of every notify action the current episode may have opened: each firing
@@ -138,8 +160,11 @@ class Alerts:
         notebook_name: str | None = None,
         rule: str | None = None,
     ) -> Alert:
-        """A failure of the notebook, to be alerted on `channels` (by `rule`). Opens an episode
-        (due after group_wait) unless one is open; a repeated transition is counted once."""
+        """A failure of the notebook, to be alerted on `channels` with `settings` (by `rule`).
+        Opens an episode (due after group_wait) unless one is open. The same execution again
+        (another rule notifying about it, a repeated transition) is counted once: it adds its
+        channels, and the strictest of the settings apply. A new failure takes its own settings
+        on, but the group_wait of an episode already open."""
         identity = keys.alert_id(application_id, notebook_id, failure_class)
         execution_id = str(execution.get("id") or "")
 
@@ -148,6 +173,9 @@ class Alerts:
                 identity, notebook_id, failure_class, application_id=application_id
             )
             if execution_id and execution_id in (*alert.observed, *alert.stuck):
+                if alert.state is not AlertState.RESOLVED:
+                    alert.channels = sorted(set(alert.channels) | set(channels))
+                    alert.use(alert.settings.strictest(settings))
                 return alert
             if alert.state is AlertState.RESOLVED:
                 alert.episode += 1
@@ -155,12 +183,9 @@ class Alerts:
                 alert.first_failure_at, alert.last_notified_at = now, None
                 alert.resolved_at, alert.resolved_by, alert.channels = None, None, []
                 alert.rules = []
-                alert.group_wait = settings.group_wait
-                alert.next_at = now + settings.group_wait
-            alert.repeat_interval, alert.send_resolved = (
-                settings.repeat_interval,
-                settings.send_resolved,
-            )
+                alert.use(settings)
+            else:
+                alert.use(settings.model_copy(update={"group_wait": alert.group_wait}))
             alert.failures += 1
             alert.last_failure_at, alert.last_execution = now, execution
             alert.notebook_name = notebook_name or alert.notebook_name

@@ -18,6 +18,7 @@ from pydantic import (
 from service import defaults
 from service.config import OBJECT_ID
 from service.followups.channels import ChannelConfig
+from service.followups.messages import Severity
 from service.followups.pipeline_file.durations import Duration
 
 NAME = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
@@ -145,8 +146,63 @@ class RetryItem(Strict):
     retry: Retry
 
 
+SEVERITIES: tuple[Severity, ...] = get_args(Severity)  # the highest first
+
+
+class OverdueSettings(Strict):
+    """A run is overdue (stuck) once it is still queued or in progress `maxAllowedRunMinutes`
+    plus both slacks after it was queued."""
+
+    queue_slack: Duration = defaults.OVERDUE_QUEUE_SLACK
+    output_slack: Duration = defaults.OVERDUE_OUTPUT_SLACK
+
+    @property
+    def slack(self) -> float:
+        return self.queue_slack + self.output_slack
+
+
+class AlertSettings(Strict):
+    """How an alert is sent: the global `alerts:` block, and a rule's `notify` over it."""
+
+    group_wait: Duration = defaults.ALERT_GROUP_WAIT
+    repeat_interval: Duration = defaults.ALERT_REPEAT_INTERVAL
+    send_resolved: bool = True
+    severity: Severity = "error"
+    overdue: OverdueSettings = Field(default_factory=OverdueSettings)  # global block only
+
+    def strictest(self, other: AlertSettings) -> AlertSettings:
+        """What the settings of two rules notifying about the same alert come to: the shorter
+        waits, the resolved message if either wants it, the higher severity."""
+        return AlertSettings.model_construct(
+            group_wait=min(self.group_wait, other.group_wait),
+            repeat_interval=min(self.repeat_interval, other.repeat_interval),
+            send_resolved=self.send_resolved or other.send_resolved,
+            severity=min(self.severity, other.severity, key=SEVERITIES.index),
+        )
+
+
+def _notify_object(value: Any) -> Any:
+    """`notify: [slack]` (or `notify: slack`) is short for `notify: {channels: [slack]}`."""
+    return {"channels": value} if isinstance(value, list | str) else value
+
+
+class Notify(Strict):
+    """Where a rule's alerts go and, for what it leaves out, the global `alerts:` settings."""
+
+    channels: Annotated[NameList, Field(min_length=1)]
+    group_wait: Duration | None = None
+    repeat_interval: Duration | None = None
+    send_resolved: bool | None = None
+    severity: Severity | None = None
+
+    def settings(self, defaults: AlertSettings) -> AlertSettings:
+        """The rule's settings over `defaults` (the global `alerts:` block)."""
+        given = self.model_dump(exclude={"channels"}, exclude_none=True)
+        return defaults.model_copy(update=given)
+
+
 class NotifyItem(Strict):
-    notify: Annotated[NameList, Field(min_length=1)]
+    notify: Annotated[Notify, BeforeValidator(_notify_object)]
 
 
 ACTION_KINDS = ("execute", "patch", "retry", "notify")  # also the kinds of the action ledger
@@ -194,25 +250,6 @@ class Rule(Strict):
     @property
     def retry(self) -> Retry | None:
         return next((a.retry for a in self.actions if isinstance(a, RetryItem)), None)
-
-
-class OverdueSettings(Strict):
-    """A run is overdue (stuck) once it is still queued or in progress `maxAllowedRunMinutes`
-    plus both slacks after it was queued."""
-
-    queue_slack: Duration = defaults.OVERDUE_QUEUE_SLACK
-    output_slack: Duration = defaults.OVERDUE_OUTPUT_SLACK
-
-    @property
-    def slack(self) -> float:
-        return self.queue_slack + self.output_slack
-
-
-class AlertSettings(Strict):
-    group_wait: Duration = defaults.ALERT_GROUP_WAIT
-    repeat_interval: Duration = defaults.ALERT_REPEAT_INTERVAL
-    send_resolved: bool = True
-    overdue: OverdueSettings = Field(default_factory=OverdueSettings)
 
 
 class PipelineFile(Strict):

@@ -24,6 +24,7 @@ from service.followups.pipeline_file.model import (
     AlertSettings,
     ExecuteItem,
     NotebookEntry,
+    NotifyItem,
     PatchItem,
     Pipeline,
     PipelineFile,
@@ -282,7 +283,7 @@ class _Checker:
         for name, pipeline in pipelines.items():
             self._check_pipeline(name, pipeline, sections["pipelines"][name])
         for name, rule in rules.items():
-            self._check_rule(name, rule, channel_names)
+            self._check_rule(name, rule, sections["rules"][name], channel_names)
         if self.resolver is not None:
             self._check_notebooks(self.resolver, notebooks, pipelines, rules)
         if self.problems or shell is None:
@@ -366,7 +367,7 @@ class _Checker:
                     if used not in pipeline.params:
                         self.add(where, _unknown("parameter", used, set(pipeline.params)))
 
-    def _check_rule(self, name: str, rule: Rule, channels: set[str]) -> None:
+    def _check_rule(self, name: str, rule: Rule, raw: dict[str, Any], channels: set[str]) -> None:
         path: Path = ("rules", name)
         trees = self._expression(path, "when", rule.when)
         for index, action in enumerate(rule.actions):
@@ -381,13 +382,16 @@ class _Checker:
             elif isinstance(action, PatchItem):
                 trees += self._templates(action_path + ("patch",), "set", action.patch.set)
                 trees += self._templates(action_path + ("patch",), "inputs", action.patch.inputs)
-            elif hasattr(action, "notify"):
-                for position, channel in enumerate(action.notify):
+            elif isinstance(action, NotifyItem):
+                # `notify: [a, b]` lists the channels itself; `notify: {channels: [a, b]}` under
+                # a key of its own
+                written = raw["actions"][index]["notify"]
+                where = (
+                    action_path + ("notify",) + (("channels",) if isinstance(written, dict) else ())
+                )
+                for position, channel in enumerate(action.notify.channels):
                     if channel not in channels:
-                        self.add(
-                            action_path + ("notify", position),
-                            _unknown("channel", channel, channels),
-                        )
+                        self.add(where + (position,), _unknown("channel", channel, channels))
         for tree, where in trees:
             self._names(tree, where, RULE_VARIABLES, "a rule template")
 

@@ -9,6 +9,11 @@ under an optimistic transaction, so concurrent workers (two branches ending toge
 an update. What to start next is derived from the state itself (`launches`), so a worker that
 dies after saving a run but before starting its next steps leaves nothing behind: whoever looks
 at the run next starts them, under the same deterministic action keys.
+
+A step skipped because a step failed (the run failed there, or it comes after a step that failed
+with `on_failure: skip`, directly or through other skipped steps) notes that step: a skipped
+step never runs, so it raises no alert of its own, and the failed step's alert names it
+(`step_failure`).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import redis as redis_lib
 
 from service import defaults, keys
 from service.errors import NbrelayError, UsageProblem
+from service.followups.messages import StepFailure
 from service.followups.pipeline_file.model import Pipeline, Retry
 from service.followups.pipeline_file.templates import (
     TemplateError,
@@ -32,6 +38,7 @@ from service.followups.pipeline_file.templates import (
     execution_variables,
     render,
 )
+from service.marker import read_marker
 from service.times import iso
 
 
@@ -67,6 +74,7 @@ class Step:
     finished_at: str | None = None
     retry_at: float | None = None
     reason: str | None = None
+    skipped_for: str | None = None  # the failed step this one was skipped because of
     execution: dict[str, Any] | None = None  # Losant's record of the execution it ended with
     executions: list[dict[str, Any]] = field(default_factory=list)
 
@@ -177,7 +185,10 @@ def advance(run: Run, now: float) -> None:
                 )
             ]
             if blocking:
-                _skip(step, f"upstream step {blocking[0]} {run.steps[blocking[0]].state}", now)
+                upstream_step = run.steps[blocking[0]]
+                cause = blocking[0] if upstream_step.state is StepState.FAILED else None
+                reason = f"upstream step {blocking[0]} {upstream_step.state}"
+                _skip(step, reason, now, cause or upstream_step.skipped_for)
                 continue
             variables = _variables(run, pipeline, key)
             try:
@@ -264,6 +275,25 @@ def execution_ended(
     advance(run, now)
 
 
+def step_failure(run: Run, step_key: str, execution_id: str) -> StepFailure | None:
+    """The failure of `step_key` when execution `execution_id` is the one it failed with, naming
+    the steps skipped because of it."""
+    step = run.steps.get(step_key)
+    if (
+        step is None
+        or step.state is not StepState.FAILED
+        or not execution_id
+        or (step.execution or {}).get("id") != execution_id
+    ):
+        return None
+    skipped = tuple(
+        key
+        for key, other in run.steps.items()
+        if other.state is StepState.SKIPPED and other.skipped_for == step_key
+    )
+    return StepFailure(run.pipeline, run.id, step_key, skipped)
+
+
 def _variables(run: Run, pipeline: Pipeline, key: str) -> dict[str, Any]:
     steps = {
         name: execution_variables(execution)
@@ -298,8 +328,10 @@ def _describe_failure(record: dict[str, Any]) -> str:
     return text
 
 
-def _skip(step: Step, reason: str, now: float) -> None:
+def _skip(step: Step, reason: str, now: float, failed: str | None = None) -> None:
+    """Skip `step`; `failed` is the failed step that caused it, if one did."""
     step.state, step.reason, step.finished_at = StepState.SKIPPED, reason, iso(now)
+    step.skipped_for = failed
 
 
 def _fail(run: Run, pipeline: Pipeline, key: str, reason: str, now: float) -> None:
@@ -314,7 +346,7 @@ def _fail(run: Run, pipeline: Pipeline, key: str, reason: str, now: float) -> No
         run.status = RunStatus.FAILED
         for other in run.steps.values():
             if other.state is StepState.PENDING:
-                _skip(other, f"the run failed at step {key}", now)
+                _skip(other, f"the run failed at step {key}", now, key)
 
 
 def _settle(run: Run, now: float) -> None:
@@ -362,6 +394,20 @@ class RunStore:
         ids = cast(list[str], self.redis.zrevrange(keys.runs_of(pipeline), 0, limit - 1))
         raws = self.redis.mget([keys.run(i) for i in ids]) if ids else []
         return [Run.from_json(raw) for raw in raws if raw]
+
+    def step_failure(self, execution: dict[str, Any]) -> StepFailure | None:
+        """The pipeline step that failed with `execution` (Losant's record of it), if any. The
+        marker in its context names the run and step; only the execution the step recorded
+        counts, so a copied marker names nothing."""
+        marker = read_marker(execution.get("templateContext"))
+        if marker is None or not marker.is_step:
+            return None
+        try:
+            run = self.get(marker.run or "")
+        except RunNotFound:
+            return None
+        execution_id = execution.get("id") or execution.get("notebookExecutionId") or ""
+        return step_failure(run, marker.step or "", execution_id)
 
     def active(self) -> list[str]:
         """Runs that have a step not yet ended."""

@@ -49,7 +49,9 @@ def alerts():
         section = "firing" if alert.state in FIRING else "resolved"
         episodes[section].append(
             Episode(
-                alert_json(alert, followups.silenced_by(alert)),
+                alert_json(
+                    alert, followups.silenced_by(alert), followups.alert_step_failure(alert)
+                ),
                 notebook_anchor(alert.application_id or "", alert.notebook_id),
                 [_message(r, failures.get(r.key)) for r in records],
             )
