@@ -179,4 +179,3 @@ def test_alert_identity_and_severity_survive_the_action_spec():
     assert AlertMessage.from_dict({k: v for k, v in data.items() if k != "severity"}).severity == (
         "error"
     )
-    assert "Severity" not in slack_text(message) + email_text(message)
