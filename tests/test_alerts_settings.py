@@ -149,7 +149,7 @@ def test_a_failed_steps_alert_names_the_skipped_steps_which_raise_none(harness, 
     h.pump()
     assert len(http_server.requests) == 2
     (alert,) = h.followups.alerts()
-    shown = alert_json(alert, h.followups.alert_step_failure(alert))
+    shown = alert_json(alert, [], h.followups.alert_step_failure(alert))
     assert shown["pipelineStep"] == {
         "pipeline": "p",
         "run": run.id,
