@@ -12,13 +12,13 @@ import pytest
 import redis as redis_lib
 
 from service.composition import Components
-from service.config import Settings
 from service.runtime.embedded_redis import EmbeddedRedis
 from tests.support import browser as browsers
 from tests.support.clock import ManualClock
 from tests.support.http_server import ScriptedServer
 from tests.support.sandbox import SandboxApp, SandboxProcess
 from tests.support.stack import ServiceStack
+from tests.support.web import settings_for
 
 
 @pytest.fixture(scope="session")
@@ -94,20 +94,17 @@ def make_components(
 ) -> Iterator[Callable[..., Components]]:
     """Builds nbrelay's components in this process, as a worker builds them, on the test's
     private (emptied) Redis and `sandbox_app`; keyword arguments are further settings
-    (`NBRELAY_SYNC_LEASE="5"`). Closed after the test."""
+    (`NBRELAY_SYNC_LEASE="5"`; `**CONSOLE` from tests.support.web for the web's, or another
+    `LOSANT_API_URL`). Closed after the test."""
     built: list[Components] = []
 
     def build(**env: str) -> Components:
-        settings = Settings.from_env(
-            {
-                "NBRELAY_REDIS_URL": redis_server.url,
-                "LOSANT_API_URL": sandbox_app.sandbox.url,
-                "LOSANT_API_TOKEN": sandbox_app.sandbox.token,
-                "LOSANT_APPLICATION_ID": sandbox_app.id,
-                **env,
-            },
-            dotenv_path=None,
-        )
+        losant = {
+            "LOSANT_API_URL": sandbox_app.sandbox.url,
+            "LOSANT_API_TOKEN": sandbox_app.sandbox.token,
+            "LOSANT_APPLICATION_ID": sandbox_app.id,
+        }
+        settings = settings_for(redis_server.url, **{**losant, **env})
         built.append(Components.from_settings(settings))
         return built[-1]
 

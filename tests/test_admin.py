@@ -23,13 +23,9 @@ from service.web import create_app
 from service.web.resources import EXTENSION
 from service.web.session import COOKIE, SessionCodec, signing_keys
 from tests.support.dashboard import csrf_token, sign_in, signed_in_session
+from tests.support.web import API_TOKEN, APP, NB, OLD_SECRET, SECRET, web_settings
 
-SECRET = "callback-secret-0123456789"
-OLD_SECRET = "older-secret-0123456789"
-API_TOKEN = "api-token-0123456789"
 METRICS_TOKEN = "metrics-token-0123456789"
-APP = "575ec8687ae143cd83dc4a97"
-NB = "5c782b8d4f3a8e51c1db42e4"
 EXECUTION = "5c7d3f9cd32c87a49f04c260"
 CUSTOMER = "ACME Customer Holdings"
 SIGNED_URL = "https://files.example.com/out/report.html?X-Amz-Signature=deadbeef0123"
@@ -38,17 +34,12 @@ PUBLIC_RULES = {"/callbacks/<token>", "/hooks/losant", "/healthz", "/readyz"}
 
 
 def make_settings(redis_url: str, **extra: str) -> Settings:
-    env = {
-        "NBRELAY_REDIS_URL": redis_url,
-        "LOSANT_API_URL": "http://127.0.0.1:9",
-        "LOSANT_API_TOKEN": "losant-token",
-        "LOSANT_APPLICATION_ID": APP,
+    """The web's settings with a plain-HTTP public URL and a rotated-out secret still accepted."""
+    plain = {
         "NBRELAY_PUBLIC_URL": "http://relay.example.com",
         "NBRELAY_SECRET": f"{SECRET},{OLD_SECRET}",
-        "NBRELAY_API_TOKEN": API_TOKEN,
-        **extra,
     }
-    return Settings.from_env({k: v for k, v in env.items() if v}, dotenv_path=None)
+    return web_settings(redis_url, **{**plain, **extra})
 
 
 @pytest.fixture

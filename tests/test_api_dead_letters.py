@@ -6,50 +6,28 @@ from __future__ import annotations
 import pytest
 from rq import Queue
 
-from service.config import Settings
 from service.queues import SYNC_QUEUE
 from service.web import create_app
-from service.web.resources import EXTENSION
 from tests.support.dead_letters import SETTINGS, make_dead_letter
+from tests.support.web import API_TOKEN, CONSOLE
 
-API_TOKEN = "api-token-0123456789"
 HEADERS = {"Authorization": f"Bearer {API_TOKEN}"}
 
 
 @pytest.fixture
-def settings(redis, redis_server, sandbox_app):
-    env = {
-        "NBRELAY_REDIS_URL": redis_server.url,
-        "LOSANT_API_URL": sandbox_app.sandbox.url,
-        "LOSANT_API_TOKEN": sandbox_app.sandbox.token,
-        "LOSANT_APPLICATION_ID": sandbox_app.id,
-        "NBRELAY_PUBLIC_URL": "https://relay.example.com",
-        "NBRELAY_SECRET": "callback-secret-0123456789",
-        "NBRELAY_API_TOKEN": API_TOKEN,
-        **SETTINGS,
-    }
-    return Settings.from_env(env, dotenv_path=None)
+def components(make_components):
+    return make_components(**CONSOLE, **SETTINGS)
 
 
 @pytest.fixture
-def app(settings):
-    return create_app(settings)
+def client(components):
+    return create_app(components=components).test_client()
 
 
 @pytest.fixture
-def components(app):
-    return app.extensions[EXTENSION]
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
-
-
-@pytest.fixture
-def dead(components, settings, sandbox_app):
+def dead(components, sandbox_app):
     """Two dead letters: job id -> notebook id."""
-    jobs = [make_dead_letter(components, settings, sandbox_app, name) for name in ("A", "B")]
+    jobs = [make_dead_letter(components, sandbox_app, name) for name in ("A", "B")]
     return {job: components.queues.fetch(job).args[1] for job in jobs}
 
 

@@ -11,65 +11,32 @@ import pytest
 from rq import Queue
 
 from service import keys
-from service.config import Settings
 from service.followups.actions.ledger import Ledger
 from service.queues import ACTIONS_QUEUE, SYNC_QUEUE
 from service.web import create_app
 from service.web.dashboard.diffs import NOT_SET, FieldDiff, Line, field_diffs
-from service.web.resources import EXTENSION
-from tests.support.dashboard import csrf_token, sign_in
+from tests.support.dashboard import csrf_token, page, press, signed_in
 from tests.support.dead_letters import SETTINGS, make_dead_letter
+from tests.support.web import API_TOKEN, CONSOLE, SECRET
 from workers.runtime import run_worker
 
-API_TOKEN = "api-token-0123456789"
-SECRET = "callback-secret-0123456789"
 DAY = 24 * 3600
 LIVE = 'hx-trigger="every 2s"'
 
 
 @pytest.fixture
-def settings(redis, redis_server, sandbox_app):
-    env = {
-        "NBRELAY_REDIS_URL": redis_server.url,
-        "LOSANT_API_URL": sandbox_app.sandbox.url,
-        "LOSANT_API_TOKEN": sandbox_app.sandbox.token,
-        "LOSANT_APPLICATION_ID": sandbox_app.id,
-        "NBRELAY_PUBLIC_URL": "https://relay.example.com",
-        "NBRELAY_SECRET": SECRET,
-        "NBRELAY_API_TOKEN": API_TOKEN,
-        **SETTINGS,
-    }
-    return Settings.from_env(env, dotenv_path=None)
+def components(make_components):
+    return make_components(**CONSOLE, **SETTINGS)
 
 
 @pytest.fixture
-def app(settings):
-    return create_app(settings)
-
-
-@pytest.fixture
-def components(app):
-    return app.extensions[EXTENSION]
+def app(components):
+    return create_app(components=components)
 
 
 @pytest.fixture
 def client(app):
-    client = app.test_client()
-    assert sign_in(client, API_TOKEN).status_code == 303
-    return client
-
-
-def page(client, path: str) -> str:
-    answer = client.get(path)
-    assert answer.status_code == 200, answer.get_data(as_text=True)[:500]
-    return answer.get_data(as_text=True)
-
-
-def press(client, page_path: str, action: str, **headers: str):
-    """Press the button that posts to `action` on the page, as a browser does."""
-    text = page(client, page_path)
-    assert f'action="{action}"' in text, f"no button posting to {action}"
-    return client.post(action, data={"csrf_token": csrf_token(text)}, headers=headers)
+    return signed_in(app)
 
 
 def followed(client, answer) -> str:
@@ -148,9 +115,7 @@ def performed_patch(components, sandbox_app, key: str = "rule:test:0:x:completed
     return notebook_id
 
 
-def test_a_patch_shows_what_it_changed_and_its_undo_sets_it_back(
-    client, components, settings, sandbox_app
-):
+def test_a_patch_shows_what_it_changed_and_its_undo_sets_it_back(client, components, sandbox_app):
     key = "rule:test:0:x:completed"
     notebook_id = performed_patch(components, sandbox_app, key)
     shown = row(page(client, "/actions"), "data-action", key)
@@ -166,7 +131,9 @@ def test_a_patch_shows_what_it_changed_and_its_undo_sets_it_back(
     assert LIVE in pending and 'data-state="pending"' in row(pending, "data-action", undo)
     assert "to set: description, imageVersion" in row(pending, "data-action", undo)
 
-    run_worker(settings, [ACTIONS_QUEUE], burst=True)  # the worker performs the queued undo
+    run_worker(
+        components.settings, [ACTIONS_QUEUE], burst=True
+    )  # the worker performs the queued undo
     restored = components.losant().get_notebook(sandbox_app.id, notebook_id)
     assert (restored.description, restored.image_version) == ("old", "v2")
     after = page(client, "/actions")
@@ -242,9 +209,9 @@ def test_an_undo_pressed_through_htmx_is_answered_with_a_redirect_header(
 
 
 @pytest.fixture
-def dead(components, settings, sandbox_app):
+def dead(components, sandbox_app):
     """Two dead letters, newest first: job id -> notebook id."""
-    jobs = [make_dead_letter(components, settings, sandbox_app, name) for name in ("A", "B")]
+    jobs = [make_dead_letter(components, sandbox_app, name) for name in ("A", "B")]
     return {job: components.queues.fetch(job).args[1] for job in reversed(jobs)}
 
 

@@ -10,7 +10,6 @@ import time
 import pytest
 
 from service import defaults
-from service.config import Settings
 from service.events import tokens
 from service.followups.alerts.state import Alerts
 from service.followups.messages import FailureClass
@@ -19,32 +18,16 @@ from service.followups.pipelines.runs import Run, RunStore
 from service.times import now_iso
 from service.web import create_app
 from service.web.resources import EXTENSION
-from tests.support.dashboard import sign_in
+from tests.support.dashboard import page, signed_in
+from tests.support.web import API_TOKEN, APP, NB, SECRET, web_settings
 
-SECRET = "callback-secret-0123456789"
-API_TOKEN = "api-token-0123456789"
-APP = "575ec8687ae143cd83dc4a97"
-NB = "5c782b8d4f3a8e51c1db42e4"
 OTHER_NB = "5c782b8d4f3a8e51c1db42e5"
 HOUR = 3600
 
 
-def make_settings(redis_url: str) -> Settings:
-    env = {
-        "NBRELAY_REDIS_URL": redis_url,
-        "LOSANT_API_URL": "http://127.0.0.1:9",
-        "LOSANT_API_TOKEN": "losant-token",
-        "LOSANT_APPLICATION_ID": APP,
-        "NBRELAY_PUBLIC_URL": "https://relay.example.com",
-        "NBRELAY_SECRET": SECRET,
-        "NBRELAY_API_TOKEN": API_TOKEN,
-    }
-    return Settings.from_env(env, dotenv_path=None)
-
-
 @pytest.fixture
 def app(redis, redis_server):
-    return create_app(make_settings(redis_server.url))
+    return create_app(web_settings(redis_server.url))
 
 
 @pytest.fixture
@@ -54,9 +37,7 @@ def components(app):
 
 @pytest.fixture
 def client(app):
-    client = app.test_client()
-    assert sign_in(client, API_TOKEN).status_code == 303
-    return client
+    return signed_in(app)
 
 
 def execution_id(n: int) -> str:
@@ -78,12 +59,6 @@ def store(components, records: list[dict], notebook: str = NB) -> None:
     """Store Losant's records of one notebook as a sync does, under its lease."""
     fence = components.syncs.begin(APP, notebook, "job", 0).fence
     components.store.upsert(APP, notebook, records, fence=fence)
-
-
-def page(client, path: str) -> str:
-    response = client.get(path)
-    assert response.status_code == 200, response.status_code
-    return response.get_data(as_text=True)
 
 
 def listed(html: str) -> list[str]:

@@ -12,18 +12,16 @@ import time
 import pytest
 
 from service import defaults, keys
-from service.config import Settings
 from service.events.health import finished_at, notebook_health, percentile, run_duration
 from service.events.records import ExecutionRecord
 from service.web import create_app
-from service.web.resources import EXTENSION
-from tests.support.dashboard import sign_in
+from tests.support.dashboard import signed_in
 from tests.support.followups import Harness
 from tests.support.http_server import Reply, ScriptedServer
 from tests.support.slow_proxy import SlowProxy
+from tests.support.web import CONSOLE, UNREACHABLE
 
-API_TOKEN = "api-token-0123456789"
-SECRET = "callback-secret-0123456789"
+PUBLIC_URL = "http://relay.example.com"
 MINUTE_COUNTS = r".*/notebookMinuteCounts"
 
 
@@ -90,31 +88,18 @@ def test_notebook_health_over_runs_newest_first():
 # the notebooks page
 
 
-def make_app(redis_server, losant_url: str, sandbox_app):
-    settings = Settings.from_env(
-        {
-            "NBRELAY_REDIS_URL": redis_server.url,
-            "LOSANT_API_URL": losant_url,
-            "LOSANT_API_TOKEN": sandbox_app.sandbox.token,
-            "LOSANT_APPLICATION_ID": sandbox_app.id,
-            "NBRELAY_PUBLIC_URL": "http://relay.example.com",
-            "NBRELAY_SECRET": SECRET,
-            "NBRELAY_API_TOKEN": API_TOKEN,
-        },
-        dotenv_path=None,
-    )
-    app = create_app(settings)
-    return app, app.extensions[EXTENSION]
+def make_console(make_components, **env: str):
+    """The web app on the test's Redis and the sandbox (or another `LOSANT_API_URL`), and its
+    components."""
+    components = make_components(**{**CONSOLE, "NBRELAY_PUBLIC_URL": PUBLIC_URL, **env})
+    return create_app(components=components), components
 
 
 @pytest.fixture
-def console(redis, redis_server, sandbox_app):
-    """The web app on the test's Redis and the sandbox; a signed-in client; its components."""
-    app, components = make_app(redis_server, sandbox_app.sandbox.url, sandbox_app)
-    client = app.test_client()
-    sign_in(client, API_TOKEN)
-    yield client, components
-    components.close()
+def console(make_components):
+    """A signed-in client of the web app on the test's Redis and the sandbox; its components."""
+    app, components = make_console(make_components)
+    return signed_in(app), components
 
 
 def store_runs(components, sandbox_app, notebook_id: str, name: str) -> list[dict]:
@@ -193,13 +178,12 @@ def test_minute_counts_are_kept_so_polling_does_not_ask_losant_again(console, sa
     assert 0 < ttl <= defaults.NOTEBOOK_MINUTES_TTL
 
 
-def test_slow_losant_shows_minutes_unavailable_quickly(redis, redis_server, sandbox_app):
+def test_slow_losant_shows_minutes_unavailable_quickly(make_components, sandbox_app):
     proxy = SlowProxy(sandbox_app.sandbox.url).start()
     proxy.hold("GET", MINUTE_COUNTS, 10.0)
-    app, components = make_app(redis_server, proxy.url, sandbox_app)
+    app, components = make_console(make_components, LOSANT_API_URL=proxy.url)
     try:
-        client = app.test_client()
-        sign_in(client, API_TOKEN)
+        client = signed_in(app)
         notebooks = [sandbox_app.create_notebook(f"nb{i}")["id"] for i in range(3)]
         for notebook_id in notebooks:
             run(sandbox_app, notebook_id, "completed")
@@ -218,24 +202,19 @@ def test_slow_losant_shows_minutes_unavailable_quickly(redis, redis_server, sand
         assert cell(row(again, notebooks[0]), "minutes") == "unavailable"
         assert len(proxy.held) == 1
     finally:
-        components.close()
         proxy.stop()
 
 
-def test_unreachable_losant_shows_minutes_unavailable(redis, redis_server, sandbox_app):
-    app, components = make_app(redis_server, "http://127.0.0.1:9", sandbox_app)
-    try:
-        client = app.test_client()
-        sign_in(client, API_TOKEN)
-        components.store.remember_notebook_name(sandbox_app.id, "65a0c0ffee0000000000b001", "Gone")
-        started = time.monotonic()
-        page = client.get("/notebooks").get_data(as_text=True)
-        assert time.monotonic() - started < 2
-        html = row(page, "65a0c0ffee0000000000b001")
-        assert cell(html, "minutes") == "unavailable" and cell(html, "runs") == "0"
-        assert "no runs" in cell(html, "success")
-    finally:
-        components.close()
+def test_unreachable_losant_shows_minutes_unavailable(make_components, sandbox_app):
+    app, components = make_console(make_components, LOSANT_API_URL=UNREACHABLE)
+    client = signed_in(app)
+    components.store.remember_notebook_name(sandbox_app.id, "65a0c0ffee0000000000b001", "Gone")
+    started = time.monotonic()
+    page = client.get("/notebooks").get_data(as_text=True)
+    assert time.monotonic() - started < 2
+    html = row(page, "65a0c0ffee0000000000b001")
+    assert cell(html, "minutes") == "unavailable" and cell(html, "runs") == "0"
+    assert "no runs" in cell(html, "success")
 
 
 def test_notebooks_page_refreshes_itself_while_a_run_is_pending(console, sandbox_app):
@@ -254,14 +233,11 @@ def test_notebooks_page_refreshes_itself_while_a_run_is_pending(console, sandbox
     assert '<span class="status running">1</span>' in row(page, "65a0c0ffee0000000000b002")
 
 
-def test_notebooks_page_needs_sign_in(redis, redis_server, sandbox_app):
-    app, components = make_app(redis_server, sandbox_app.sandbox.url, sandbox_app)
-    try:
-        for path in ("/notebooks", "/alerts"):
-            answer = app.test_client().get(path)
-            assert answer.status_code == 303 and "/signin" in answer.headers["Location"]
-    finally:
-        components.close()
+def test_notebooks_page_needs_sign_in(make_components):
+    app, _ = make_console(make_components)
+    for path in ("/notebooks", "/alerts"):
+        answer = app.test_client().get(path)
+        assert answer.status_code == 303 and "/signin" in answer.headers["Location"]
 
 
 # the alerts page

@@ -15,11 +15,9 @@ from service.followups.pipelines.runs import RunStatus
 from service.times import iso
 from service.web import create_app
 from service.web.dashboard import dag
-from tests.support.dashboard import csrf_token, sign_in
+from tests.support.dashboard import csrf_token, page, press, signed_in
 from tests.support.followups import Harness
-
-API_TOKEN = "api-token-0123456789"
-SECRET = "callback-secret-0123456789"
+from tests.support.web import API_TOKEN, CONSOLE
 
 DIAMOND = """\
 pipelines:
@@ -71,25 +69,16 @@ def published(redis_server, sandbox_app, tmp_path):
 
 @pytest.fixture
 def client(make_components):
-    components = make_components(
-        NBRELAY_API_TOKEN=API_TOKEN, NBRELAY_SECRET=SECRET, NBRELAY_PUBLIC_URL="http://nb.test"
-    )
-    client = create_app(components=components).test_client()
-    assert sign_in(client, API_TOKEN).status_code == 303
-    return client
-
-
-def page(client, path: str) -> str:
-    response = client.get(path)
-    assert response.status_code == 200, response.get_data(as_text=True)[:500]
-    return response.get_data(as_text=True)
+    components = make_components(**{**CONSOLE, "NBRELAY_PUBLIC_URL": "http://nb.test"})
+    return signed_in(create_app(components=components))
 
 
 def start(client, name: str, params: str | None, *, csrf: bool = True):
-    form = page(client, f"/pipelines/{name}")
-    data = {"csrf_token": csrf_token(form)} if csrf else {}
-    if params is not None:
-        data["params"] = params
+    """Press the form's Start button with `params`; or post the form without its CSRF token."""
+    data = {} if params is None else {"params": params}
+    if csrf:
+        return press(client, f"/pipelines/{name}", f"/pipelines/{name}/runs", data)
+    page(client, f"/pipelines/{name}")
     return client.post(f"/pipelines/{name}/runs", data=data)
 
 

@@ -17,7 +17,7 @@ from service.events import tokens
 from service.events.hints import Incoming, parse_hint
 from service.web import create_app
 from service.web.resources import EXTENSION
-from tests.test_web import APP, NB, SECRET, make_settings
+from tests.support.web import APP, NB, SECRET, web_settings
 
 OTHER_NB = "5c782b8d4f3a8e51c1db42e5"
 REPLAYS = 20_000  # without the throttle, their kept bodies alone would take ~320 MB
@@ -35,7 +35,7 @@ def test_replaying_one_callback_url_costs_bounded_memory_and_never_blocks_others
     the HTTP answers are checked below) add at most 16 MB to Redis, while callbacks of another
     notebook keep being accepted and recorded. The replayed notebook stays dirty: throttling
     loses no sync."""
-    app = create_app(make_settings(redis_server.url))
+    app = create_app(web_settings(redis_server.url))
     client = app.test_client()
     components = app.extensions[EXTENSION]
     body = b'{"execution": {"status": "completed", "log": "' + b"x" * 200_000 + b'"}}'

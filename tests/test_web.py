@@ -18,29 +18,16 @@ from service.web import create_app
 from service.web.openapi import document
 from service.web.resources import EXTENSION
 from tests.support.dashboard import sign_in
+from tests.support.web import API_TOKEN, APP, NB, OLD_SECRET, SECRET, web_settings
 
-SECRET = "callback-secret-0123456789"
-OLD_SECRET = "older-secret-0123456789"
-API_TOKEN = "api-token-0123456789"
 INGEST = "ingest-token-0123456789"
-APP = "575ec8687ae143cd83dc4a97"
-NB = "5c782b8d4f3a8e51c1db42e4"
 EXECUTION = "5c7d3f9cd32c87a49f04c260"
 
 
 def make_settings(redis_url: str, **extra: str) -> Settings:
-    env = {
-        "NBRELAY_REDIS_URL": redis_url,
-        "LOSANT_API_URL": "http://127.0.0.1:9",
-        "LOSANT_API_TOKEN": "losant-token",
-        "LOSANT_APPLICATION_ID": APP,
-        "NBRELAY_PUBLIC_URL": "https://relay.example.com",
-        "NBRELAY_SECRET": f"{SECRET},{OLD_SECRET}",
-        "NBRELAY_API_TOKEN": API_TOKEN,
-        "NBRELAY_INGEST_TOKEN": INGEST,
-        **extra,
-    }
-    return Settings.from_env(env, dotenv_path=None)
+    """The web's settings with a rotated-out secret still accepted and an ingest token."""
+    secrets = {"NBRELAY_SECRET": f"{SECRET},{OLD_SECRET}", "NBRELAY_INGEST_TOKEN": INGEST}
+    return web_settings(redis_url, **{**secrets, **extra})
 
 
 @pytest.fixture

@@ -128,17 +128,17 @@ def worker(
 ) -> None:
     """Run jobs: notebook syncs and the other queued work (stops after the current job on
     SIGTERM)."""
+    unknown = [name for name in queues if name not in QUEUES]
+    if unknown:
+        raise click.BadParameter(
+            f"unknown queue {unknown[0]!r}; one of {', '.join(QUEUES)}", param_hint="--queue"
+        )
     settings = deployment_settings()
     require_redis(settings)
     configure_logging("worker", settings, log_format)
     serve_metrics(metrics_port)
     from workers.runtime import run_worker
 
-    unknown = [name for name in queues if name not in QUEUES]
-    if unknown:
-        raise click.BadParameter(
-            f"unknown queue {unknown[0]!r}; one of {', '.join(QUEUES)}", param_hint="--queue"
-        )
     run_worker(settings, queues or QUEUES, burst=burst)
 
 

@@ -385,7 +385,7 @@ PATHS: dict[str, Any] = {
             "not a patch that was applied is answered with an error notice.",
             "security": _SESSION,
             "parameters": [_path("key")],
-            "responses": _BUTTON,
+            "responses": {**_BUTTON, "404": _error("No such route (a key with a line break)")},
         }
     },
     # dashboard: dead letters pages
