@@ -134,7 +134,13 @@ class Components:
     @cached_property
     def reconciler(self) -> Reconciler:
         return Reconciler(
-            self.settings, self.store, self.syncs, self.queues, self.ingress, self.losant
+            self.settings,
+            self.store,
+            self.syncs,
+            self.queues,
+            self.ingress,
+            self.losant,
+            watched=self._ruled_notebooks,
         )
 
     @cached_property
@@ -175,6 +181,11 @@ class Components:
     @cached_property
     def gauges(self) -> StateGauges:
         return StateGauges(self.queues, self.store, self.followups)
+
+    def _ruled_notebooks(self) -> list[str]:
+        """The notebooks the pipeline file in force names in rules and steps: polled."""
+        loaded = self.registry.current()
+        return loaded.watched_notebooks() if loaded else []
 
     def _checking_client(self) -> tuple[LosantClient, str] | None:
         """What the pipeline file's notebook references are checked against, when configured."""

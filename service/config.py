@@ -87,6 +87,12 @@ class Settings:
     poll_interval: float = field(
         default=defaults.POLL_INTERVAL, metadata={"env": "NBRELAY_POLL_INTERVAL"}
     )
+    poll_busy_interval: float = field(
+        default=defaults.POLL_BUSY_INTERVAL, metadata={"env": "NBRELAY_POLL_BUSY_INTERVAL"}
+    )
+    poll_busy_window: float = field(
+        default=defaults.POLL_BUSY_WINDOW, metadata={"env": "NBRELAY_POLL_BUSY_WINDOW"}
+    )
     reconcile_interval: float = field(
         default=defaults.RECONCILE_INTERVAL, metadata={"env": "NBRELAY_RECONCILE_INTERVAL"}
     )
@@ -368,6 +374,16 @@ _PARSERS = [
     ("retention_days", "NBRELAY_RETENTION_DAYS", _whole_number("NBRELAY_RETENTION_DAYS", 1)),
     ("watch", "NBRELAY_WATCH", _notebook_list),
     ("poll_interval", "NBRELAY_POLL_INTERVAL", _positive_number("NBRELAY_POLL_INTERVAL")),
+    (
+        "poll_busy_interval",
+        "NBRELAY_POLL_BUSY_INTERVAL",
+        _positive_number("NBRELAY_POLL_BUSY_INTERVAL"),
+    ),
+    (
+        "poll_busy_window",
+        "NBRELAY_POLL_BUSY_WINDOW",
+        _positive_number("NBRELAY_POLL_BUSY_WINDOW"),
+    ),
     (
         "reconcile_interval",
         "NBRELAY_RECONCILE_INTERVAL",

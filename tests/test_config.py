@@ -41,12 +41,15 @@ def test_event_pipeline_settings_are_parsed():
         {
             "NBRELAY_WATCH": "report, 5c782b8d4f3a8e51c1db42e4,report",
             "NBRELAY_POLL_INTERVAL": "0.5",
+            "NBRELAY_POLL_BUSY_INTERVAL": "0.25",
+            "NBRELAY_POLL_BUSY_WINDOW": "90",
             "NBRELAY_SYNC_RETRY_INTERVALS": "1, 5,30",
         },
         dotenv_path=None,
     )
     assert settings.watch == ("report", "5c782b8d4f3a8e51c1db42e4")
     assert settings.poll_interval == 0.5
+    assert settings.poll_busy_interval == 0.25 and settings.poll_busy_window == 90
     assert settings.sync_retry_intervals == (1, 5, 30)
     assert settings.describe()["NBRELAY_WATCH"] == "report,5c782b8d4f3a8e51c1db42e4"
 
@@ -56,6 +59,8 @@ def test_defaults_apply_when_nothing_is_set():
     assert settings.losant_api_url == "https://api.losant.com"
     assert settings.retention_days == 30
     assert settings.redis_url is None
+    assert (settings.poll_interval, settings.poll_busy_interval) == (300, 10)
+    assert settings.poll_busy_window == 300
 
 
 def test_secrets_never_appear_in_repr_or_description():
@@ -116,6 +121,8 @@ def test_a_redis_url_is_shown_without_its_password(url, shown):
         ("NBRELAY_WATCH", "report,,etl", "empty entry"),
         ("NBRELAY_POLL_INTERVAL", "0", "positive number of seconds"),
         ("NBRELAY_POLL_INTERVAL", "often", "number of seconds"),
+        ("NBRELAY_POLL_BUSY_INTERVAL", "0", "positive number of seconds"),
+        ("NBRELAY_POLL_BUSY_WINDOW", "soon", "number of seconds"),
         ("NBRELAY_RECONCILE_INTERVAL", "-2", "positive number of seconds"),
         ("NBRELAY_SYNC_LEASE", "inf", "positive number of seconds"),
         ("NBRELAY_SYNC_RETRY_INTERVALS", "10,x", "whole numbers of seconds"),

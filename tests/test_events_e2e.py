@@ -206,7 +206,7 @@ def test_metrics_add_up_across_processes_and_logs_keep_secrets(service_stack, st
 
 def test_a_watched_notebook_is_recorded_without_any_callback(stack_factory, sandbox_app):
     notebook = scripted(sandbox_app, name="watched-etl")
-    stack = stack_factory(env={"NBRELAY_WATCH": "watched-etl"})
+    stack = stack_factory(env={"NBRELAY_WATCH": "watched-etl", "NBRELAY_POLL_INTERVAL": "0.5"})
     execution_id = sandbox_app.execute(notebook["id"])
     record = stack.wait_for_status(execution_id, "completed", timeout=20)
     assert record["nbrelay"]["requestedBy"] is None

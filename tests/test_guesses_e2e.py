@@ -74,7 +74,7 @@ def test_every_meaning_of_since_lets_the_sync_record_every_execution(
     sandbox_app.sandbox.client.update_application(sandbox_app.id, parallelRuns=2)
     notebook = sandbox_app.create_notebook(f"watched-{meaning}")
     notebook_id = notebook["id"]
-    stack = stack_factory(env={"NBRELAY_WATCH": notebook["name"]})
+    stack = stack_factory(env={"NBRELAY_WATCH": notebook["name"], "NBRELAY_POLL_INTERVAL": "0.5"})
     sandbox_app.set_behaviour(notebook_id, status="completed", durationSeconds=4)
     long_ones = [sandbox_app.execute(notebook_id), start(stack, notebook_id)]
     sandbox_app.set_behaviour(notebook_id, status="errored", durationSeconds=0.1)

@@ -399,3 +399,45 @@ def test_alerts_reach_every_channel_once_and_resolve(
         webhook.stop()
         gone.stop()
         smtp.stop()
+
+
+def test_a_run_started_in_losant_that_errors_raises_the_rules_alert_within_a_busy_poll(
+    stack_factory, sandbox_app, tmp_path, http_server
+):
+    """No NBRELAY_WATCH and no callback: the rule's notebook is watched because the rule names
+    it. Its first poll finds a run that just ended, so it is busy and polled every second; a
+    second run, started on the sandbox directly, errors and alerts within that second (plus the
+    sync, the rule and the notification), long before an idle poll would come."""
+    busy, idle = 1.0, 300.0
+    etl = scripted(sandbox_app, "ETL", "completed")
+    first = sandbox_app.execute(etl)
+    sandbox_app.wait_for_status(etl, first)
+    stack = pipeline_stack(
+        stack_factory,
+        tmp_path,
+        f"""\
+        channels:
+          slack: {{kind: slack, url: "{http_server.url}/services/T1/B1/slack-secret"}}
+        alerts: {{group_wait: 0s, repeat_interval: 1h}}
+        rules:
+          etl-failed:
+            notebook: ETL
+            statuses: errored
+            actions: [{{notify: [slack]}}]
+        """,
+        env={"NBRELAY_POLL_BUSY_INTERVAL": str(busy), "NBRELAY_POLL_INTERVAL": str(idle)},
+    )
+    assert "NBRELAY_WATCH" not in stack.env
+    stack.wait_for_status(first, "completed")  # found by the first poll: the notebook is busy
+
+    sandbox_app.set_behaviour(etl, status="errored", durationSeconds=0.2)
+    second = sandbox_app.execute(etl)
+    sandbox_app.wait_for_status(etl, second)
+    ended = time.monotonic()
+    slack = 9.0  # the sync job, the rule, the notification job, a loaded machine
+    wait_until(lambda: http_server.requests, busy + slack, "the rule's alert\n" + stack.logs())
+    assert time.monotonic() - ended < busy + slack < idle
+    (message,) = http_server.requests
+    assert "Notebook “ETL” errored" in message.json()["text"] and second in message.json()["text"]
+    record = stack.execution(second)
+    assert record["nbrelay"]["requestedBy"] is None and record["nbrelay"]["callbacksReceived"] == 0

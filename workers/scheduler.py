@@ -40,7 +40,9 @@ class Scheduler:
         self.components = components
         self.name = name or f"scheduler-{uuid.uuid4().hex[:12]}"
         settings = components.settings
-        self.interval = min(settings.reconcile_interval, settings.poll_interval)
+        self.interval = min(
+            settings.reconcile_interval, settings.poll_interval, settings.poll_busy_interval
+        )
         self._lead = components.redis.register_script(_LEAD)
         self._resign = components.redis.register_script(_RESIGN)
 

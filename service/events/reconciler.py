@@ -4,8 +4,14 @@
   schedule (first after `NBRELAY_RECONCILE_INTERVAL`, capped, and once at their deadline:
   `maxAllowedRunMinutes` plus slack). A check is a sync of the notebook, so a callback that never
   came costs only a delay. Runs past their deadline are marked overdue.
-- Notebooks listed in `NBRELAY_WATCH` are synced every `NBRELAY_POLL_INTERVAL` seconds, which
-  also records executions started elsewhere (Losant workflows, the UI, other clients).
+- Watched notebooks are polled (synced), which records executions started elsewhere (Losant
+  workflows, the UI, other clients): those the pipeline file in force names in rules and
+  pipeline steps (`watched`), and those listed in `NBRELAY_WATCH`. A notebook is busy while one
+  of its newest runs is in flight (queued, running, or started by nbrelay and not read yet, until
+  its deadline) or ended less than `NBRELAY_POLL_BUSY_WINDOW` ago: it is then polled every
+  `NBRELAY_POLL_BUSY_INTERVAL` seconds, else every `NBRELAY_POLL_INTERVAL`. A notebook whose
+  read was asked for within the interval for any reason (a callback, a check), or that waits
+  for a sync, is not polled.
 - Dirty notebooks whose sync died with its worker (the lease expired, the job is gone or stuck
   in RQ's started registry) get a new sync job.
 - Index and stream entries older than the retention period are trimmed.
@@ -14,7 +20,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from rq.job import JobStatus
 
@@ -26,6 +32,7 @@ from service.events.store import ExecutionStore
 from service.events.sync_state import SyncState
 from service.losant import LosantClient, LosantError
 from service.queues import Queues
+from service.times import parse_time_ms
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +48,18 @@ class Reconciler:
         queues: Queues,
         ingress: Ingress,
         losant: Callable[[], LosantClient],
+        watched: Callable[[], Iterable[str]] = tuple,
     ) -> None:
+        """`watched` gives the notebooks to poll besides `NBRELAY_WATCH` (ids or names): those
+        the pipeline file in force names."""
         self.settings = settings
         self.store = store
         self.syncs = syncs
         self.queues = queues
         self.ingress = ingress
         self.losant = losant
-        self._resolved: dict[str, tuple[str, float]] = {}
-        self._next_poll: dict[str, float] = {}
+        self.watched = watched
+        self._resolved: dict[str, tuple[str | None, float]] = {}
         self._next_trim = 0.0
 
     def tick(self, now: float) -> None:
@@ -137,33 +147,72 @@ class Reconciler:
     def poll_watched(self, now: float) -> int:
         """Sync the watched notebooks whose poll is due; returns how many."""
         application_id = self.settings.losant_application_id
-        if not self.settings.watch or not application_id:
+        if not application_id:
             return 0
+        entries = dict.fromkeys([*self.settings.watch, *self.watched()])
+        notebooks = dict.fromkeys(
+            notebook_id
+            for entry in entries
+            if (notebook_id := self._resolve(application_id, entry, now)) is not None
+        )
         polled = 0
-        for entry in self.settings.watch:
-            if now < self._next_poll.get(entry, 0.0):
-                continue
-            notebook_id = self._resolve(application_id, entry, now)
-            self._next_poll[entry] = now + self.settings.poll_interval
-            if notebook_id is None:
+        for notebook_id in notebooks:
+            if not self._poll_due(application_id, notebook_id, now):
                 continue
             self.ingress.request_sync(application_id, notebook_id, "poll", now=now)
             metrics.RECONCILER_ACTIONS.labels("poll").inc()
             polled += 1
         return polled
 
+    def _poll_due(self, application_id: str, notebook_id: str, now: float) -> bool:
+        """Whether a watched notebook should be read now: its last read was asked for (by any
+        hint: a poll, a callback, a check) an idle interval ago, or a busy interval ago and it
+        is busy; never while a sync waits."""
+        status = self.syncs.status(application_id, notebook_id)
+        if status.dirty_since is not None:
+            return False  # a sync is queued or running (or waits in the dead letters)
+        idle = self.settings.poll_interval
+        busy = min(self.settings.poll_busy_interval, idle)
+        quiet = now - (status.hinted_at or 0.0)
+        if quiet >= idle:
+            return True
+        return quiet >= busy and self._busy(application_id, notebook_id, now)
+
+    def _busy(self, application_id: str, notebook_id: str, now: float) -> bool:
+        """Whether one of the notebook's newest runs is in flight (until its deadline) or ended
+        within the busy window."""
+        newest = self.store.query(
+            application_id=application_id,
+            notebook_id=notebook_id,
+            limit=defaults.POLL_ACTIVITY_RUNS,
+        ).items
+        for record in newest:
+            if record.is_terminal:
+                ended = parse_time_ms(record.meta.get("terminal_at"))
+                if ended is not None and now - ended / 1000 < self.settings.poll_busy_window:
+                    return True
+            elif now < (record.queued_ms or 0) / 1000 + allowed_run_seconds(record):
+                return True
+        return False
+
     def _resolve(self, application_id: str, entry: str, now: float) -> str | None:
-        """A watched entry's notebook id: ids as they are, names looked up now and then."""
+        """A watched entry's notebook id: ids as they are, names looked up now and then (a name
+        not found is looked up again after an idle poll interval)."""
         if OBJECT_ID.fullmatch(entry):
             return entry
         cached = self._resolved.get(entry)
-        if cached is not None and now - cached[1] < defaults.WATCH_RESOLVE_INTERVAL:
-            return cached[0]
+        if cached is not None:
+            found, at = cached
+            fresh = defaults.WATCH_RESOLVE_INTERVAL if found else self.settings.poll_interval
+            if now - at < fresh:
+                return found
         try:
             notebook = self.losant().find_notebook(application_id, entry)
         except LosantError as exc:
             log.warning("cannot watch notebook %r: %s", entry, exc, extra={"watch": entry})
-            return cached[0] if cached else None
+            previous = cached[0] if cached else None
+            self._resolved[entry] = (previous, now)
+            return previous
         self.store.remember_notebook_name(application_id, notebook.id, notebook.name or entry)
         self._resolved[entry] = (notebook.id, now)
         return notebook.id

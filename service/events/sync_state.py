@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 # KEYS: 1 state, 2 dirty, 3 notebooks. ARGV: ref, now, ttl, job id prefix.
 MARK_DIRTY = """
 redis.call('HINCRBY', KEYS[1], 'wanted', 1)
+redis.call('HSET', KEYS[1], 'hinted_at', ARGV[2])
 redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[1])
 redis.call('ZADD', KEYS[3], math.floor(tonumber(ARGV[2]) * 1000), ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
@@ -154,6 +155,7 @@ class NotebookSyncStatus:
     dead: str | None
     last_error: str | None
     last_sync_at: float | None
+    hinted_at: float | None = None  # when a read was last asked for (any hint)
 
 
 class SyncState:
@@ -344,6 +346,7 @@ class SyncState:
             state.get("dead") or None,
             state.get("last_error") or None,
             number("last_sync_at"),
+            number("hinted_at"),
         )
 
 

@@ -5,7 +5,8 @@ real subprocesses against a Redis and a sandbox application.
 `Components` on the same Redis, talks to the API with the right token, and can kill or restart
 single processes (each a `service.runtime.supervisor.Child`). Timings are set low (reconciler
 every 0.3 s, sync lease 2 s, retries after 1 s) so that failure paths finish quickly; pass `env`
-to change any setting.
+to change any setting. Watched notebooks (a pipeline file's, `NBRELAY_WATCH`) are polled at the
+default intervals: a test that relies on polls sets `NBRELAY_POLL_INTERVAL` (and the busy one).
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from service.runtime.supervisor import Child, nbrelay_command, stop_together
 
 FAST = {
     "NBRELAY_RECONCILE_INTERVAL": "0.3",
-    "NBRELAY_POLL_INTERVAL": "0.5",
     "NBRELAY_SYNC_LEASE": "2",
     "NBRELAY_SYNC_RETRY_INTERVALS": "1,1,1",
 }

@@ -48,6 +48,20 @@ class Loaded:
         target = self.file.notebook_reference(reference)
         return self.notebook_ids.get(target) or (target if OBJECT_ID.fullmatch(target) else None)
 
+    def watched_notebooks(self) -> list[str]:
+        """The notebooks the file's rules and pipeline steps name, each by id when known, else
+        by the name the file gives: what the scheduler polls, whoever starts their runs."""
+        references = [rule.notebook for rule in self.file.rules.values()] + [
+            step.notebook
+            for pipeline in self.file.pipelines.values()
+            for step in pipeline.steps.values()
+        ]
+        return list(
+            dict.fromkeys(
+                self.notebook_id(ref) or self.file.notebook_reference(ref) for ref in references
+            )
+        )
+
     def notebook_name(self, notebook_id: str) -> str | None:
         """The name the file knows a notebook by, when it names it rather than giving its id."""
         return next(
