@@ -12,8 +12,11 @@ import pytest
 
 from service.followups.messages import FailureClass
 from service.followups.pipelines.runs import StepState
+from service.web import create_app
 from service.web.pipelines import alert_json
+from tests.support.dashboard import signed_in
 from tests.support.followups import Harness
+from tests.support.web import CONSOLE
 
 SECRET = "whsec_" + base64.b64encode(b"nbrelay-settings-webhook-secret!").decode()
 
@@ -103,7 +106,9 @@ def test_each_rule_alerts_with_its_own_settings_and_the_global_ones_for_the_rest
     assert after(3600) == (3, 2)
 
 
-def test_a_failed_steps_alert_names_the_skipped_steps_which_raise_none(harness, http_server):
+def test_a_failed_steps_alert_names_the_skipped_steps_which_raise_none(
+    harness, http_server, make_components
+):
     h = harness(
         f"""\
         channels:
@@ -158,3 +163,6 @@ def test_a_failed_steps_alert_names_the_skipped_steps_which_raise_none(harness, 
     }
     (notice, _) = h.followups.alert_notifications(alert)
     assert notice.spec["message"]["step_failure"]["skipped"] == ["b"]
+    console = signed_in(create_app(components=make_components(**CONSOLE)))
+    page = console.get("/alerts").get_data(as_text=True)
+    assert "step a; skipped because of it (not alerted separately): b" in page

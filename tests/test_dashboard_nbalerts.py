@@ -295,6 +295,7 @@ def test_alerts_page_shows_firing_then_resolved_episodes_with_deliveries(alertin
     assert firing < etl_row < resolved < report_row < silences
     etl_html = page[etl_row : page.index("</tr>", etl_row)]
     assert 'data-state="firing"' in etl_html
+    assert '<span class="severity error">error</span>' in etl_html  # the global default
     assert f'class="cause" href="/executions/{failing}"' in etl_html
     assert f'href="/notebooks#notebook-{h.app.id}-{etl}"' in etl_html and "ETL" in etl_html
     assert re.search(r"firing → <code>slack</code>.*?status performed", etl_html, re.S)
