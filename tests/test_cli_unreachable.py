@@ -44,7 +44,9 @@ pipelines:
 ARGUMENTS: dict[str, tuple[str, ...]] = {
     "actions show": ("execute:0",),
     "actions undo": ("patch:0",),
+    "alerts silence": ("--notebook", "ETL", "--for", "1h", "--comment", "upgrade"),
     "alerts test": ("ops",),
+    "alerts unsilence": ("0123456789abcdef",),
     "pipelines start": ("nightly",),
     "pipelines validate": ("{pipelines}",),
     "pipelines show": ("run-0",),
