@@ -121,6 +121,14 @@ def test_unauthenticated_pages_go_to_the_sign_in_form_and_show_nothing(client, s
     assert query["next"] == [f"/executions/{EXECUTION}?reveal=1"]
 
 
+def test_a_page_polling_after_its_session_ended_goes_to_the_sign_in_form_whole(client):
+    """htmx would put a redirected answer inside the page; it is told to load the form."""
+    response = client.get("/executions", headers={"HX-Request": "true"})
+    assert response.status_code == 204 and not response.get_data()
+    target = urlsplit(response.headers["HX-Redirect"])
+    assert target.path == "/signin" and parse_qs(target.query)["next"] == ["/executions"]
+
+
 def test_metrics_need_their_own_token(redis, redis_server):
     without = create_app(make_settings(redis_server.url)).test_client()
     refused = without.get("/metrics")

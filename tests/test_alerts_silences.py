@@ -78,6 +78,7 @@ def test_silences_are_created_listed_and_ended(web, redis):
     # kept until its end plus the retention
     ttl = redis.ttl(keys.silence(silence["id"]))
     assert 2 * 3600 + 30 * 86400 - 60 < ttl <= 2 * 3600 + 30 * 86400 + 1
+    assert redis.ttl(keys.silences()) >= ttl  # the index expires too, after every silence in it
 
     ended = client.delete(f"/api/silences/{silence['id']}")
     assert ended.status_code == 200
@@ -115,6 +116,7 @@ def test_silences_are_created_listed_and_ended(web, redis):
         ({"matcher": {"rule": "r"}, "duration": "400d"}, "may last at most 366 days"),
         ({"matcher": {"rule": "r"}, "endsAt": "2099-01-01T00:00:00"}, "with its zone"),
         ({"matcher": {"rule": "r"}, "endsAt": "tomorrow"}, "endsAt must be an ISO 8601"),
+        ({"matcher": {"rule": "r"}, "endsAt": "0001-01-01T00:00:00+01:00"}, "endsAt must be"),
         ({"matcher": {"rule": "r"}, "endsAt": "2001-01-01T00:00:00Z"}, "end in the future"),
         ({"matcher": {"rule": "r"}, "duration": "1h", "comment": ""}, "comment must be"),
         ({"matcher": {"rule": "r"}, "duration": "1h", "author": 7}, "author must be"),

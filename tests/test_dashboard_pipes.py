@@ -190,7 +190,9 @@ def test_the_form_starts_exactly_one_run(client, published):
 @pytest.mark.parametrize(
     ("params", "says"),
     [
-        ("{day: 1", "params is not valid JSON"),
+        ("{day: 1", "params: not valid JSON"),
+        ('{"region": NaN}', "params: NaN is not a JSON number"),
+        ('{"region": ' + "[" * 100 + "]" * 100 + "}", "params: JSON nested more than"),
         ('["north"]', "params must be a JSON object"),
         ('{"regoin": "north"}', "unknown parameter 'regoin'"),
         ("{}", "parameter 'region' is required"),

@@ -181,12 +181,7 @@ class Reconciler:
     def _busy(self, application_id: str, notebook_id: str, now: float) -> bool:
         """Whether one of the notebook's newest runs is in flight (until its deadline) or ended
         within the busy window."""
-        newest = self.store.query(
-            application_id=application_id,
-            notebook_id=notebook_id,
-            limit=defaults.POLL_ACTIVITY_RUNS,
-        ).items
-        for record in newest:
+        for record in self.store.newest(application_id, notebook_id, defaults.POLL_ACTIVITY_RUNS):
             if record.is_terminal:
                 ended = parse_time_ms(record.meta.get("terminal_at"))
                 if ended is not None and now - ended / 1000 < self.settings.poll_busy_window:

@@ -469,6 +469,13 @@ class ExecutionStore:
             found = cast(list[list[str]], pipe.execute())
         return [execution_id for ids in found for execution_id in ids]
 
+    def newest(self, application_id: str, notebook_id: str, count: int) -> list[ExecutionRecord]:
+        """The notebook's `count` newest executions (by queue time), newest first: one range
+        read and `count` record reads, whatever the notebook's history."""
+        index = keys.executions_by_notebook(application_id, notebook_id)
+        ids = cast(list[str], self.redis.zrevrange(index, 0, count - 1))
+        return self.get_many(ids)
+
     def count_by_status(self) -> dict[str, int]:
         with self.redis.pipeline(transaction=False) as pipe:
             for status in STATUSES:

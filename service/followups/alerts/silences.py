@@ -15,12 +15,12 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal, cast, get_args
 
 import redis as redis_lib
 
-from service import defaults, keys
+from service import defaults, keys, times
 from service.errors import NbrelayError, UsageProblem
 from service.followups.alerts.state import Alert
 from service.followups.pipeline_file.durations import parse_duration
@@ -125,14 +125,20 @@ class Silences:
         return active + ended
 
     def matching(self, alert: Alert, now: float) -> list[Silence]:
-        """The silences in force at `now` that silence `alert`."""
-        return [s for s in self.all() if s.active(now) and s.matches(alert)]
+        """The silences in force at `now` that silence `alert`: only those that end after `now`
+        are read (a silence is indexed by its end plus the retention)."""
+        ids = cast(list[str], self.redis.zrangebyscore(keys.silences(), now + self.ttl, "+inf"))
+        raws = self.redis.mget([keys.silence(i) for i in ids]) if ids else []
+        found = (Silence.from_json(raw) for raw in raws if raw)
+        return [s for s in found if s.active(now) and s.matches(alert)]
 
     def _save(self, silence: Silence) -> None:
         expires = silence.ends_at + self.ttl
         pipe = self.redis.pipeline()
         pipe.set(keys.silence(silence.id), silence.to_json(), exat=int(expires) + 1)
         pipe.zadd(keys.silences(), {silence.id: expires})
+        # the index outlives every silence it lists: none lasts longer than SILENCE_LONGEST
+        pipe.expire(keys.silences(), int(self.ttl + defaults.SILENCE_LONGEST) + 1)
         pipe.execute()
 
 
@@ -175,13 +181,17 @@ def _end(now: float, ends_at: Any, duration: Any) -> float:
 
 def _instant(value: Any) -> float:
     """Seconds since the epoch of an ISO 8601 date-time that names its zone."""
+    wrong = UsageProblem(
+        f"endsAt must be an ISO 8601 date-time with its zone, e.g. 2026-05-01T18:00:00Z; "
+        f"got {value!r}"
+    )
+    if not isinstance(value, str):
+        raise wrong
     try:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        names_zone = datetime.fromisoformat(value.replace("Z", "+00:00")).tzinfo is not None
+        milliseconds = times.parse_instant(value)
     except ValueError:
-        moment = None
-    if not isinstance(value, str) or moment is None or moment.tzinfo is None:
-        raise UsageProblem(
-            f"endsAt must be an ISO 8601 date-time with its zone, e.g. 2026-05-01T18:00:00Z; "
-            f"got {value!r}"
-        )
-    return moment.astimezone(UTC).timestamp()
+        raise wrong from None
+    if not names_zone:
+        raise wrong
+    return milliseconds / 1000

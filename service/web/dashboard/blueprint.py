@@ -36,7 +36,14 @@ def require_sign_in() -> BaseResponse | None:
     if request.endpoint in OPEN_ENDPOINTS or session.signed_in():
         return None
     target = request.full_path if request.query_string else request.path
-    return redirect(url_for("dashboard.sign_in_form", next=target), 303)
+    form = url_for("dashboard.sign_in_form", next=target)
+    if from_htmx():  # a poll or a button: the whole page goes to the form, not a fragment
+        return Response(status=204, headers={"HX-Redirect": form})
+    return redirect(form, 303)
+
+
+def from_htmx() -> bool:
+    return request.headers.get("HX-Request") == "true"
 
 
 session.protect(bp)
@@ -88,6 +95,6 @@ def answer(target: str, notice: str, *, error: bool = False) -> BaseResponse:
     query = {"notice": notice, "level": "error" if error else "done"}
     path = local_path(target)
     url = f"{path}{'&' if '?' in path else '?'}{urlencode(query)}"
-    if request.headers.get("HX-Request") == "true":
+    if from_htmx():
         return Response(status=204, headers={"HX-Redirect": url})
     return redirect(url, 303)

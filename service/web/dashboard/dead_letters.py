@@ -11,6 +11,8 @@ from service.web.dashboard.blueprint import answer, bp
 from service.web.errors import ApiError
 from service.web.resources import get_components
 
+NAMED_IN_NOTICE = 5  # replayed job ids listed in the notice; beyond, only their number
+
 
 @bp.get("/dead-letters")
 def dead_letters():
@@ -43,4 +45,6 @@ def _replay(job_ids: list[str] | None):
         return answer(back, exc.message, error=True)
     if not replayed:
         return answer(back, "No dead letters to replay.")
+    if len(replayed) > NAMED_IN_NOTICE:  # the notice travels in the URL: keep it short
+        return answer(back, f"Replayed {len(replayed)} dead letters.")
     return answer(back, f"Replayed {len(replayed)}: {', '.join(replayed)}.")

@@ -7,14 +7,13 @@ Starting a run calls `followups.start_run`, as `POST /api/pipelines/<name>/runs`
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 from flask import render_template, request, url_for
 from markupsafe import Markup
 
-from service import defaults
+from service import defaults, json_input
 from service.errors import UsageProblem
 from service.events.records import TERMINAL_STATUSES
 from service.followups.pipeline_file.model import Pipeline
@@ -67,9 +66,9 @@ def start_run(name: str):
     """Start a run with the form's `params` (a JSON object), as the API does."""
     back = url_for("dashboard.pipeline", name=name)
     try:
-        params = json.loads(request.form.get("params") or "{}")
-    except json.JSONDecodeError as exc:
-        return answer(back, f"params is not valid JSON: {exc}", error=True)
+        params = json_input.loads(request.form.get("params") or "{}")
+    except json_input.MalformedJson as exc:
+        return answer(back, f"params: {exc}", error=True)
     if not isinstance(params, dict):
         return answer(back, "params must be a JSON object", error=True)
     try:
