@@ -4,6 +4,7 @@ components and processes, scripted HTTP servers."""
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from service.composition import Components
 from service.runtime.embedded_redis import EmbeddedRedis
 from tests.support import browser as browsers
 from tests.support.clock import ManualClock
+from tests.support.followups import Harness
 from tests.support.http_server import ScriptedServer
 from tests.support.sandbox import SandboxApp, SandboxProcess
 from tests.support.stack import ServiceStack
@@ -187,3 +189,23 @@ def browser(chromium: browsers.Chrome, tmp_path: Path) -> Callable[..., browsers
         return tab.signed_in(stack.env["NBRELAY_API_TOKEN"]) if signed_in else tab
 
     return open_on
+
+
+@pytest.fixture
+def harness(
+    redis: redis_lib.Redis, redis_server: EmbeddedRedis, sandbox_app: SandboxApp, tmp_path: Path
+) -> Iterator[Callable[..., Harness]]:
+    """Builds follow-ups in this process (`tests/support/followups.py`) from a pipeline file
+    given as text (dedented), on the test's Redis and `sandbox_app`; keyword arguments go to
+    `Harness` (`clock=`). Closed after the test."""
+    created: list[Harness] = []
+
+    def make(text: str, **options: Any) -> Harness:
+        path = tmp_path / "pipelines.yaml"
+        path.write_text(textwrap.dedent(text))
+        created.append(Harness(redis_server.url, sandbox_app, path, **options))
+        return created[-1]
+
+    yield make
+    for built in created:
+        built.close()

@@ -6,35 +6,15 @@ sandbox, a real Redis and a real HTTP receiver."""
 from __future__ import annotations
 
 import base64
-import textwrap
-
-import pytest
 
 from service.followups.messages import FailureClass
 from service.followups.pipelines.runs import StepState
 from service.web import create_app
 from service.web.pipelines import alert_json
 from tests.support.dashboard import signed_in
-from tests.support.followups import Harness
 from tests.support.web import CONSOLE
 
 SECRET = "whsec_" + base64.b64encode(b"nbrelay-settings-webhook-secret!").decode()
-
-
-@pytest.fixture
-def harness(redis, redis_server, sandbox_app, tmp_path):
-    created = []
-
-    def make(text: str, **options) -> Harness:
-        path = tmp_path / "pipelines.yaml"
-        path.write_text(textwrap.dedent(text))
-        harness = Harness(redis_server.url, sandbox_app, path, **options)
-        created.append(harness)
-        return harness
-
-    yield make
-    for harness in created:
-        harness.close()
 
 
 def received(server, path: str) -> list[dict]:

@@ -165,6 +165,18 @@ def outcomes(h: Harness, alert) -> list[str]:
     ]
 
 
+def held_back(h: Harness, notebook_id: str, what: str):
+    """The notebook's errored alert, once one of its messages was held back by a silence."""
+    return h.run_until(
+        lambda: (
+            (a := h.alerts.get(h.app.id, notebook_id, FailureClass.ERRORED))
+            and "silenced" in outcomes(h, a)
+            and a
+        ),
+        what,
+    )
+
+
 def test_a_silenced_alert_fires_but_sends_nothing_until_the_silence_ends(
     alerting, web, http_server
 ):
@@ -212,14 +224,7 @@ def test_a_silence_by_rule_or_alert_id_holds_the_alert_back(alerting, http_serve
     h.registry.refresh()
     by_rule = h.followups.silence({"rule": "etl-failed"}, duration="1h", author="a", comment="rule")
     h.app.execute(etl)
-    alert = h.run_until(
-        lambda: (
-            (a := h.alerts.get(h.app.id, etl, FailureClass.ERRORED))
-            and "silenced" in outcomes(h, a)
-            and a
-        ),
-        "a message held back by the rule's silence",
-    )
+    alert = held_back(h, etl, "a message held back by the rule's silence")
     by_alert = h.followups.silence({"alert": alert.id}, duration="1h", author="a", comment="one")
     h.followups.unsilence(by_rule.id, "test")
     assert [s.id for s in h.followups.silenced_by(alert)] == [by_alert.id]
@@ -426,14 +431,7 @@ def test_dashboard_says_an_alert_is_silenced(alerting, web, http_server):
     h.registry.refresh()
     silence = h.followups.silence({"notebook": "ETL"}, duration="1h", author="a", comment="db")
     h.app.execute(etl)
-    alert = h.run_until(
-        lambda: (
-            (a := h.alerts.get(h.app.id, etl, FailureClass.ERRORED))
-            and "silenced" in outcomes(h, a)
-            and a
-        ),
-        "a message held back",
-    )
+    alert = held_back(h, etl, "a message held back")
     sign_in(client, API_TOKEN)
     page = client.get("/alerts").get_data(as_text=True)
     row = re.search(rf'<tr data-alert="{alert.id}".*?</tr>', page, re.S)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import textwrap
 import time
 
 import pytest
@@ -48,22 +47,6 @@ pipelines:
         after: [b, c]
         context: {b: "{{ steps.b.id }}", c: "{{ steps.c.id }}"}
 """
-
-
-@pytest.fixture
-def harness(redis, redis_server, sandbox_app, tmp_path):
-    created = []
-
-    def make(text: str, **options) -> Harness:
-        path = tmp_path / "pipelines.yaml"
-        path.write_text(textwrap.dedent(text))
-        harness = Harness(redis_server.url, sandbox_app, path, **options)
-        created.append(harness)
-        return harness
-
-    yield make
-    for harness in created:
-        harness.close()
 
 
 def test_diamond_completes_with_contexts_from_upstream(harness):
