@@ -120,6 +120,12 @@ def sync_lease(application_id: str, notebook_id: str) -> str:
     return f"{PREFIX}:sync-lease:{application_id}:{notebook_id}"
 
 
+def due_syncs() -> str:
+    """Sorted set: notebooks whose next sync waits for more hints (`notebook_ref`), scored by
+    when it is due anyway."""
+    return f"{PREFIX}:sync-due"
+
+
 def dirty_notebooks() -> str:
     """Sorted set: notebooks that need a sync (`notebook_ref`), scored by when they became dirty."""
     return f"{PREFIX}:dirty"

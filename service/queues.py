@@ -27,7 +27,9 @@ from service import defaults
 SYNC_QUEUE = "nbrelay-sync"
 ACTIONS_QUEUE = "nbrelay-actions"  # follow-up actions: execute, retry, patch
 ALERTS_QUEUE = "nbrelay-alerts"  # notifications, apart so a slow channel never delays a step
-QUEUES: tuple[str, ...] = (SYNC_QUEUE, ACTIONS_QUEUE, ALERTS_QUEUE)  # what `nbrelay worker` serves
+# What `nbrelay worker` serves, in the order it takes jobs: a follow-up action (a pipeline's next
+# step) never waits behind a backlog of syncs, and a slow channel never holds either.
+QUEUES: tuple[str, ...] = (ACTIONS_QUEUE, SYNC_QUEUE, ALERTS_QUEUE)
 SYNC_JOB = "workers.sync.sync"
 ACTION_JOBS = {  # action kind -> (job function, queue)
     "execute": ("workers.actions.perform", ACTIONS_QUEUE),

@@ -21,7 +21,7 @@ TICK = 10.0  # the scheduler's interval with the default settings: min(15 s, 300
 @pytest.fixture(autouse=True)
 def no_read_spacing(monkeypatch):
     """Reads of one notebook are spaced a real second apart; a simulated hour has no time."""
-    monkeypatch.setattr(defaults, "SYNC_MIN_SPACING", 0.0)
+    monkeypatch.setattr(defaults, "SYNC_SPACING", 0.0)
 
 
 def run_syncs(components) -> int:

@@ -1,7 +1,7 @@
 import pytest
 
-from service import keys
-from service.events.sync_state import Busy, Claim, LeaseKeeper, LeaseLost, SyncState
+from service import defaults, keys
+from service.events.sync_state import DEFERRED, Busy, Claim, LeaseKeeper, LeaseLost, SyncState
 from service.runtime.processes import wait_until
 
 APP = "575ec8687ae143cd83dc4a97"
@@ -31,24 +31,70 @@ def test_a_finished_sync_cleans_the_notebook_and_the_next_hint_enqueues_again(sy
     job = mark(syncs)
     claim = syncs.begin(APP, NB, job, 2.0)
     assert isinstance(claim, Claim)
-    assert syncs.finish_round(claim, 1234, 3.0) is None
+    assert syncs.finish_round(claim, 1234, 3.0, listed=7) is None
     status = syncs.status(APP, NB)
     assert (status.active, status.leased, status.dirty_since) == (None, False, None)
-    following = mark(syncs)
+    following = mark(syncs, 3.0 + defaults.SYNC_SPACING)  # a quiet spell: enqueued at once
     assert following not in (None, job)
-    assert syncs.begin(APP, NB, following, 4.0).cursor_ms == 1234
+    claim = syncs.begin(APP, NB, following, 4.0)
+    assert (claim.cursor_ms, claim.listed, claim.hints) == (1234, 7, 1)
 
 
-def test_hints_during_a_sync_make_it_read_again(syncs):
+def test_a_hint_soon_after_a_read_waits_for_the_spacing_without_a_job(syncs):
+    claim = syncs.begin(APP, NB, mark(syncs), 2.0)
+    syncs.finish_round(claim, None, 3.0)
+    assert mark(syncs, 3.2) is None  # nothing to enqueue: it waits in `due`
+    waiting = syncs.status(APP, NB).active
+    assert waiting is not None
+    assert syncs.release_due(3.0 + defaults.SYNC_SPACING - 0.01) == []
+    assert syncs.release_due(3.0 + defaults.SYNC_SPACING) == [(APP, NB, waiting)]
+    assert syncs.release_due(10.0) == []  # released once
+
+
+def test_enough_hints_start_a_waiting_read_at_once(syncs):
+    claim = syncs.begin(APP, NB, mark(syncs), 2.0)
+    syncs.finish_round(claim, None, 3.0)
+    early = [mark(syncs, 3.1) for _ in range(defaults.SYNC_BATCH)]
+    assert early[:-1] == [None] * (defaults.SYNC_BATCH - 1)
+    assert early[-1] == syncs.status(APP, NB).active  # the batch is full: enqueue it now
+    assert syncs.release_due(10.0) == []
+
+
+def test_a_few_hints_during_a_read_leave_the_next_read_waiting(syncs):
     job = mark(syncs)
     claim = syncs.begin(APP, NB, job, 2.0)
     assert mark(syncs) is None  # joins the running job
+    assert syncs.finish_round(claim, None, 3.0) is DEFERRED
+    status = syncs.status(APP, NB)
+    assert not status.leased and status.active not in (None, job)
+    assert syncs.release_due(3.0 + defaults.SYNC_SPACING) == [(APP, NB, status.active)]
+    again = syncs.begin(APP, NB, status.active, 4.5)
+    assert again.generation == claim.generation + 1
+    assert syncs.finish_round(again, None, 5.0) is None
+    assert syncs.dirty() == []
+
+
+def test_many_hints_during_a_read_make_it_read_again_at_once(syncs):
+    job = mark(syncs)
+    claim = syncs.begin(APP, NB, job, 2.0)
+    for _ in range(defaults.SYNC_BATCH):
+        assert mark(syncs) is None  # joins the running job
     newer = syncs.finish_round(claim, None, 3.0)
-    assert newer == claim.generation + 1
+    assert newer == claim.generation + defaults.SYNC_BATCH
     assert syncs.status(APP, NB).leased
     again = Claim(APP, NB, job, claim.fence, newer, None)
     assert syncs.finish_round(again, None, 4.0) is None
     assert syncs.dirty() == []
+
+
+def test_take_over_replaces_a_waiting_job_too(syncs):
+    claim = syncs.begin(APP, NB, mark(syncs), 2.0)
+    syncs.finish_round(claim, None, 3.0)
+    mark(syncs, 3.1)
+    waiting = syncs.status(APP, NB).active
+    successor = syncs.take_over(APP, NB, waiting, 40.0)
+    assert successor not in (None, waiting)
+    assert syncs.release_due(50.0) == []  # no longer waiting: the successor is enqueued
 
 
 def test_one_sync_at_a_time(syncs):

@@ -9,8 +9,9 @@ keys (`service.followups.alerts.migration`).
 Workers are RQ `SimpleWorker`s: jobs run in the worker process itself, so the Losant client and
 its connection pool are reused from job to job instead of being rebuilt in a fork for every
 job. Each worker also runs RQ's delayed-job scheduler (one of them holds its lock at a time),
-which moves retried jobs back to their queue when their backoff is over. SIGTERM or Ctrl-C lets
-the current job finish before the worker exits.
+which moves retried jobs back to their queue when their backoff is over, and a thread that
+enqueues the syncs whose wait for more hints is over (`service.events.due_syncs`). SIGTERM or
+Ctrl-C lets the current job finish before the worker exits.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from rq import SimpleWorker
 
 from service.composition import Components
 from service.config import Settings
+from service.events.due_syncs import DueSyncs
 from service.followups.alerts.migration import migrate
 from service.queues import QUEUES
 from workers.scheduler import Scheduler
@@ -63,9 +65,11 @@ def run_worker(settings: Settings, queues: Sequence[str] = QUEUES, *, burst: boo
         [components.queues.queue(name) for name in queues], connection=components.rq_redis
     )
     log.info("worker %s listening on %s", worker.name, ", ".join(queues))
+    due = DueSyncs(components.syncs, components.queues).start()
     try:
         worker.work(burst=burst, with_scheduler=True, logging_level=rq_log_level(settings))
     finally:
+        due.stop()
         components.close()
 
 

@@ -3,8 +3,9 @@
 `NotebookSync.run` is what every hint becomes (see `service.events.sync_state` for how hints
 coalesce into one job per notebook). It pages `GET …/logs` from the notebook's cursor, upserts
 every execution under the notebook's fencing token, hands each newly terminal execution to
-`Transitions`, and reads again if more hints arrived meanwhile. Losant errors propagate, so RQ
-retries the job with backoff; the notebook stays dirty until a sync succeeds.
+`Transitions`, and reads again at once if SYNC_BATCH or more hints arrived meanwhile; when fewer
+did, the next read waits (outside any worker) for more or for SYNC_SPACING to pass. Losant errors
+propagate, so RQ retries the job with backoff; the notebook stays dirty until a sync succeeds.
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ from service import defaults, metrics
 from service.events.logs_limit import LogsCaps
 from service.events.records import TERMINAL_STATUSES
 from service.events.store import ExecutionStore
-from service.events.sync_state import Busy, Claim, LeaseKeeper, LeaseLost, SyncState
+from service.events.sync_state import (
+    Busy,
+    Claim,
+    Deferred,
+    LeaseKeeper,
+    LeaseLost,
+    SyncState,
+)
 from service.events.transitions import Transitions
 from service.events.unseen import UnseenExecutions
 from service.losant import LosantClient
@@ -67,7 +75,7 @@ class NotebookSync:
         self, application_id: str, notebook_id: str, *, job_id: str, final_attempt: bool = True
     ) -> str:
         """Sync one notebook as job `job_id`; `final_attempt` says whether a failure is the
-        last. Returns the outcome (ok, handed-off, superseded, lease-lost)."""
+        last. Returns the outcome (ok, deferred, handed-off, superseded, lease-lost)."""
         started = time.monotonic()
         claim = self.syncs.begin(application_id, notebook_id, job_id, time.time())
         if isinstance(claim, Busy):
@@ -91,14 +99,10 @@ class NotebookSync:
 
     def _rounds(self, claim: Claim) -> tuple[str, dict[str, int]]:
         stats = {"rounds": 0, "logs_calls": 0, "executions": 0}
-        last_read = claim.last_sync_at or 0.0
         with LeaseKeeper(self.syncs, claim) as keeper:
             while True:
-                # Reads of one notebook are spaced out: hints that arrive meanwhile join this read.
-                keeper.lost.wait(defaults.SYNC_MIN_SPACING - (time.time() - last_read))
                 stats["rounds"] += 1
                 read = self.read_executions(claim)
-                last_read = time.time()
                 if keeper.lost.is_set():
                     raise LeaseLost(claim.notebook_id)
                 stats["logs_calls"] += read.logs_calls
@@ -109,15 +113,25 @@ class NotebookSync:
                 if read.short_of_cursor and claim.cursor_ms is not None:
                     self._count_unseen(claim.application_id, claim.notebook_id, claim.cursor_ms)
                 self.transitions.deliver(claim.application_id, claim.notebook_id)
-                newer = self.syncs.finish_round(claim, read.cursor_ms, time.time())
+                newer = self.syncs.finish_round(
+                    claim, read.cursor_ms, time.time(), listed=len(read.records)
+                )
                 if newer is None:
                     return "ok", stats
+                if isinstance(newer, Deferred):
+                    return "deferred", stats
                 if stats["rounds"] >= defaults.SYNC_MAX_ROUNDS:
                     successor = self.syncs.hand_off(claim, time.time())
                     if successor is not None:
                         self.queues.enqueue_sync(claim.application_id, claim.notebook_id, successor)
                     return "handed-off", stats
-                claim = dataclasses.replace(claim, generation=newer, cursor_ms=read.cursor_ms)
+                claim = dataclasses.replace(
+                    claim,
+                    generation=newer,
+                    cursor_ms=read.cursor_ms,
+                    hints=newer - claim.generation,
+                    listed=len(read.records),
+                )
 
     def read_executions(self, claim: Claim) -> Read:
         """Every execution of the notebook queued since its cursor, newest first, as far as
@@ -151,10 +165,10 @@ class NotebookSync:
         if oldest_pending is not None:
             since = min(since, oldest_pending)
         floor = since
-        since -= defaults.SYNC_SINCE_MARGIN * 1000
-        ceiling = self.caps.get(application_id) or defaults.SYNC_MAX_LIMIT
-        limit, calls = min(defaults.SYNC_FIRST_LIMIT, ceiling), 0
         client = self.losant()
+        since -= int(since_margin(client.clock_offset) * 1000)
+        ceiling = self.caps.get(application_id) or defaults.SYNC_MAX_LIMIT
+        limit, calls = min(first_limit(claim), ceiling), 0
         while True:
             page = self.caps.read(
                 client, application_id, claim.notebook_id, limit=limit, since=since
@@ -223,6 +237,21 @@ class NotebookSync:
             )
         except Exception:  # noqa: BLE001 - Redis may be what failed; the notebook stays dirty
             log.warning("could not record the failure of a sync", exc_info=True)
+
+
+def since_margin(clock_offset: float | None) -> float:
+    """Seconds read before the cursor: the difference seen between Losant's clock and ours (the
+    `Date` of its answers) plus SYNC_SKEW_MARGIN, at most SYNC_SINCE_MARGIN, which is also what
+    is read while no answer has told the difference yet."""
+    if clock_offset is None:
+        return defaults.SYNC_SINCE_MARGIN
+    return min(defaults.SYNC_SINCE_MARGIN, abs(clock_offset) + defaults.SYNC_SKEW_MARGIN)
+
+
+def first_limit(claim: Claim) -> int:
+    """The `limit` of a read's first `/logs` request: room for what the previous read listed
+    and one run per hint since, twice over, so that one request is almost always enough."""
+    return max(defaults.SYNC_FIRST_LIMIT, 2 * (claim.listed + claim.hints))
 
 
 def _short_of(records: list[dict], cursor_ms: int | None) -> bool:

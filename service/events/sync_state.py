@@ -2,10 +2,18 @@
 
 Every hint (a callback, a relay request, a poll, the reconciler) ends in `Ingress.request_sync()`
 (`service.events.ingress`), which bumps the notebook's *wanted generation*, marks it dirty and,
-only if no sync job is active for it, makes a new job id the active one and enqueues it. Hints
-that arrive while a job is queued or running just bump the generation: the running job reads
-Losant again before it lets go when the generation moved during its read, so a burst of
-callbacks costs one or two `/logs` reads.
+only if no sync job is active for it, makes a new job id the active one. Hints that arrive while
+a job is queued or running just bump the generation: the running job reads Losant again before
+it lets go when the generation moved during its read, so a burst of callbacks costs one or two
+`/logs` reads.
+
+Reads of one notebook are paced without holding a worker. The first hint after a quiet spell
+(SYNC_SPACING since the last read) has its job enqueued at once; a hint that comes sooner waits
+in the `due` sorted set until SYNC_BATCH hints have gathered or the spacing has passed, and a
+read that ends with fewer than SYNC_BATCH new hints leaves its successor waiting there too. Each
+worker looks at `due` every SYNC_DUE_INTERVAL (`release_due`) and enqueues the jobs whose wait
+is over. So a busy notebook costs at most one read per SYNC_BATCH hints, a quiet one's hint is
+read within SYNC_SPACING, and workers only ever wait on Losant.
 
 A job that starts takes the notebook's lease: a key with a TTL holding a fencing token (a number
 that grows with every lease). The store only accepts writes carrying the current token, so a
@@ -26,23 +34,39 @@ from typing import cast
 import redis as redis_lib
 from redis.client import Pipeline
 
-from service import keys
+from service import defaults, keys
 
 log = logging.getLogger(__name__)
 
-# KEYS: 1 state, 2 dirty, 3 notebooks. ARGV: ref, now, ttl, job id prefix.
+# KEYS: 1 state, 2 dirty, 3 notebooks, 4 due. ARGV: ref, now, ttl, job id prefix, spacing, batch.
+# Returns the id of a job to enqueue now, or false: a job is already queued or running, or the
+# new job waits in `due` for more hints (`batch` since the last read) or for the spacing since
+# that read to pass, whichever comes first.
 MARK_DIRTY = """
-redis.call('HINCRBY', KEYS[1], 'wanted', 1)
+local wanted = redis.call('HINCRBY', KEYS[1], 'wanted', 1)
 redis.call('HSET', KEYS[1], 'hinted_at', ARGV[2])
 redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[1])
 redis.call('ZADD', KEYS[3], math.floor(tonumber(ARGV[2]) * 1000), ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
 redis.call('EXPIRE', KEYS[3], ARGV[3])
-if redis.call('HEXISTS', KEYS[1], 'active') == 1 then return false end
+local covered = tonumber(redis.call('HGET', KEYS[1], 'covered') or '0')
+local enough = wanted - covered >= tonumber(ARGV[6])
+local active = redis.call('HGET', KEYS[1], 'active')
+if active then
+  if enough and redis.call('HDEL', KEYS[1], 'deferred') == 1 then
+    redis.call('ZREM', KEYS[4], ARGV[1])
+    return active
+  end
+  return false
+end
 local id = ARGV[4] .. redis.call('HINCRBY', KEYS[1], 'jobs', 1)
 redis.call('HSET', KEYS[1], 'active', id, 'active_since', ARGV[2])
-return id
+local due = tonumber(redis.call('HGET', KEYS[1], 'last_sync_at') or '0') + tonumber(ARGV[5])
+if enough or tonumber(ARGV[2]) >= due then return id end
+redis.call('HSET', KEYS[1], 'deferred', '1')
+redis.call('ZADD', KEYS[4], due, ARGV[1])
+return false
 """
 
 # KEYS: 1 state, 2 lease. ARGV: job id, lease ms, now, ttl.
@@ -54,28 +78,50 @@ local fence = redis.call('HINCRBY', KEYS[1], 'fence', 1)
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('SET', KEYS[2], fence, 'PX', ARGV[2])
 redis.call('HSET', KEYS[1], 'active', ARGV[1], 'active_since', ARGV[3])
+redis.call('HDEL', KEYS[1], 'deferred')
 return {'ok', tostring(fence), redis.call('HGET', KEYS[1], 'wanted') or '0',
         redis.call('HGET', KEYS[1], 'cursor') or '',
-        redis.call('HGET', KEYS[1], 'last_sync_at') or ''}
+        redis.call('HGET', KEYS[1], 'covered') or '0',
+        redis.call('HGET', KEYS[1], 'listed') or '0'}
 """
 
-# KEYS: 1 state, 2 lease, 3 dirty. ARGV: fence, generation, job id, cursor, ref, lease ms, now.
+# KEYS: 1 state, 2 lease, 3 dirty, 4 due. ARGV: fence, generation, job id, cursor, ref, lease ms,
+# now, spacing, batch, job id prefix, executions listed by the read. Returns false when the read
+# covered every hint (the notebook is clean), {'again', wanted} when `batch` or more hints came
+# meanwhile (the job reads again at once), {'deferred'} when fewer came: the lease is released
+# and a new job waits in `due` for more hints or for the spacing to pass, so no worker waits.
 _FINISH_ROUND = """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return redis.error_reply('LEASELOST') end
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'cursor', ARGV[4]) end
-redis.call('HSET', KEYS[1], 'last_sync_at', ARGV[7])
+redis.call('HSET', KEYS[1], 'last_sync_at', ARGV[7], 'covered', ARGV[2], 'listed', ARGV[11])
 redis.call('HDEL', KEYS[1], 'last_error', 'last_error_at', 'dead')
 local wanted = redis.call('HGET', KEYS[1], 'wanted') or '0'
+local own = redis.call('HGET', KEYS[1], 'active') == ARGV[3]
 if wanted == ARGV[2] then
   redis.call('ZREM', KEYS[3], ARGV[5])
   redis.call('DEL', KEYS[2])
-  if redis.call('HGET', KEYS[1], 'active') == ARGV[3] then
-    redis.call('HDEL', KEYS[1], 'active', 'active_since')
-  end
+  if own then redis.call('HDEL', KEYS[1], 'active', 'active_since') end
   return false
 end
-redis.call('PEXPIRE', KEYS[2], ARGV[6])
-return wanted
+if tonumber(wanted) - tonumber(ARGV[2]) >= tonumber(ARGV[9]) then
+  redis.call('PEXPIRE', KEYS[2], ARGV[6])
+  return {'again', wanted}
+end
+redis.call('DEL', KEYS[2])
+if own then
+  local id = ARGV[10] .. redis.call('HINCRBY', KEYS[1], 'jobs', 1)
+  redis.call('HSET', KEYS[1], 'active', id, 'active_since', ARGV[7], 'deferred', '1')
+  redis.call('ZADD', KEYS[4], tonumber(ARGV[7]) + tonumber(ARGV[8]), ARGV[5])
+end
+return {'deferred'}
+"""
+
+# KEYS: 1 state, 2 due. ARGV: ref. The deferred job of a notebook whose wait is over, to enqueue
+# (false when a hint or another worker already released it).
+_RELEASE = """
+if redis.call('ZREM', KEYS[2], ARGV[1]) == 0 then return false end
+if redis.call('HDEL', KEYS[1], 'deferred') == 0 then return false end
+return redis.call('HGET', KEYS[1], 'active') or false
 """
 
 # KEYS: 1 state, 2 lease. ARGV: fence, job id, job id prefix, now.
@@ -108,16 +154,25 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 """
 
-# KEYS: 1 state, 2 lease. ARGV: expected active job id ('' for none), job id prefix, now, ttl.
+# KEYS: 1 state, 2 lease, 3 due. ARGV: expected active job id ('' for none), job id prefix, now,
+# ttl, ref.
 _TAKE_OVER = """
 if redis.call('EXISTS', KEYS[2]) == 1 then return false end
 if (redis.call('HGET', KEYS[1], 'active') or '') ~= ARGV[1] then return false end
 local id = ARGV[2] .. redis.call('HINCRBY', KEYS[1], 'jobs', 1)
 redis.call('HSET', KEYS[1], 'active', id, 'active_since', ARGV[3])
-redis.call('HDEL', KEYS[1], 'dead')
+redis.call('HDEL', KEYS[1], 'dead', 'deferred')
+redis.call('ZREM', KEYS[3], ARGV[5])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 return id
 """
+
+
+class Deferred:
+    """What `finish_round` returns when the next read waits for more hints."""
+
+
+DEFERRED = Deferred()
 
 
 class LeaseLost(Exception):
@@ -134,7 +189,8 @@ class Claim:
     fence: int
     generation: int
     cursor_ms: int | None
-    last_sync_at: float | None = None  # when the previous read of the notebook finished
+    hints: int = 0  # hints since the previous read (a measure of how many runs ended since)
+    listed: int = 0  # executions the previous read of the notebook listed
 
 
 @dataclass(frozen=True)
@@ -173,6 +229,7 @@ class SyncState:
         self._fail = redis.register_script(_FAIL)
         self._heartbeat = redis.register_script(_HEARTBEAT)
         self._take_over = redis.register_script(_TAKE_OVER)
+        self._release = redis.register_script(_RELEASE)
 
     def mark_dirty(self, pipe: Pipeline, application_id: str, notebook_id: str, now: float) -> None:
         """Queue on `pipe` the marking of the notebook as dirty. Its result is the id of the job
@@ -189,12 +246,15 @@ class SyncState:
                 keys.sync_state(application_id, notebook_id),
                 keys.dirty_notebooks(),
                 keys.notebooks(),
+                keys.due_syncs(),
             ],
             [
                 keys.notebook_ref(application_id, notebook_id),
                 now,
                 self.ttl,
                 keys.sync_job_prefix(application_id, notebook_id, now),
+                defaults.SYNC_SPACING,
+                defaults.SYNC_BATCH,
             ],
         )
 
@@ -208,7 +268,7 @@ class SyncState:
         )
         if result[0] == "busy":
             return Busy(result[1] or None)
-        _, fence, generation, cursor, last_sync_at = result
+        _, fence, generation, cursor, covered, listed = result
         return Claim(
             application_id,
             notebook_id,
@@ -216,18 +276,24 @@ class SyncState:
             int(fence),
             int(generation),
             int(cursor) if cursor else None,
-            float(last_sync_at) if last_sync_at else None,
+            hints=max(0, int(generation) - int(covered)),
+            listed=int(listed),
         )
 
-    def finish_round(self, claim: Claim, cursor_ms: int | None, now: float) -> int | None:
-        """Record a finished read. None when it covered every hint (the notebook is clean and
-        released); otherwise the newer generation the next read must cover."""
+    def finish_round(
+        self, claim: Claim, cursor_ms: int | None, now: float, *, listed: int = 0
+    ) -> int | Deferred | None:
+        """Record a finished read that listed `listed` executions. None when it covered every
+        hint (the notebook is clean and released); DEFERRED when a few hints came meanwhile (the
+        next read waits in `due`, see `release_due`); otherwise the newer generation the next
+        read, at once, must cover."""
         try:
-            wanted = self._finish_round(
+            result = self._finish_round(
                 keys=[
                     keys.sync_state(claim.application_id, claim.notebook_id),
                     keys.sync_lease(claim.application_id, claim.notebook_id),
                     keys.dirty_notebooks(),
+                    keys.due_syncs(),
                 ],
                 args=[
                     claim.fence,
@@ -237,13 +303,37 @@ class SyncState:
                     keys.notebook_ref(claim.application_id, claim.notebook_id),
                     self.lease_ms,
                     now,
+                    defaults.SYNC_SPACING,
+                    defaults.SYNC_BATCH,
+                    keys.sync_job_prefix(claim.application_id, claim.notebook_id, now),
+                    listed,
                 ],
             )
         except redis_lib.ResponseError as exc:
             if "LEASELOST" in str(exc):
                 raise LeaseLost(claim.notebook_id) from None
             raise
-        return None if wanted is None else int(wanted)
+        if result is None:
+            return None
+        if result[0] == "deferred":
+            return DEFERRED
+        return int(result[1])
+
+    def release_due(self, now: float, limit: int = 100) -> list[tuple[str, str, str]]:
+        """Take the deferred syncs whose wait is over: (application, notebook, job id) of each
+        job to enqueue. Each is released once, whoever else looks at the same time."""
+        refs = cast(
+            list[str], self.redis.zrangebyscore(keys.due_syncs(), "-inf", now, start=0, num=limit)
+        )
+        released = []
+        for ref in refs:
+            application_id, notebook_id = keys.split_notebook_ref(ref)
+            job_id = self._release(
+                keys=[keys.sync_state(application_id, notebook_id), keys.due_syncs()], args=[ref]
+            )
+            if job_id:
+                released.append((application_id, notebook_id, job_id))
+        return released
 
     def hand_off(self, claim: Claim, now: float) -> str | None:
         """Release the notebook, still dirty, to a new job; its id (None if another job already
@@ -306,12 +396,14 @@ class SyncState:
             keys=[
                 keys.sync_state(application_id, notebook_id),
                 keys.sync_lease(application_id, notebook_id),
+                keys.due_syncs(),
             ],
             args=[
                 expected_active or "",
                 keys.sync_job_prefix(application_id, notebook_id, now),
                 now,
                 self.ttl,
+                keys.notebook_ref(application_id, notebook_id),
             ],
         )
 

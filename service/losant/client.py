@@ -116,6 +116,9 @@ class LosantClient:
             raise ValueError("a Losant API token is required")
         self.base_url = base_url.rstrip("/")
         self.read_timeout = read_timeout
+        # Losant's clock less ours, in seconds, from the `Date` of its latest answer (whole
+        # seconds, so within a second of the truth); None until an answer had one.
+        self.clock_offset: float | None = None
         self._token = token
         self._observer = observer
         self._session = requests.Session()
@@ -372,12 +375,7 @@ class LosantClient:
             response = self._session.get(self.base_url + path, params=params)
         except requests.RequestException as exc:
             raise self._failure(exc, "GET", path) from exc
-        midway = (sent + time.time()) / 2
-        try:
-            date = parsedate_to_datetime(response.headers.get("Date", ""))
-        except (TypeError, ValueError):
-            return None, midway
-        return (date if date.tzinfo else date.replace(tzinfo=UTC)), midway
+        return _date(response), (sent + time.time()) / 2
 
     # plumbing
 
@@ -393,7 +391,7 @@ class LosantClient:
         """Send one request through the session and return the parsed JSON of a 2xx answer, or
         raise the LosantError that says what happened."""
         request = f"{method} {path}"
-        started = time.monotonic()
+        started, sent = time.monotonic(), time.time()
         try:
             response = self._session.request(
                 method,
@@ -406,6 +404,9 @@ class LosantClient:
             self._observe(method, path, None, started)
             raise self._failure(exc, method, path) from exc
         self._observe(method, path, response.status_code, started)
+        date = _date(response)
+        if date is not None:
+            self.clock_offset = date.timestamp() - (sent + time.time()) / 2
         log.debug(
             "Losant %s answered %d in %.0f ms",
             request,
@@ -516,3 +517,13 @@ def _notebooks(application_id: str) -> str:
 def _notebook(application_id: str, notebook_id: str, action: str | None = None) -> str:
     path = f"{_notebooks(application_id)}/{_segment(notebook_id)}"
     return f"{path}/{action}" if action else path
+
+
+def _date(response: requests.Response) -> datetime | None:
+    """The `Date` header of an answer (UTC when it names no zone); None when absent or
+    unreadable."""
+    try:
+        date = parsedate_to_datetime(response.headers.get("Date", ""))
+    except (TypeError, ValueError):
+        return None
+    return date if date.tzinfo else date.replace(tzinfo=UTC)
