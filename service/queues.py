@@ -87,7 +87,7 @@ class Queues:
             job_id=job_id,
             retry=Retry(max=len(intervals), interval=intervals),
             timeout=defaults.SYNC_JOB_TIMEOUT,
-            result_ttl=defaults.JOB_RESULT_TTL,
+            result_ttl=0,  # what a sync did is in the store and its log line, not kept twice
             failure_ttl=self.failure_ttl,
             description=f"sync notebook {notebook_id} of application {application_id}",
         )

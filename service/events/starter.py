@@ -33,7 +33,7 @@ from service.events import tokens
 from service.events.logs_limit import LogsCaps
 from service.events.records import ExecutionRecord
 from service.events.store import ExecutionStore
-from service.losant import LosantClient
+from service.losant import LosantClient, NotFound
 from service.losant.models import Notebook
 from service.marker import MARKER_KEY, Marker, with_marker
 
@@ -98,6 +98,8 @@ class ExecutionStarter:
         self.losant = losant
         self.store = store
         self.caps = caps
+        # (application, id or name) -> (when looked up, the notebook), see `_find`
+        self._found: dict[tuple[str, str], tuple[float, Notebook]] = {}
 
     def start(
         self,
@@ -121,7 +123,7 @@ class ExecutionStarter:
         )
         application_id = settings.losant_application_id or ""
         client = self.losant()
-        found = client.find_notebook(application_id, notebook)
+        found = self._find(client, application_id, notebook)
         template_context = with_marker(context, marker)
         encoded = json.dumps(template_context, separators=(",", ":")) if template_context else None
         if encoded is not None and len(encoded) > defaults.TEMPLATE_CONTEXT_MAX_LENGTH:
@@ -154,7 +156,9 @@ class ExecutionStarter:
                     template_context=encoded,
                     callback_url=tokens.callback_url(settings.public_url or "", token),
                 )
-            except Exception:
+            except Exception as exc:
+                if isinstance(exc, NotFound):
+                    self._found.pop((application_id, notebook), None)
                 metrics.EXECUTIONS_STARTED.labels("error").inc()
                 raise
             self.store.record_request(
@@ -170,6 +174,21 @@ class ExecutionStarter:
             )
         metrics.EXECUTIONS_STARTED.labels("started").inc()
         return Started(execution_id, application_id, found.id, found.name or "", requested_at)
+
+    def _find(self, client: LosantClient, application_id: str, notebook: str) -> Notebook:
+        """The notebook `notebook` (an id or a name) names, looked up at Losant at most once per
+        NOTEBOOK_LOOKUP_TTL: a pipeline starting the same step again and again costs Losant
+        only its `execute`. A notebook renamed meanwhile is found under its old name until
+        then; one deleted is forgotten as soon as `execute` answers 404."""
+        key, now = (application_id, notebook), time.monotonic()
+        cached = self._found.get(key)
+        if cached is not None and now - cached[0] < defaults.NOTEBOOK_LOOKUP_TTL:
+            return cached[1]
+        found = client.find_notebook(application_id, notebook)
+        if len(self._found) >= defaults.NOTEBOOK_LOOKUP_ENTRIES:
+            self._found.clear()
+        self._found[key] = (now, found)
+        return found
 
     @contextmanager
     def _room(
