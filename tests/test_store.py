@@ -68,6 +68,19 @@ def test_a_terminal_transition_is_claimed_once(store, syncs):
     assert store.get(done["id"]).meta["terminal_at"]
 
 
+def test_a_terminal_run_read_again_unchanged_is_not_written_again(store, syncs):
+    token = fence(syncs)
+    done = execution(1, "completed", "2026-01-01T10:00:00Z")
+    store.upsert(APP, NB, [done], fence=token, now=100.0)
+    store.upsert(APP, NB, [done], fence=token, now=200.0)
+    assert store.get(done["id"]).meta["updated_at"].startswith("1970-01-01T00:01:40")
+    changed = {**done, "outputsCompletedAt": "2026-01-01T10:05:00Z"}
+    store.upsert(APP, NB, [changed], fence=token, now=300.0)
+    stored = store.get(done["id"])
+    assert stored.losant == changed
+    assert stored.meta["updated_at"].startswith("1970-01-01T00:05:00")
+
+
 def test_a_stale_fence_writes_nothing(store, syncs):
     old = fence(syncs)
     syncs.redis.delete(keys.sync_lease(APP, NB))

@@ -55,6 +55,8 @@ for i = 0, n - 1 do
   local id, status, score, record, terminal, member =
     ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
   local old = redis.call('HGET', ek, 'status')
+  -- a terminal run read again as it was stored (the margin before the cursor) is left alone
+  if not (old == status and terminal == '1' and redis.call('HGET', ek, 'record') == record) then
   if old and old ~= status then
     for j = 8, 7 + s do redis.call('ZREM', KEYS[j], id) end
   end
@@ -66,6 +68,7 @@ for i = 0, n - 1 do
   redis.call('ZADD', KEYS[3], score, id)
   redis.call('ZADD', sk, score, id)
   redis.call('EXPIRE', sk, ttl)
+  end
   if terminal == '1' then
     redis.call('ZREM', KEYS[5], id)
     redis.call('ZREM', KEYS[6], member)
