@@ -99,7 +99,7 @@ class Queues:
             function,
             args=(key,),
             timeout=self.action_timeout,
-            result_ttl=defaults.JOB_RESULT_TTL,
+            result_ttl=0,  # the outcome is in the action ledger, not kept twice
             failure_ttl=self.failure_ttl,
             description=f"{kind} {key}",
         )
