@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from redis.exceptions import LockError
 
@@ -36,6 +36,8 @@ from service.events.store import ExecutionStore
 from service.losant import LosantClient, NotFound
 from service.losant.models import Notebook
 from service.marker import MARKER_KEY, Marker, with_marker
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -98,8 +100,8 @@ class ExecutionStarter:
         self.losant = losant
         self.store = store
         self.caps = caps
-        # (application, id or name) -> (when looked up, the notebook), see `_find`
-        self._found: dict[tuple[str, str], tuple[float, Notebook]] = {}
+        self._found: _Remembered[Notebook] = _Remembered()  # by (application, id or name)
+        self._newest: _Remembered[ExecutionRecord | None] = _Remembered()  # by notebook id
 
     def start(
         self,
@@ -132,12 +134,7 @@ class ExecutionStarter:
                 "characters"
             )
         step = marker if marker is not None and marker.is_step else None
-        recent = self.store.query(
-            application_id=application_id,
-            notebook_id=found.id,
-            limit=defaults.CALLBACK_TOKEN_LOOKBACK,
-        ).items
-        newest = next((r for r in recent if r.losant), None)
+        newest = self._newest_read(application_id, found.id)
         with self._room(application_id, found, newest):
             token = tokens.sign(
                 settings.signing_secret,
@@ -158,7 +155,7 @@ class ExecutionStarter:
                 )
             except Exception as exc:
                 if isinstance(exc, NotFound):
-                    self._found.pop((application_id, notebook), None)
+                    self._found.forget((application_id, notebook))
                 metrics.EXECUTIONS_STARTED.labels("error").inc()
                 raise
             self.store.record_request(
@@ -180,15 +177,28 @@ class ExecutionStarter:
         NOTEBOOK_LOOKUP_TTL: a pipeline starting the same step again and again costs Losant
         only its `execute`. A notebook renamed meanwhile is found under its old name until
         then; one deleted is forgotten as soon as `execute` answers 404."""
-        key, now = (application_id, notebook), time.monotonic()
-        cached = self._found.get(key)
-        if cached is not None and now - cached[0] < defaults.NOTEBOOK_LOOKUP_TTL:
-            return cached[1]
-        found = client.find_notebook(application_id, notebook)
-        if len(self._found) >= defaults.NOTEBOOK_LOOKUP_ENTRIES:
-            self._found.clear()
-        self._found[key] = (now, found)
+        key = (application_id, notebook)
+        found, fresh = self._found.get(key)
+        if not fresh or found is None:
+            found = client.find_notebook(application_id, notebook)
+            self._found.put(key, found)
         return found
+
+    def _newest_read(self, application_id: str, notebook_id: str) -> ExecutionRecord | None:
+        """The notebook's newest run read from Losant (among its CALLBACK_TOKEN_LOOKBACK newest
+        stored), which carries how long its runs may take; looked up once per
+        NOTEBOOK_LOOKUP_TTL, as that limit is the application's and seldom changes."""
+        key = (application_id, notebook_id)
+        newest, fresh = self._newest.get(key)
+        if not fresh:
+            recent = self.store.query(
+                application_id=application_id,
+                notebook_id=notebook_id,
+                limit=defaults.CALLBACK_TOKEN_LOOKBACK,
+            ).items
+            newest = next((r for r in recent if r.losant), None)
+            self._newest.put(key, newest)
+        return newest
 
     @contextmanager
     def _room(
@@ -226,6 +236,29 @@ class ExecutionStarter:
                 lock.release()
             except LockError:
                 pass  # held past START_LOCK_TTL: it expired, nothing to release
+
+
+class _Remembered(Generic[T]):
+    """Values this process looked up, each used for NOTEBOOK_LOOKUP_TTL seconds; at most
+    NOTEBOOK_LOOKUP_ENTRIES of them (all forgotten beyond)."""
+
+    def __init__(self) -> None:
+        self._values: dict[tuple[str, str], tuple[float, T]] = {}
+
+    def get(self, key: tuple[str, str]) -> tuple[T | None, bool]:
+        """The value and whether it is still fresh ((None, False) when unknown)."""
+        entry = self._values.get(key)
+        if entry is None:
+            return None, False
+        return entry[1], time.monotonic() - entry[0] < defaults.NOTEBOOK_LOOKUP_TTL
+
+    def put(self, key: tuple[str, str], value: T) -> None:
+        if len(self._values) >= defaults.NOTEBOOK_LOOKUP_ENTRIES:
+            self._values.clear()
+        self._values[key] = (time.monotonic(), value)
+
+    def forget(self, key: tuple[str, str]) -> None:
+        self._values.pop(key, None)
 
 
 class WaitTimeout(NbrelayError):
