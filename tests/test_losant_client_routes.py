@@ -319,7 +319,16 @@ def test_execution_model_fields_and_round_trip(http_server, client):
         ("KeyError", "'temperature'")
     ]
     assert execution.model_dump(mode="json", by_alias=True, exclude_none=True) == record
+    assert execution.as_given == record
     assert http_server.requests[0].query["since"] == ["1465786800000"]
+
+
+def test_an_execution_is_kept_exactly_as_losant_gave_it(http_server, client):
+    record = {**EXECUTION, "maxAllowedRunMinutes": 5, "relativeTo": None}
+    http_server.reply(Reply(200, [record]))
+    (execution,) = client.logs(APP, NOTEBOOK_ID, limit=1)
+    assert execution.as_given == record  # the null and the whole number as they came
+    assert execution.model_dump(mode="json", by_alias=True, exclude_none=True) != record
 
 
 def test_notebook_minute_counts(http_server, client):

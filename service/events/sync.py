@@ -176,9 +176,7 @@ class NotebookSync:
             calls += page.calls
             if page.limit < limit:  # a 400 revealed the cap
                 ceiling = limit = page.limit
-            records = [
-                e.model_dump(mode="json", by_alias=True, exclude_none=True) for e in page.executions
-            ]
+            records = [execution.as_given for execution in page.executions]
             if len(records) < limit:
                 if records and self._misses_terminal(claim, records, floor):
                     self.caps.remember(application_id, len(records), "short")

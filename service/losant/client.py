@@ -327,7 +327,12 @@ class LosantClient:
         data = self._call("GET", path, params=params)
         if not isinstance(data, list):
             raise InvalidResponse("expected a list of executions", request=f"GET {path}")
-        return [self._parse(Execution, entry, "GET", path) for entry in data]
+        executions = []
+        for entry in data:
+            execution = self._parse(Execution, entry, "GET", path)
+            execution._source = entry  # kept as given, for whoever stores it (`as_given`)
+            executions.append(execution)
+        return executions
 
     def notebook_minute_counts(
         self,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PrivateAttr
 from pydantic.alias_generators import to_camel
 
 TERMINAL_STATUSES = frozenset({"completed", "errored", "timeout", "canceled"})
@@ -102,6 +102,15 @@ class Execution(LosantModel):
     input_info: dict[str, dict[str, Any]] = Field(default_factory=dict)
     output_info: dict[str, dict[str, Any]] = Field(default_factory=dict)
     execution_errors: list[ExecutionError] = Field(default_factory=list)
+    _source: dict[str, Any] | None = PrivateAttr(default=None)
+
+    @property
+    def as_given(self) -> dict[str, Any]:
+        """The entry exactly as Losant gave it (when the client kept it), else as this model
+        reads it."""
+        if self._source is not None:
+            return self._source
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
     @property
     def is_terminal(self) -> bool:
