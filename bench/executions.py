@@ -5,10 +5,10 @@ Starting through `POST /api/notebooks/<id>/executions` (what `nbrelay run` does)
 run nbrelay's signed callbackUrl and a record of the request, and makes nbrelay's own calls to
 Losant around a start (the lookup of the notebook, the `execute`) part of what is counted.
 
-A scripted run takes its notebook's `durationSeconds` as it was when the run was requested, so
-`start_ending` sets the duration afresh before each start: execution k of n is planned to end at
-`ends[0] + (ends[1] - ends[0]) * k / n`, whenever it happens to be started. A start later than
-its planned end gets duration 0 and ends late; `end_window` says when they really ended.
+So that the rate at which nbrelay starts runs does not shape when they end, `start_held` keeps
+the runs queued at the sandbox until every one is started and then lets them begin together; a
+scripted run takes its notebook's `durationSeconds` as it was when the run was requested, so
+each run's duration is set just before its start, and with it when, after the release, it ends.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from __future__ import annotations
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -26,7 +27,10 @@ import requests
 from bench.stack import Stack
 from service.events.records import ExecutionRecord
 from service.events.store import ExecutionStore
+from service.runtime.processes import wait_until
 
+GATE_SECONDS = 86400  # how long the run holding the sandbox's only place takes
+GATE_WAIT = 10.0  # seconds for the gate run to begin
 REQUEST_TIMEOUT = 30.0  # seconds for one API request
 POLL_INTERVAL = 0.1  # seconds between two looks at the store
 
@@ -73,35 +77,56 @@ class Api:
         return session
 
 
-def start_ending(
+def start_held(
     stack: Stack,
     notebooks: Sequence[str],
     count: int,
-    ends: tuple[float, float],
+    spread: float = 0.0,
     **behaviour: Any,
 ) -> list[str]:
-    """Start `count` runs spread round-robin over `notebooks` (one thread per notebook), each
-    scripted (`behaviour`, default status completed) to end at its planned moment between
-    `ends` (times since the epoch); their execution ids."""
+    """Start `count` runs spread round-robin over `notebooks` (one thread per notebook) while
+    the sandbox holds them queued (`holding`), then let them all begin at once; their execution
+    ids. Run k is scripted (`behaviour`, default status completed) to take
+    `spread * k / (count - 1)` seconds, so the runs end within `spread` seconds of each other."""
     api = Api(stack)
-    first, last = ends
     script = {"status": "completed", **behaviour}
 
     def start_on(position: int) -> list[str]:
         notebook_id = notebooks[position]
         started = []
         for k in range(position, count, len(notebooks)):
-            planned = first + (last - first) * k / max(1, count - 1)
-            duration = max(0.0, planned - time.time())
             stack.sandbox.set_behaviour(
-                stack.application_id, notebook_id, **script, durationSeconds=duration
+                stack.application_id,
+                notebook_id,
+                **script,
+                durationSeconds=spread * k / max(1, count - 1),
             )
             started.append(api.start(notebook_id))
         return started
 
-    with ThreadPoolExecutor(len(notebooks)) as pool:
+    with holding(stack), ThreadPoolExecutor(len(notebooks)) as pool:
         per_notebook = list(pool.map(start_on, range(len(notebooks))))
     return [execution_id for ids in per_notebook for execution_id in ids]
+
+
+@contextmanager
+def holding(stack: Stack) -> Iterator[None]:
+    """Within the block, runs requested from the sandbox stay queued: the application may run
+    one at a time, and a run of a notebook of its own (the gate) takes that place, for ever.
+    When the block ends, the application's `parallelRuns` is set back, and the queued runs
+    begin together (within the sandbox's 1 s idle wait)."""
+    gate = stack.notebook("gate", status="completed", durationSeconds=GATE_SECONDS)
+    stack.sandbox.update_application(stack.application_id, parallelRuns=1)
+    stack.losant.execute(stack.application_id, gate)
+    wait_until(
+        lambda: stack.losant.logs(stack.application_id, gate, limit=1)[0].status == "inProgress",
+        GATE_WAIT,
+        "the gate run to begin",
+    )
+    try:
+        yield
+    finally:
+        stack.sandbox.update_application(stack.application_id, parallelRuns=stack.parallel_runs)
 
 
 def start_many(stack: Stack, notebooks: Sequence[str], count: int, threads: int = 16) -> list[str]:

@@ -70,6 +70,8 @@ def run(quick: bool, out: Path) -> Outcome:
         ended = _by_run(stack, a, "notebook_completed_at", runs)
         queued = _by_run(stack, b, "run_queued_at", runs)
         rejected = executions.callbacks(stack, [a])["failed"]
+    if not ended:
+        raise RuntimeError(f"no run of step A ended within {drain:g}s after the load")
     cutoff = min(time.time(), deadline)
     latencies = sorted((queued.get(run_id, cutoff) - end) * 1000 for run_id, end in ended.items())
     missing = sum(1 for run_id in ended if run_id not in queued)
@@ -78,7 +80,11 @@ def run(quick: bool, out: Path) -> Outcome:
         f"{runs} pipeline runs started at {rate:.1f}/s for {seconds:g}s; A's runs ended at "
         f"{len(ended) / max(executions.span(ended.values()), 1e-9):.1f}/s; "
         f"p50 {values[0.5]:.0f} ms, p99 {values[0.99]:.0f} ms, max {latencies[-1]:.0f} ms"
-        + (f"; {rejected} of A's callbacks answered 429 (acted on)" if rejected else "")
+        + (
+            f"; {rejected} of A's callbacks not accepted (a 429 is still acted on)"
+            if rejected
+            else ""
+        )
         + (
             f"; {missing} of {len(ended)} B not executed {drain:g}s after the load: counted "
             "at that moment, so the percentiles are lower bounds"

@@ -2,7 +2,8 @@
 
 For each worker count, on a fresh stack (web 2×4, the scheduler): 20 notebooks whose `/logs`
 answers take 100 ms (`logsLatencySeconds=0.1`); 1,000 runs (quick: 300) are started through
-nbrelay's API beforehand and scripted to end at the same moment, after the last start. The
+nbrelay's API, held queued at the sandbox until the last is started, then released together,
+each ending as soon as it begins (`executions.start_held`). The
 figure is N / (last stored terminal - first end): from the first run's end at Losant (it then
 sends its callback) to the moment nbrelay stored the last as terminal (`terminalAt`), so the
 starts are not part of it. The notebooks share the callbacks evenly, within the per-notebook
@@ -16,7 +17,6 @@ figure is a lower bound of nbrelay's rate).
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from bench import executions
@@ -30,7 +30,6 @@ NOTEBOOKS = 20
 EXECUTIONS = 1000
 EXECUTIONS_QUICK = 300
 LOGS_LATENCY = 0.1  # seconds per `/logs` answer
-STARTS_PER_SECOND = 60  # the start rate assumed to plan the end after the last start
 CALLBACK_BOUND = 0.8  # callbacks still arriving after this share of the span: sandbox-bound
 WAIT = 180.0  # seconds the executions may take to be stored terminal
 
@@ -59,10 +58,7 @@ def recorded_per_second(workers: int, count: int, root: Path) -> Measurement:
             stack.notebook(f"throughput-{i}", logsLatencySeconds=LOGS_LATENCY)
             for i in range(NOTEBOOKS)
         ]
-        end = time.time() + count / STARTS_PER_SECOND + 2
-        ids = executions.start_ending(
-            stack, notebooks, count, (end, end), logsLatencySeconds=LOGS_LATENCY
-        )
+        ids = executions.start_held(stack, notebooks, count, logsLatencySeconds=LOGS_LATENCY)
         records = executions.wait_stored_terminal(stack, ids, WAIT)
         rejected = executions.callbacks(stack, notebooks)["failed"]
     first_end = min(t for t in map(executions.ended_at, records) if t is not None)
