@@ -154,17 +154,12 @@ def at_rate(rate: float, seconds: float, act: Callable[[int], Any], threads: int
     return total / (time.monotonic() - began)
 
 
-def store_of(stack: Stack) -> ExecutionStore:
-    """nbrelay's execution store in the stack's Redis, for reading."""
-    return ExecutionStore(stack.redis, ttl=0)
-
-
 def wait_stored_terminal(
     stack: Stack, execution_ids: Iterable[str], timeout: float
 ) -> list[ExecutionRecord]:
     """Wait until nbrelay stored every execution as terminal; their records (in no order).
     TimeoutError saying how many are missing after `timeout` seconds."""
-    store = store_of(stack)
+    store = ExecutionStore(stack.redis, ttl=0)  # read only: the retention is not used
     waiting = set(execution_ids)
     done: list[ExecutionRecord] = []
     deadline = time.monotonic() + timeout

@@ -12,7 +12,8 @@ hint burst, so no callback is answered 429.
 The sandbox ends the runs and sends their callbacks (4 threads) as fast as it can. When the
 last callback arrived (`lastCallbackAt`) almost as late as the last record was stored, the
 callbacks, not nbrelay, set the pace: the measurement is then flagged `client_bound` (the
-figure is a lower bound of nbrelay's rate).
+figure is a lower bound of nbrelay's rate). The notes also give the rate at which nbrelay
+stored the runs left after the last callback arrived: nbrelay alone, whatever the sandbox did.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ def recorded_per_second(workers: int, count: int, root: Path) -> Measurement:
     )
     span = stored - first_end
     callback_span = last_callback - first_end
+    backlog = sum(1 for r in records if (executions.stored_terminal_at(r) or 0) > last_callback)
+    drain = stored - last_callback
     return Measurement(
         benchmark="P3",
         name=f"executions recorded/s, {workers} worker{'s' if workers > 1 else ''}",
@@ -79,7 +82,8 @@ def recorded_per_second(workers: int, count: int, root: Path) -> Measurement:
         notes=(
             f"{count} runs over {NOTEBOOKS} notebooks ended within "
             f"{executions.end_window(records):.1f}s; first end to last stored {span:.2f}s, "
-            f"to last callback received {callback_span:.2f}s"
+            f"to last callback received {callback_span:.2f}s; after it, {backlog} stored in "
+            f"{drain:.2f}s ({backlog / drain if drain > 0 else 0:.0f}/s, nbrelay alone)"
             + (f"; {rejected} callbacks not accepted" if rejected else "")
         ),
     )
