@@ -24,6 +24,7 @@ EMBEDDED_REDIS_START_TIMEOUT = 10.0  # seconds
 DATA_DIR = ".nbrelay"
 
 # Pipelines, actions and alerts
+PIPELINES_CURRENT_CHECK = 1.0  # seconds a process uses the pipeline file in force unchecked
 PIPELINES_RECHECK_INTERVAL = 30.0  # seconds before a changed file whose notebooks Losant could
 # not check (Losant down) is checked again
 ACTION_LEASE = 120.0  # seconds a worker may hold an action before it is presumed dead

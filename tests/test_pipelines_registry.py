@@ -7,10 +7,10 @@ import logging
 
 import pytest
 
-from service import keys
+from service import defaults, keys
 from service.followups.pipeline_file.registry import PipelineRegistry
 from service.losant import LosantClient
-from service.runtime.processes import free_port
+from service.runtime.processes import free_port, wait_until
 
 TTL = 2 * 86400  # NBRELAY_RETENTION_DAYS=2
 
@@ -60,7 +60,12 @@ def test_valid_file_is_published_and_invalid_edits_are_not(text_redis, tmp_path,
 
     path.write_text(GOOD % "Report v2")
     registry.refresh()
-    assert reader.current().file.pipelines["p"].steps["b"].notebook == "Report v2"
+    assert registry.current().file.pipelines["p"].steps["b"].notebook == "Report v2"  # at once
+    wait_until(  # another process looks again within PIPELINES_CURRENT_CHECK
+        lambda: reader.current().file.pipelines["p"].steps["b"].notebook == "Report v2",
+        defaults.PIPELINES_CURRENT_CHECK + 5,
+        "the other process to use the new version",
+    )
 
 
 def test_notebooks_are_checked_and_resolved(text_redis, tmp_path, sandbox_app, losant, caplog):

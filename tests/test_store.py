@@ -63,7 +63,7 @@ def test_a_terminal_transition_is_claimed_once(store, syncs):
     assert store.upsert(APP, NB, [done], fence=token) == [done["id"]]
     assert store.upsert(APP, NB, [done], fence=token) == []
     assert store.outbox(APP, NB) == [done["id"]]
-    store.ack_transition(APP, NB, done["id"])
+    store.ack_transitions(APP, NB, [done["id"]])
     assert store.outbox(APP, NB) == []
     assert store.get(done["id"]).meta["terminal_at"]
 

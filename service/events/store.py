@@ -358,9 +358,11 @@ class ExecutionStore:
             pipe.expire(keys.transitions(), self.ttl)
             pipe.execute()
 
-    def ack_transition(self, application_id: str, notebook_id: str, execution_id: str) -> None:
-        """Take a handled transition out of the notebook's outbox."""
-        self.redis.zrem(keys.transition_outbox(application_id, notebook_id), execution_id)
+    def ack_transitions(
+        self, application_id: str, notebook_id: str, execution_ids: Sequence[str]
+    ) -> None:
+        """Take handled transitions out of the notebook's outbox."""
+        self.redis.zrem(keys.transition_outbox(application_id, notebook_id), *execution_ids)
 
     def transitions(self, count: int = 100) -> list[dict[str, str]]:
         """The newest recorded transitions, newest first."""

@@ -28,15 +28,24 @@ class Transitions:
         self.listener = listener
 
     def deliver(self, application_id: str, notebook_id: str) -> int:
-        """Hand every claimed, not yet handled transition of the notebook on; how many."""
-        delivered = 0
-        for execution_id in self.store.outbox(application_id, notebook_id):
-            record = self.store.get(execution_id)
-            if record is not None:
-                self.on_terminal(record)
-                delivered += 1
-            self.store.ack_transition(application_id, notebook_id, execution_id)
-        return delivered
+        """Hand every claimed, not yet handled transition of the notebook on; how many. The
+        records are read in one round trip, and the handled ones taken out of the outbox in
+        one, also when a listener fails half-way (the rest stay for the next sync)."""
+        waiting = self.store.outbox(application_id, notebook_id)
+        if not waiting:
+            return 0
+        records = {record.id: record for record in self.store.get_many(waiting)}
+        handled: list[str] = []
+        try:
+            for execution_id in waiting:
+                record = records.get(execution_id)
+                if record is not None:
+                    self.on_terminal(record)
+                handled.append(execution_id)
+        finally:
+            if handled:
+                self.store.ack_transitions(application_id, notebook_id, handled)
+        return sum(1 for execution_id in handled if execution_id in records)
 
     def on_terminal(self, record: ExecutionRecord) -> None:
         """React to `record` having reached a terminal status: record, log, count, hand on."""

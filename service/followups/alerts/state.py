@@ -209,12 +209,13 @@ class Alerts:
         `overdue` one, which only the end of its stuck runs resolves); the resolved messages
         owed."""
         owed = []
-        for failure_class in FailureClass:
-            if failure_class in keep or failure_class is FailureClass.OVERDUE:
-                continue
-            identity = keys.alert_id(application_id, notebook_id, failure_class)
-            if not self.redis.exists(keys.alert(identity)):
-                continue
+        classes = [c for c in FailureClass if c not in keep and c is not FailureClass.OVERDUE]
+        identities = [keys.alert_id(application_id, notebook_id, c) for c in classes]
+        with self.redis.pipeline(transaction=False) as pipe:
+            for identity in identities:
+                pipe.exists(keys.alert(identity))
+            open_ = pipe.execute()
+        for identity in (i for i, exists in zip(identities, open_, strict=True) if exists):
             result: list[Due] = []
 
             def change(alert: Alert | None, now: float, result: list[Due] = result) -> Alert | None:

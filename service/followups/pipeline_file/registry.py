@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -88,6 +89,7 @@ class PipelineRegistry:
         self.losant = losant
         self.clock = clock
         self._cache: Loaded | None = None
+        self._checked_at = -math.inf  # time.monotonic() of the last look at the version in force
         self._unchecked: tuple[str, float] | None = (
             None  # a version Losant could not check: when to try again
         )
@@ -97,6 +99,7 @@ class PipelineRegistry:
         file (NBRELAY_PIPELINES unset) the version in force is withdrawn."""
         if self.path is None:
             if self.redis.delete(keys.pipeline_file()):
+                self._checked_at = -math.inf
                 log.info("no pipeline file is configured: pipelines and rules are off")
             return
         try:
@@ -151,6 +154,7 @@ class PipelineRegistry:
                 "loaded_at": self.clock(),
             },
         )
+        self._checked_at = -math.inf
         log.info(
             "pipeline file %s loaded: %s",
             self.path,
@@ -159,7 +163,13 @@ class PipelineRegistry:
         )
 
     def current(self) -> Loaded | None:
-        """The published pipeline file (None when none was ever loaded)."""
+        """The published pipeline file (None when none was ever loaded). Which version is in
+        force is looked up at most every PIPELINES_CURRENT_CHECK: a version another process
+        published is in force here that much later at most."""
+        now = time.monotonic()
+        if self._cache is not None and now - self._checked_at < defaults.PIPELINES_CURRENT_CHECK:
+            return self._cache
+        self._checked_at = now
         digest = _fields(self.redis.hmget(keys.pipeline_file(), ["digest"]))[0]
         if digest is None and self.path is not None:
             self.refresh()
