@@ -22,6 +22,7 @@ import math
 import multiprocessing
 import os
 import re
+import statistics
 import subprocess
 import tempfile
 import threading
@@ -75,6 +76,24 @@ class WrkResult:
     socket_errors: int
     cpu_per_thread: float  # wrk's CPU time / duration / threads: 1.0 is a full core each
     threads: int
+    duration: float  # seconds
+
+    @classmethod
+    def merged(cls, rounds: Sequence[WrkResult]) -> WrkResult:
+        """Several runs against one target as one: requests per second over their whole time,
+        the median p50, the worst p99 and the busiest wrk."""
+        duration = sum(r.duration for r in rounds)
+        return cls(
+            requests_per_second=sum(r.requests_per_second * r.duration for r in rounds) / duration,
+            p50_ms=statistics.median(r.p50_ms for r in rounds),
+            p99_ms=max(r.p99_ms for r in rounds),
+            requests=sum(r.requests for r in rounds),
+            non_2xx=sum(r.non_2xx for r in rounds),
+            socket_errors=sum(r.socket_errors for r in rounds),
+            cpu_per_thread=max(r.cpu_per_thread for r in rounds),
+            threads=rounds[0].threads,
+            duration=duration,
+        )
 
     @property
     def client_bound(self) -> bool:
@@ -186,6 +205,7 @@ def parse_wrk(text: str, *, cpu_seconds: float, duration: float, threads: int) -
         socket_errors=sum(int(n) for n in errors.groups()) if errors else 0,
         cpu_per_thread=cpu_seconds / duration / threads,
         threads=threads,
+        duration=duration,
     )
 
 
@@ -208,10 +228,19 @@ class OpenLoopResult:
         return sum(n for status, n in self.statuses.items() if not 200 <= status < 300)
 
     @property
+    def fell_behind(self) -> bool:
+        """Fewer than 95 % of the offered requests per second were answered: the client or
+        the server was the limit (the same client's run against the trivial app tells which)."""
+        return self.achieved_rate < CLIENT_BOUND_RATE * self.offered_rate
+
+    @property
+    def cpu_saturated(self) -> bool:
+        return any(share >= CLIENT_BOUND_CPU for share in self.cpu_per_process)
+
+    @property
     def client_bound(self) -> bool:
-        return self.achieved_rate < CLIENT_BOUND_RATE * self.offered_rate or any(
-            share >= CLIENT_BOUND_CPU for share in self.cpu_per_process
-        )
+        """Taken alone, the run may have been limited by the client."""
+        return self.fell_behind or self.cpu_saturated
 
     def describe(self) -> str:
         busiest = max(self.cpu_per_process, default=0.0)

@@ -19,6 +19,8 @@ from bench.report import Curve, Measurement
 from service.runtime.embedded_redis import redis_server_binary
 
 REPOSITORY = Path(__file__).resolve().parents[1]
+COUNT_AXIS_MAX = 64  # an x axis of whole numbers up to this counts things: whole-number ticks
+LOG_SCALE_SPREAD = 50  # a chart whose values span this factor gets a logarithmic y axis
 
 
 @dataclass
@@ -183,8 +185,9 @@ def _line(cells: Sequence[str], widths: Sequence[int]) -> str:
 
 
 def chart(curves: Sequence[Curve], path: Path) -> bool:
-    """One subplot per chart named by the curves, each curve a line with its points marked;
-    False when there is nothing to draw."""
+    """One subplot per chart named by the curves, each curve a line with its points marked
+    (on a logarithmic y axis when the values span a wide range); False when there is nothing
+    to draw."""
     charts: dict[str, list[Curve]] = {}
     for curve in curves:
         charts.setdefault(curve.chart, []).append(curve)
@@ -194,14 +197,22 @@ def chart(curves: Sequence[Curve], path: Path) -> bool:
 
     matplotlib.use("Agg")
     from matplotlib import pyplot
+    from matplotlib.ticker import MaxNLocator
 
     columns = 1 if len(charts) == 1 else 2
     rows = math.ceil(len(charts) / columns)
     figure, axes = pyplot.subplots(rows, columns, figsize=(7 * columns, 4.5 * rows), squeeze=False)
     for axis, (title, members) in zip(axes.flat, charts.items(), strict=False):
         for curve in members:
-            xs, ys = zip(*curve.points, strict=True) if curve.points else ((), ())
+            xs = [x for x, _ in curve.points]
+            ys = [y for _, y in curve.points]
             axis.plot(xs, ys, marker="o", label=curve.label)
+        all_y = [y for curve in members for _, y in curve.points if math.isfinite(y)]
+        if all_y and min(all_y) > 0 and max(all_y) / min(all_y) >= LOG_SCALE_SPREAD:
+            axis.set_yscale("log")
+        all_x = [x for curve in members for x, _ in curve.points]
+        if all_x and max(all_x) <= COUNT_AXIS_MAX and all(float(x).is_integer() for x in all_x):
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # rounds, workers
         axis.set_title(title, fontsize=10)
         axis.set_xlabel(members[0].x_label)
         axis.set_ylabel(members[0].y_label)
