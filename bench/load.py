@@ -107,18 +107,23 @@ class WrkResult:
         )
 
 
-def wrk_script(request: Request) -> str:
-    """The Lua that makes wrk send `request`, its paths in turn (each thread from its own
-    starting point)."""
+def wrk_script(request: Request, threads: int) -> str:
+    """The Lua that makes wrk's `threads` threads send `request`, each going through the paths
+    in turn from its own share of them."""
     paths = ", ".join(json.dumps(path) for path in request.paths)
     body = json.dumps(request.body.decode()) if request.body is not None else "nil"
     return f"""wrk.method = {json.dumps(request.method)}
 wrk.body = {body}
 wrk.headers["Content-Type"] = {json.dumps(request.content_type)}
 local paths = {{{paths}}}
+local started = 0
 local i = 0
+function setup(thread)
+  thread:set("number", started)
+  started = started + 1
+end
 function init(args)
-  i = math.random(#paths)
+  i = math.floor(number * #paths / {threads})
 end
 function request()
   i = i % #paths + 1
@@ -138,7 +143,7 @@ def run_wrk(
 ) -> WrkResult:
     """wrk against `base_url` for `duration` seconds; its output is kept in `log`."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(wrk_script(request))
+        script.write(wrk_script(request, threads))
     argv = [
         "wrk",
         f"-t{threads}",

@@ -51,11 +51,12 @@ def test_wrk_output_without_its_figures_is_an_error() -> None:
 
 
 def test_the_wrk_script_posts_the_body_to_each_path_in_turn() -> None:
-    script = wrk_script(Request("POST", ["/callbacks/a", "/callbacks/b"], b'{"x": "1"}'))
+    script = wrk_script(Request("POST", ["/callbacks/a", "/callbacks/b"], b'{"x": "1"}'), 2)
 
     assert 'wrk.method = "POST"' in script
     assert 'wrk.body = "{\\"x\\": \\"1\\"}"' in script
     assert 'local paths = {"/callbacks/a", "/callbacks/b"}' in script
+    assert "i = math.floor(number * #paths / 2)" in script
 
 
 def _summary() -> summary.Summary:
