@@ -83,8 +83,10 @@ def machine() -> dict[str, Any]:
         "rq": _package_version("rq"),
         "wrk": _first_line(["wrk", "--version"]),
         "commit": _first_line(["git", "-C", str(REPOSITORY), "rev-parse", "HEAD"]),
-        "uncommitted_changes": bool(
-            _first_line(["git", "-C", str(REPOSITORY), "status", "--porcelain"])
+        "uncommitted_changes": bool(  # to tracked files
+            _first_line(
+                ["git", "-C", str(REPOSITORY), "status", "--porcelain", "--untracked-files=no"]
+            )
         ),
     }
 
