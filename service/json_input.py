@@ -60,6 +60,8 @@ def _check_text(value: Any) -> None:
 
 
 def _check_depth(text: str) -> None:
+    if text.count("[") + text.count("{") <= defaults.JSON_MAX_DEPTH:
+        return  # too few brackets to nest too deep: the usual small body, at no scan
     depth = 0
     for token in _TOKENS.finditer(text):
         bracket = token.group()

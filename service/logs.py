@@ -45,23 +45,35 @@ _STANDARD_ATTRIBUTES = frozenset(
 )
 
 _secrets: set[str] = set()
+# The same, longest first (a secret that contains another is cut out whole): sorted once here
+# rather than on every line.
+_secrets_longest_first: tuple[str, ...] = ()
 _secrets_lock = threading.Lock()
 
 
 def add_secrets(values: Iterable[str | None]) -> None:
     """Register values that must never appear in a log line."""
+    global _secrets_longest_first
     with _secrets_lock:
         _secrets.update(v for v in values if v and len(v) >= 6)
+        _secrets_longest_first = tuple(sorted(_secrets, key=len, reverse=True))
 
 
 def redact(text: str) -> str:
     """`text` without callback tokens, bearer tokens and registered secrets."""
-    text = _CALLBACK_PATH.sub(rf"\1{REDACTED}", text)
-    text = _BEARER.sub(rf"\1{REDACTED}", text)
-    for secret in sorted(_secrets, key=len, reverse=True):
+    text = _CALLBACK_PATH.sub(_keep_prefix, text)
+    text = _BEARER.sub(_keep_prefix, text)
+    for secret in _secrets_longest_first:
         if secret in text:
             text = text.replace(secret, REDACTED)
     return text
+
+
+def _keep_prefix(match: re.Match[str]) -> str:
+    """A match's first group, then REDACTED in place of the rest. (A function, not a template
+    such as `\\1`: `re.sub` expands a template in Python on every call, match or not, which
+    made redaction the costliest part of an access line.)"""
+    return match.group(1) + REDACTED
 
 
 def _clean(value: Any) -> Any:

@@ -63,7 +63,7 @@ def test_a_terminal_transition_is_claimed_once(store, syncs):
     assert store.upsert(APP, NB, [done], fence=token) == [done["id"]]
     assert store.upsert(APP, NB, [done], fence=token) == []
     assert store.outbox(APP, NB) == [done["id"]]
-    store.ack_transitions(APP, NB, [done["id"]])
+    store.finish_transitions(APP, NB, [store.get(done["id"])])
     assert store.outbox(APP, NB) == []
     assert store.get(done["id"]).meta["terminal_at"]
 
@@ -306,7 +306,9 @@ def test_every_key_has_a_ttl_within_retention(store, syncs, text_redis):
     )
     store.upsert(APP, NB, [execution(1, "completed", "2026-01-01T10:00:00Z")], fence=fence(syncs))
     record_hint(store, text_redis, message_id="msg_1")
-    store.record_transition(ExecutionRecord(f"{1:024x}", APP, NB, {"status": "completed"}))
+    store.finish_transitions(
+        APP, NB, [ExecutionRecord(f"{1:024x}", APP, NB, {"status": "completed"})]
+    )
     for key in text_redis.scan_iter("nbrelay:*"):
         if key == keys.sync_lease(APP, NB):
             continue

@@ -8,7 +8,7 @@ import time
 import pytest
 from rq import Queue
 
-from service import keys, standard_webhooks
+from service import defaults, keys, standard_webhooks
 from service.config import Settings
 from service.events import tokens
 from service.events.records import STATUSES
@@ -338,9 +338,11 @@ def test_openapi_describes_every_route(app, api):
 # Losant's answers to starting a run, mapped to ours
 
 
-def test_losant_errors_when_starting_a_run(redis, redis_server, http_server):
+def test_losant_errors_when_starting_a_run(redis, redis_server, http_server, monkeypatch):
     from tests.support.http_server import Reply
     from tests.support.losant import NOTEBOOK, NOTEBOOK_ID
+
+    monkeypatch.setattr(defaults, "NOTEBOOK_LOOKUP_TTL", 0.0)  # every start looks it up
 
     app = create_app(make_settings(redis_server.url, LOSANT_API_URL=http_server.url))
     headers = {"Authorization": f"Bearer {API_TOKEN}"}

@@ -3,7 +3,9 @@ and answering once the hint is accepted."""
 
 from __future__ import annotations
 
-from flask import Response, jsonify
+import json
+
+from flask import Response
 
 from service import metrics
 from service.events.ingress import Accepted
@@ -32,6 +34,17 @@ def acknowledge(accepted: Accepted, source: str) -> tuple[Response, int]:
             headers={"Retry-After": str(accepted.retry_after)},
         )
     if accepted.duplicate:
-        return jsonify({"accepted": True, "duplicate": True}), 202
+        return _answer(_DUPLICATE)
     metrics.CALLBACKS_RECEIVED.labels(source).inc()
-    return jsonify({"accepted": True}), 202
+    return _answer(_ACCEPTED)
+
+
+# The two answers of an accepted hint, serialized once: every callback gets one of them.
+_ACCEPTED = json.dumps({"accepted": True}, separators=(",", ":")).encode() + b"\n"
+_DUPLICATE = (
+    json.dumps({"accepted": True, "duplicate": True}, separators=(",", ":")).encode() + b"\n"
+)
+
+
+def _answer(body: bytes) -> tuple[Response, int]:
+    return Response(body, mimetype="application/json"), 202
