@@ -340,28 +340,40 @@ class ExecutionStore:
         index = keys.transition_outbox(application_id, notebook_id)
         return cast(list[str], self.redis.zrange(index, 0, -1))
 
-    def record_transition(self, record: ExecutionRecord, now: float | None = None) -> None:
-        """Append a terminal transition to the transition stream."""
+    def finish_transitions(
+        self,
+        application_id: str,
+        notebook_id: str,
+        records: Sequence[ExecutionRecord],
+        now: float | None = None,
+    ) -> None:
+        """Record handled terminal transitions of one notebook in the transition stream and take
+        them out of its outbox, in one transaction: each handled transition is recorded once."""
+        if not records:
+            return
+        at = now_iso(now)
         with self.redis.pipeline() as pipe:
-            pipe.xadd(
-                keys.transitions(),
-                {
-                    "execution": record.id,
-                    "application": record.application_id,
-                    "notebook": record.notebook_id,
-                    "status": record.status or "",
-                    "at": now_iso(now),
-                },
-                maxlen=defaults.TRANSITION_STREAM_MAXLEN,
-                approximate=True,
-            )
+            for record in records:
+                pipe.xadd(
+                    keys.transitions(),
+                    {
+                        "execution": record.id,
+                        "application": record.application_id,
+                        "notebook": record.notebook_id,
+                        "status": record.status or "",
+                        "at": at,
+                    },
+                    maxlen=defaults.TRANSITION_STREAM_MAXLEN,
+                    approximate=True,
+                )
             pipe.expire(keys.transitions(), self.ttl)
+            pipe.zrem(keys.transition_outbox(application_id, notebook_id), *(r.id for r in records))
             pipe.execute()
 
-    def ack_transitions(
+    def drop_transitions(
         self, application_id: str, notebook_id: str, execution_ids: Sequence[str]
     ) -> None:
-        """Take handled transitions out of the notebook's outbox."""
+        """Take transitions whose execution is no longer stored out of the notebook's outbox."""
         self.redis.zrem(keys.transition_outbox(application_id, notebook_id), *execution_ids)
 
     def transitions(self, count: int = 100) -> list[dict[str, str]]:

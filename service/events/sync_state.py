@@ -46,20 +46,20 @@ MARK_DIRTY = """
 local wanted = redis.call('HINCRBY', KEYS[1], 'wanted', 1)
 redis.call('HSET', KEYS[1], 'hinted_at', ARGV[2])
 redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[1])
-redis.call('ZADD', KEYS[3], math.floor(tonumber(ARGV[2]) * 1000), ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-redis.call('EXPIRE', KEYS[2], ARGV[3])
-redis.call('EXPIRE', KEYS[3], ARGV[3])
 local covered = tonumber(redis.call('HGET', KEYS[1], 'covered') or '0')
 local enough = wanted - covered >= tonumber(ARGV[6])
 local active = redis.call('HGET', KEYS[1], 'active')
-if active then
+if active then  -- a hint that joins: the keys' lifetimes were renewed when the job was made
   if enough and redis.call('HDEL', KEYS[1], 'deferred') == 1 then
     redis.call('ZREM', KEYS[4], ARGV[1])
     return active
   end
   return false
 end
+redis.call('ZADD', KEYS[3], math.floor(tonumber(ARGV[2]) * 1000), ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+redis.call('EXPIRE', KEYS[3], ARGV[3])
 local id = ARGV[4] .. redis.call('HINCRBY', KEYS[1], 'jobs', 1)
 redis.call('HSET', KEYS[1], 'active', id, 'active_since', ARGV[2])
 local due = tonumber(redis.call('HGET', KEYS[1], 'last_sync_at') or '0') + tonumber(ARGV[5])

@@ -29,27 +29,26 @@ class Transitions:
 
     def deliver(self, application_id: str, notebook_id: str) -> int:
         """Hand every claimed, not yet handled transition of the notebook on; how many. The
-        records are read in one round trip, and the handled ones taken out of the outbox in
-        one, also when a listener fails half-way (the rest stay for the next sync)."""
+        records are read in one round trip, and the handled ones recorded and taken out of the
+        outbox in one, also when a listener fails half-way (the rest stay for the next sync)."""
         waiting = self.store.outbox(application_id, notebook_id)
         if not waiting:
             return 0
         records = {record.id: record for record in self.store.get_many(waiting)}
-        handled: list[str] = []
+        gone = [execution_id for execution_id in waiting if execution_id not in records]
+        if gone:
+            self.store.drop_transitions(application_id, notebook_id, gone)
+        handled: list[ExecutionRecord] = []
         try:
-            for execution_id in waiting:
-                record = records.get(execution_id)
-                if record is not None:
-                    self.on_terminal(record)
-                handled.append(execution_id)
+            for record in records.values():
+                self.on_terminal(record)
+                handled.append(record)
         finally:
-            if handled:
-                self.store.ack_transitions(application_id, notebook_id, handled)
-        return sum(1 for execution_id in handled if execution_id in records)
+            self.store.finish_transitions(application_id, notebook_id, handled)
+        return len(handled)
 
     def on_terminal(self, record: ExecutionRecord) -> None:
-        """React to `record` having reached a terminal status: record, log, count, hand on."""
-        self.store.record_transition(record)
+        """React to `record` having reached a terminal status: log, count, hand on."""
         step = record.pipeline_step
         log.info(
             "execution %s of notebook %s ended %s",

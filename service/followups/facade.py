@@ -62,7 +62,10 @@ class Followups:
         execution: every effect is claimed under a key made from it."""
         execution = record.losant or {}
         self._notifier.observe(record)
-        self._notifier.run_ended(record)
+        # Looked up once for both uses: what the rules may open in between on a completed run
+        # is a `missing_callback` alert, which `completed` keeps anyway.
+        stored = self._alerts.stored_classes(record.application_id, record.notebook_id)
+        self._notifier.run_ended(record, stored)
         loaded = self._registry.current()
         decision = self._rules.decide(loaded, record)
         of_step = self._coordinator.step_ended(record, decision.fallback_retry)
@@ -73,6 +76,7 @@ class Followups:
                 record.notebook_id,
                 execution,
                 keep_missing=decision.missed_callback,
+                stored=stored,
             )
 
     def perform(self, key: str) -> str:

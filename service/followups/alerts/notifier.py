@@ -91,18 +91,27 @@ class AlertNotifier:
         execution: dict[str, Any],
         *,
         keep_missing: bool,
+        stored: frozenset[FailureClass] | None = None,
     ) -> None:
         """The notebook completed: resolve its alerts (but `missing_callback` when this very
-        execution's callback is missing) and send the resolved messages owed."""
+        execution's callback is missing) and send the resolved messages owed. `stored`: the
+        classes of the notebook's stored alerts, when the caller just looked them up."""
         keep = (FailureClass.MISSING_CALLBACK,) if keep_missing else ()
-        for due in self.alerts.completed(application_id, notebook_id, execution, keep=keep):
+        for due in self.alerts.completed(
+            application_id, notebook_id, execution, keep=keep, stored=stored
+        ):
             self._notify(due)
 
-    def run_ended(self, record: ExecutionRecord) -> None:
+    def run_ended(
+        self, record: ExecutionRecord, stored: frozenset[FailureClass] | None = None
+    ) -> None:
         """An execution ended: the notebook's `overdue` alert no longer counts it as stuck, and
-        resolves (with its resolved message, when owed) once it counts none."""
+        resolves (with its resolved message, when owed) once it counts none. `stored`: as for
+        `completed`."""
         execution = record.losant or {"id": record.id}
-        for due in self.alerts.run_ended(record.application_id, record.notebook_id, execution):
+        for due in self.alerts.run_ended(
+            record.application_id, record.notebook_id, execution, stored=stored
+        ):
             self._notify(due)
 
     def notify_completed(

@@ -198,24 +198,36 @@ class Alerts:
 
         return self._change(identity, change)
 
+    def stored_classes(self, application_id: str, notebook_id: str) -> frozenset[FailureClass]:
+        """The failure classes the notebook has an alert stored for (open or resolved), looked
+        up in one round trip."""
+        classes = list(FailureClass)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for failure_class in classes:
+                pipe.exists(keys.alert(keys.alert_id(application_id, notebook_id, failure_class)))
+            stored = pipe.execute()
+        return frozenset(c for c, exists in zip(classes, stored, strict=True) if exists)
+
     def completed(
         self,
         application_id: str,
         notebook_id: str,
         execution: dict[str, Any],
         keep: tuple[FailureClass, ...] = (),
+        stored: frozenset[FailureClass] | None = None,
     ) -> list[Due]:
         """The notebook completed: resolve each of its open alerts (but those in `keep`, and the
         `overdue` one, which only the end of its stuck runs resolves); the resolved messages
-        owed."""
+        owed. `stored`: what `stored_classes` said, when the caller just asked."""
+        if stored is None:
+            stored = self.stored_classes(application_id, notebook_id)
         owed = []
-        classes = [c for c in FailureClass if c not in keep and c is not FailureClass.OVERDUE]
-        identities = [keys.alert_id(application_id, notebook_id, c) for c in classes]
-        with self.redis.pipeline(transaction=False) as pipe:
-            for identity in identities:
-                pipe.exists(keys.alert(identity))
-            open_ = pipe.execute()
-        for identity in (i for i, exists in zip(identities, open_, strict=True) if exists):
+        for failure_class in FailureClass:
+            if failure_class not in stored or failure_class in keep:
+                continue
+            if failure_class is FailureClass.OVERDUE:
+                continue
+            identity = keys.alert_id(application_id, notebook_id, failure_class)
             result: list[Due] = []
 
             def change(alert: Alert | None, now: float, result: list[Due] = result) -> Alert | None:
@@ -229,14 +241,24 @@ class Alerts:
         return owed
 
     def run_ended(
-        self, application_id: str, notebook_id: str, execution: dict[str, Any]
+        self,
+        application_id: str,
+        notebook_id: str,
+        execution: dict[str, Any],
+        stored: frozenset[FailureClass] | None = None,
     ) -> list[Due]:
         """An execution of the notebook ended (any terminal status): if the `overdue` alert
         counts it as stuck, it no longer does, and the alert resolves once none is left; the
-        resolved message owed."""
+        resolved message owed. `stored`: what `stored_classes` said, when the caller just
+        asked."""
         identity = keys.alert_id(application_id, notebook_id, FailureClass.OVERDUE)
         execution_id = str(execution.get("id") or "")
-        if not execution_id or not self.redis.exists(keys.alert(identity)):
+        if not execution_id:
+            return []
+        if stored is None:
+            if not self.redis.exists(keys.alert(identity)):
+                return []
+        elif FailureClass.OVERDUE not in stored:
             return []
         result: list[Due] = []
 
