@@ -232,6 +232,23 @@ def losant_calls(stack: Stack, notebooks: Iterable[str]) -> dict[str, int]:
     return total
 
 
+def wait_ended(stack: Stack, notebooks: Iterable[str], count: int, timeout: float) -> None:
+    """Wait until `count` runs of `notebooks` that drop their callbacks (`dropCallbacks`) have
+    ended at the sandbox: it counts each callback it drops."""
+    notebooks = list(notebooks)
+
+    def dropped() -> bool:
+        return (
+            sum(
+                stack.sandbox.stats(stack.application_id, nb)["callbacksDropped"]
+                for nb in notebooks
+            )
+            >= count
+        )
+
+    wait_until(dropped, timeout, f"{count} runs to end at the sandbox", interval=POLL_INTERVAL)
+
+
 def callbacks(stack: Stack, notebooks: Iterable[str]) -> dict[str, int]:
     """Callbacks the sandbox sent (answered), failed (gave up: 429 or 5xx) and dropped."""
     total = {"sent": 0, "failed": 0}

@@ -2,6 +2,8 @@
 gunicorn with nbrelay's own settings, all loaded by the same clients in one run.
 
 - trivial: a Flask endpoint that parses the JSON body and answers 202 (the ceiling);
+- one write: the trivial endpoint plus one Redis write before the 202 — the ceiling of any
+  receiver that, like nbrelay, answers only once the callback is recorded;
 - naive: one `rq` enqueue per callback, one `/logs` read per job (what tutorials build).
 
 Closed loop (wrk, 2 threads, 16 connections, in rounds that take turns between the targets)
@@ -70,11 +72,13 @@ def run(quick: bool, out: Path) -> Outcome:
         naive_request = Request("POST", [f"/callbacks/{n}" for n in notebooks], BODY)
         env = {**stack.env, "REDIS_URL": stack.redis_server.url}  # type: ignore[union-attr]
         trivial_app = Served("trivial", "bench.baselines.trivial:app", env, out)
+        one_write_app = Served("one-write", "bench.baselines.one_write:app", env, out)
         naive_app = Served("naive", "bench.baselines.naive:app", env, out)
-        with trivial_app as trivial, naive_app as naive_served:
+        with trivial_app as trivial, one_write_app as one_write, naive_app as naive_served:
             targets = {
                 "trivial": (trivial.url, nbrelay),
                 "nbrelay": (stack.url, nbrelay),
+                "one-write": (one_write.url, nbrelay),
                 "naive": (naive_served.url, naive_request),
             }
             healthz = (stack.url, Request("GET", ["/healthz"]))
@@ -204,6 +208,7 @@ def _measurements(
             notes=f"nbrelay: {at_rate['nbrelay'].describe()}; trivial: "
             f"{at_rate['trivial'].describe()}; syncs drained {drain_seconds:.1f} s after the load",
         ),
+        versus_trivial("one-write", "trivial + one Redis write", "baseline", None),
         versus_trivial("naive", "naive receiver", "baseline", None),
         versus_trivial("healthz", "nbrelay GET /healthz", "baseline", None),
         Measurement(

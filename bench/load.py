@@ -227,6 +227,8 @@ class OpenLoopResult:
     statuses: dict[int, int]
     errors: int  # requests without an answer (connection errors, timeouts)
     cpu_per_process: list[float] = field(default_factory=list)  # 1.0 is a full core
+    started_at: float = 0.0  # when the first request was due, in seconds since the epoch
+    sending: float = 0.0  # seconds from the first request due to the last answer
 
     @property
     def non_2xx(self) -> int:
@@ -289,6 +291,7 @@ def open_loop(
         pids = [int(sender.pid or 0) for sender in senders]
         cpu_before = [cpu_seconds(pid) for pid in pids]
         start = channels.start_at.value = time.monotonic() + 0.1
+        started_at = time.time() + 0.1
         channels.go.set()
         gathered = [channels.results.get(timeout=duration + HTTP_TIMEOUT + 60) for _ in senders]
         elapsed = time.monotonic() - start
@@ -316,6 +319,8 @@ def open_loop(
         statuses=dict(statuses),
         errors=sum(part["errors"] for part in gathered),
         cpu_per_process=cpu,
+        started_at=started_at,
+        sending=answering,
     )
 
 

@@ -1,26 +1,28 @@
 """P3: executions recorded per second (callback -> stored terminal), with 1, 2 and 4 RQ workers.
 
 For each worker count, on a fresh stack (web 2×4, the scheduler): 20 notebooks whose `/logs`
-answers take 100 ms (`logsLatencySeconds=0.1`); 1,000 runs (quick: 300) are started through
+answers take 100 ms (`logsLatencySeconds=0.1`); 1,000 runs (quick: 400) are started through
 nbrelay's API, held queued at the sandbox until the last is started, then released together,
-each ending as soon as it begins (`executions.start_held`). The
-figure is N / (last stored terminal - first end): from the first run's end at Losant (it then
-sends its callback) to the moment nbrelay stored the last as terminal (`terminalAt`), so the
-starts are not part of it. The notebooks share the callbacks evenly, within the per-notebook
-hint burst, so no callback is answered 429.
+each ending as soon as it begins (`executions.start_held`). The sandbox sends no callback
+(`dropCallbacks`): once every run has ended there, the benchmark sends one callback per run
+itself, from a client of its own (`bench.load.open_loop`, 2 processes, as fast as they go) to the
+notebooks' signed callback URLs. The figure is N / (last stored terminal - first callback
+sent): how fast nbrelay turns callbacks into stored terminal records, Losant's reads included,
+whatever the sandbox's own pace of ending runs and posting callbacks (Python threads that would
+need a core of their own at this rate).
 
-The sandbox ends the runs and sends their callbacks (4 threads) as fast as it can. When the
-last callback arrived (`lastCallbackAt`) almost as late as the last record was stored, the
-callbacks, not nbrelay, set the pace: the measurement is then flagged `client_bound` (the
-figure is a lower bound of nbrelay's rate). The notes also give the rate at which nbrelay
-stored the runs left after the last callback arrived: nbrelay alone, whatever the sandbox did.
+The client's figures are in the notes: when its last answer came almost as late as the last
+record was stored, the callbacks, not nbrelay, set the pace, and the measurement is flagged
+`client_bound` (the figure is then a lower bound of nbrelay's rate).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from bench import executions
+from bench import executions, load
 from bench.report import Curve, Measurement, Outcome
 from bench.stack import Stack
 
@@ -29,17 +31,19 @@ TARGET_WORKERS = 2
 WORKER_COUNTS = (1, 2, 4)
 NOTEBOOKS = 20
 EXECUTIONS = 1000
-EXECUTIONS_QUICK = 300
+EXECUTIONS_QUICK = 400
 LOGS_LATENCY = 0.1  # seconds per `/logs` answer
-CALLBACK_BOUND = 0.8  # callbacks still arriving after this share of the span: sandbox-bound
+SEND_RATE = 4000.0  # callbacks per second asked of the client: more than nbrelay takes
+CLIENT_BOUND = 0.8  # the client still answering after this share of the span: client-paced
 WAIT = 180.0  # seconds the executions may take to be stored terminal
+CALLBACK_BODY = json.dumps({"success": True}).encode()
 
 
 def run(quick: bool, out: Path) -> Outcome:
     count = EXECUTIONS_QUICK if quick else EXECUTIONS
     curve = Curve(
         chart="throughput vs workers",
-        label=f"executions recorded/s ({count} ending at once, /logs {LOGS_LATENCY * 1000:g} ms)",
+        label=f"executions recorded/s ({count} callbacks, /logs {LOGS_LATENCY * 1000:g} ms)",
         x_label="RQ workers",
         y_label="executions/s",
     )
@@ -54,36 +58,31 @@ def run(quick: bool, out: Path) -> Outcome:
 
 
 def recorded_per_second(workers: int, count: int, root: Path) -> Measurement:
+    script = {"logsLatencySeconds": LOGS_LATENCY, "dropCallbacks": 1.0}
     with Stack(root, workers=workers) as stack:
-        notebooks = [
-            stack.notebook(f"throughput-{i}", logsLatencySeconds=LOGS_LATENCY)
-            for i in range(NOTEBOOKS)
-        ]
-        ids = executions.start_held(stack, notebooks, count, logsLatencySeconds=LOGS_LATENCY)
+        notebooks = [stack.notebook(f"throughput-{i}", **script) for i in range(NOTEBOOKS)]
+        ids = executions.start_held(stack, notebooks, count, **script)
+        executions.wait_ended(stack, notebooks, count, WAIT)
+        paths = [urlsplit(stack.callback_url(notebooks[k % NOTEBOOKS])).path for k in range(count)]
+        sent = load.open_loop(
+            stack.url,
+            load.Request("POST", paths, body=CALLBACK_BODY),
+            rate=SEND_RATE,
+            duration=count / SEND_RATE,
+        )
         records = executions.wait_stored_terminal(stack, ids, WAIT)
-        rejected = executions.callbacks(stack, notebooks)["failed"]
-    first_end = min(t for t in map(executions.ended_at, records) if t is not None)
     stored = max(t for t in map(executions.stored_terminal_at, records) if t is not None)
-    last_callback = max(
-        (t for r in records if (t := executions.seconds(r.meta.get("last_callback_at")))),
-        default=first_end,
-    )
-    span = stored - first_end
-    callback_span = last_callback - first_end
-    backlog = sum(1 for r in records if (executions.stored_terminal_at(r) or 0) > last_callback)
-    drain = stored - last_callback
+    span = stored - sent.started_at
     return Measurement(
         benchmark="P3",
         name=f"executions recorded/s, {workers} worker{'s' if workers > 1 else ''}",
         measured=round(count / span, 1),
         unit="executions/s",
         target=TARGET if workers == TARGET_WORKERS else None,
-        client_bound=callback_span >= CALLBACK_BOUND * span,
+        client_bound=sent.sending >= CLIENT_BOUND * span,
         notes=(
-            f"{count} runs over {NOTEBOOKS} notebooks ended within "
-            f"{executions.end_window(records):.1f}s; first end to last stored {span:.2f}s, "
-            f"to last callback received {callback_span:.2f}s; after it, {backlog} stored in "
-            f"{drain:.2f}s ({backlog / drain if drain > 0 else 0:.0f}/s, nbrelay alone)"
-            + (f"; {rejected} callbacks not accepted" if rejected else "")
+            f"{count} runs over {NOTEBOOKS} notebooks; first callback sent to last stored "
+            f"terminal {span:.2f}s; the client: {sent.describe()}, its last answer after "
+            f"{sent.sending:.2f}s"
         ),
     )
