@@ -61,13 +61,13 @@ CALLBACK_TOKEN_MAX_LENGTH = 300  # characters; the callbackUrl as a whole must s
 MAX_BODY_BYTES = 256 * 1024  # largest callback or relay body accepted (413 above)
 HINT_RATE = 1.0  # hints per second and notebook recorded in the event stream, on average
 HINT_BURST = 60  # hints of one notebook recorded at once before HINT_RATE applies (429 beyond)
-EVENT_BODY_KEEP = 1024  # bytes (UTF-8) of a body kept in the event stream
+EVENT_BODY_KEEP = 256  # bytes (UTF-8) of a body kept in the event stream: enough to show its shape
 EVENT_TEXT_KEEP = 128  # bytes (UTF-8) kept of a body's claimed status and of the content type
-EVENT_ENTRY_BYTES = 2560  # Redis memory one event stream entry takes at most: the kept body
+EVENT_ENTRY_BYTES = 1792  # Redis memory one event stream entry takes at most: the kept body
 # and texts, ids, times, a pipeline run and step (255 bytes each) and Redis's own overhead
 EVENT_STREAM_BYTES = 32 * 1024 * 1024  # Redis memory the event stream may take in all
 STREAM_NODE_ENTRIES = 100  # Redis's stream-node-max-entries: `MAXLEN ~` trims whole nodes
-EVENT_STREAM_MAXLEN = EVENT_STREAM_BYTES // EVENT_ENTRY_BYTES - STREAM_NODE_ENTRIES  # 13,007
+EVENT_STREAM_MAXLEN = EVENT_STREAM_BYTES // EVENT_ENTRY_BYTES - STREAM_NODE_ENTRIES  # 18,624
 TRANSITION_STREAM_MAXLEN = 100_000  # entries kept in the stream of terminal transitions
 WEBHOOK_TOLERANCE = 300  # seconds a Standard Webhooks timestamp may differ from our clock
 SYNC_LEASE = 30.0  # seconds a sync holds its notebook before it is presumed dead

@@ -13,10 +13,9 @@ def syncs(text_redis):
     return SyncState(text_redis, lease_seconds=30, ttl=3600)
 
 
-def mark(syncs: SyncState, now: float = 1.0) -> str | None:
-    with syncs.redis.pipeline() as pipe:
-        syncs.mark_dirty(pipe, APP, NB, now)
-        return pipe.execute()[-1]
+def mark(syncs: SyncState, now: float = 1.0, *, urgent: bool = False) -> str | None:
+    keys_, args = syncs.dirty_marking(APP, NB, now, urgent=urgent)
+    return syncs._mark_dirty(keys=keys_, args=args)
 
 
 def test_hints_join_the_job_already_queued(syncs):
@@ -58,6 +57,20 @@ def test_enough_hints_start_a_waiting_read_at_once(syncs):
     assert early[:-1] == [None] * (defaults.SYNC_BATCH - 1)
     assert early[-1] == syncs.status(APP, NB).active  # the batch is full: enqueue it now
     assert syncs.release_due(10.0) == []
+
+
+def test_a_pipeline_steps_callback_is_read_at_once_even_soon_after_a_read(syncs):
+    claim = syncs.begin(APP, NB, mark(syncs), 2.0)
+    syncs.finish_round(claim, None, 3.0)
+    urgent = mark(syncs, 3.1, urgent=True)
+    assert urgent is not None and urgent == syncs.status(APP, NB).active
+    assert syncs.release_due(10.0) == []
+
+
+def test_a_pipeline_steps_callback_during_a_read_makes_it_read_again_at_once(syncs):
+    claim = syncs.begin(APP, NB, mark(syncs), 2.0)
+    assert mark(syncs, 2.5, urgent=True) is None  # joins the running job
+    assert syncs.finish_round(claim, None, 3.0) == claim.generation + 1
 
 
 def test_a_few_hints_during_a_read_leave_the_next_read_waiting(syncs):

@@ -108,7 +108,7 @@ class Ingress:
             now=now,
         )
         dirty_keys, dirty_args = self.syncs.dirty_marking(
-            incoming.application_id, incoming.notebook_id, now
+            incoming.application_id, incoming.notebook_id, now, urgent=incoming.step is not None
         )
         recorded, job_id = self._accept(
             keys=[*hint_keys, *dirty_keys],

@@ -13,7 +13,9 @@ in the `due` sorted set until SYNC_BATCH hints have gathered or the spacing has 
 read that ends with fewer than SYNC_BATCH new hints leaves its successor waiting there too. Each
 worker looks at `due` every SYNC_DUE_INTERVAL (`release_due`) and enqueues the jobs whose wait
 is over. So a busy notebook costs at most one read per SYNC_BATCH hints, a quiet one's hint is
-read within SYNC_SPACING, and workers only ever wait on Losant.
+read within SYNC_SPACING, and workers only ever wait on Losant. The callback of a pipeline step
+is urgent — the next step waits for the read — so it is read at once, and a read under way when
+it comes reads again as soon as it ends.
 
 A job that starts takes the notebook's lease: a key with a TTL holding a fencing token (a number
 that grows with every lease). The store only accepts writes carrying the current token, so a
@@ -38,16 +40,18 @@ from service import defaults, keys
 
 log = logging.getLogger(__name__)
 
-# KEYS: 1 state, 2 dirty, 3 notebooks, 4 due. ARGV: ref, now, ttl, job id prefix, spacing, batch.
-# Returns the id of a job to enqueue now, or false: a job is already queued or running, or the
-# new job waits in `due` for more hints (`batch` since the last read) or for the spacing since
-# that read to pass, whichever comes first.
+# KEYS: 1 state, 2 dirty, 3 notebooks, 4 due. ARGV: ref, now, ttl, job id prefix, spacing, batch,
+# urgent ('1' for the callback of a pipeline step). Returns the id of a job to enqueue now, or
+# false: a job is already queued or running, or the new job waits in `due` for more hints
+# (`batch` since the last read) or for the spacing since that read to pass, whichever comes
+# first. An urgent hint waits for neither, and makes a running read read again.
 MARK_DIRTY = """
 local wanted = redis.call('HINCRBY', KEYS[1], 'wanted', 1)
 redis.call('HSET', KEYS[1], 'hinted_at', ARGV[2])
 redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[1])
 local covered = tonumber(redis.call('HGET', KEYS[1], 'covered') or '0')
-local enough = wanted - covered >= tonumber(ARGV[6])
+local enough = wanted - covered >= tonumber(ARGV[6]) or ARGV[7] == '1'
+if ARGV[7] == '1' then redis.call('HSET', KEYS[1], 'urgent', wanted) end
 local active = redis.call('HGET', KEYS[1], 'active')
 if active then  -- a hint that joins: the keys' lifetimes were renewed when the job was made
   if enough and redis.call('HDEL', KEYS[1], 'deferred') == 1 then
@@ -88,8 +92,9 @@ return {'ok', tostring(fence), redis.call('HGET', KEYS[1], 'wanted') or '0',
 # KEYS: 1 state, 2 lease, 3 dirty, 4 due. ARGV: fence, generation, job id, cursor, ref, lease ms,
 # now, spacing, batch, job id prefix, executions listed by the read. Returns false when the read
 # covered every hint (the notebook is clean), {'again', wanted} when `batch` or more hints came
-# meanwhile (the job reads again at once), {'deferred'} when fewer came: the lease is released
-# and a new job waits in `due` for more hints or for the spacing to pass, so no worker waits.
+# meanwhile, or an urgent one (the job reads again at once), {'deferred'} when fewer came: the
+# lease is released and a new job waits in `due` for more hints or for the spacing to pass, so
+# no worker waits.
 _FINISH_ROUND = """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return redis.error_reply('LEASELOST') end
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'cursor', ARGV[4]) end
@@ -103,7 +108,8 @@ if wanted == ARGV[2] then
   if own then redis.call('HDEL', KEYS[1], 'active', 'active_since') end
   return false
 end
-if tonumber(wanted) - tonumber(ARGV[2]) >= tonumber(ARGV[9]) then
+local urgent = tonumber(redis.call('HGET', KEYS[1], 'urgent') or '0')
+if tonumber(wanted) - tonumber(ARGV[2]) >= tonumber(ARGV[9]) or urgent > tonumber(ARGV[2]) then
   redis.call('PEXPIRE', KEYS[2], ARGV[6])
   return {'again', wanted}
 end
@@ -233,14 +239,15 @@ class SyncState:
 
     def mark_dirty(self, pipe: Pipeline, application_id: str, notebook_id: str, now: float) -> None:
         """Queue on `pipe` the marking of the notebook as dirty. Its result is the id of the job
-        to enqueue, or None when a job is already queued or running for the notebook."""
+        to enqueue, or None when a job is already queued or running for the notebook, or waits."""
         keys_, args = self.dirty_marking(application_id, notebook_id, now)
         self._mark_dirty(keys=keys_, args=args, client=pipe)
 
     def dirty_marking(
-        self, application_id: str, notebook_id: str, now: float
+        self, application_id: str, notebook_id: str, now: float, *, urgent: bool = False
     ) -> tuple[list[str], list[str | float | int]]:
-        """The KEYS and ARGV of `MARK_DIRTY` for the notebook."""
+        """The KEYS and ARGV of `MARK_DIRTY` for the notebook; `urgent` for the callback of a
+        pipeline step, whose next step waits for the read."""
         return (
             [
                 keys.sync_state(application_id, notebook_id),
@@ -255,6 +262,7 @@ class SyncState:
                 keys.sync_job_prefix(application_id, notebook_id, now),
                 defaults.SYNC_SPACING,
                 defaults.SYNC_BATCH,
+                "1" if urgent else "0",
             ],
         )
 
