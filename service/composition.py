@@ -163,8 +163,8 @@ class Components:
         def start(notebook: str, **options: Any) -> str:
             return self.starter.start(notebook, **options).execution_id
 
-        def enqueue(kind: str, key: str) -> None:
-            self.queues.enqueue_action(kind, key)
+        def enqueue(kind: str, key: str, starts_run: bool) -> None:
+            self.queues.enqueue_action(kind, key, starts_run=starts_run)
 
         return build_followups(
             self.redis,

@@ -131,7 +131,6 @@ REDIS_CONNECT_TIMEOUT = 3.0  # seconds
 REDIS_HEALTH_CHECK_INTERVAL = 30  # seconds an idle connection may sit before it is checked
 
 # Queued jobs
-JOB_RESULT_TTL = 3600  # seconds a finished job's result is kept
 TEMPLATE_CONTEXT_MAX_LENGTH = 32767  # characters: Losant's maxLength of an execution's context
 
 # The scheduler

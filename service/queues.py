@@ -27,9 +27,11 @@ from service import defaults
 SYNC_QUEUE = "nbrelay-sync"
 ACTIONS_QUEUE = "nbrelay-actions"  # follow-up actions: execute, retry, patch
 ALERTS_QUEUE = "nbrelay-alerts"  # notifications, apart so a slow channel never delays a step
+STARTS_QUEUE = "nbrelay-starts"  # the first steps of pipeline runs just started: new work
 # What `nbrelay worker` serves, in the order it takes jobs: a follow-up action (a pipeline's next
-# step) never waits behind a backlog of syncs, and a slow channel never holds either.
-QUEUES: tuple[str, ...] = (ACTIONS_QUEUE, SYNC_QUEUE, ALERTS_QUEUE)
+# step, a retry, a patch) never waits behind a backlog of syncs, a slow channel never holds
+# either, and the runs under way go before new ones: a flood of starts waits its turn.
+QUEUES: tuple[str, ...] = (ACTIONS_QUEUE, SYNC_QUEUE, ALERTS_QUEUE, STARTS_QUEUE)
 SYNC_JOB = "workers.sync.sync"
 ACTION_JOBS = {  # action kind -> (job function, queue)
     "execute": ("workers.actions.perform", ACTIONS_QUEUE),
@@ -92,14 +94,17 @@ class Queues:
             description=f"sync notebook {notebook_id} of application {application_id}",
         )
 
-    def enqueue_action(self, kind: str, key: str) -> Job:
-        """Hand the follow-up action `key` to a worker."""
+    def enqueue_action(self, kind: str, key: str, *, starts_run: bool = False) -> Job:
+        """Hand the follow-up action `key` to a worker; `starts_run` when it executes a first
+        step of a pipeline run just started (it then waits behind the runs under way)."""
         function, queue = ACTION_JOBS[kind]
+        if starts_run:
+            queue = STARTS_QUEUE
         return self.queue(queue).enqueue_call(
             function,
             args=(key,),
             timeout=self.action_timeout,
-            result_ttl=defaults.JOB_RESULT_TTL,
+            result_ttl=0,  # the outcome is in the action ledger, not kept twice
             failure_ttl=self.failure_ttl,
             description=f"{kind} {key}",
         )

@@ -241,7 +241,7 @@ def test_a_deferred_execute_action_is_tried_again_without_counting_an_attempt(
         ledger, lambda: components.losant, sandbox_app.id, start, LogsCaps(components.redis)
     )
     dispatcher = ActionDispatcher(
-        ledger, {"execute": performer.execute}, lambda kind, key: None, clock=clock
+        ledger, {"execute": performer.execute}, lambda kind, key, starts_run: None, clock=clock
     )
     ledger.open("k", "execute", {"notebook": notebook_id, "requested_by": "test"})
     for _ in range(defaults.ACTION_MAX_ATTEMPTS + 2):

@@ -78,6 +78,8 @@ def test_diamond_completes_with_contexts_from_upstream(harness):
     for name in "ABCD":
         assert h.app.stats(ids[name])["requests"]["execute"] == 1
     assert [e["id"] for e in done.steps["d"].executions] == [d["id"]]
+    # only the first step was new work (the starts queue); the others finished the run
+    assert h.starts == [f"run:{run.id}:a:1"]
 
 
 def test_a_step_that_errors_is_retried_with_the_same_context(harness):

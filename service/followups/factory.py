@@ -11,7 +11,7 @@ import redis as redis_lib
 from service import defaults
 from service.events.logs_limit import LogsCaps
 from service.events.store import ExecutionStore
-from service.followups.actions.dispatcher import ActionDispatcher
+from service.followups.actions.dispatcher import ActionDispatcher, Enqueue
 from service.followups.actions.ledger import Ledger
 from service.followups.actions.performer import Performer, Starter
 from service.followups.alerts.deliveries import FailedDeliveries
@@ -38,7 +38,7 @@ def build_followups(
     losant: Callable[[], LosantClient],
     application_id: str,
     start: Starter,
-    enqueue: Callable[[str, str], None],
+    enqueue: Enqueue,
     ttl: int,
     known_name: NotebookNames = lambda application_id, notebook_id: None,
     action_lease: float = defaults.ACTION_LEASE,
@@ -47,9 +47,9 @@ def build_followups(
 ) -> Followups:
     """Follow-ups on `redis` (decoding responses) for the pipeline file of `registry`.
 
-    `start` starts an execution, `enqueue(kind, key)` hands an action to a worker, `ttl` is the
-    retention in seconds, and `known_name(application, notebook)` is a notebook's name as last
-    seen through the API (the pipeline file's names fill in).
+    `start` starts an execution, `enqueue(kind, key, starts_run)` hands an action to a worker,
+    `ttl` is the retention in seconds, and `known_name(application, notebook)` is a notebook's
+    name as last seen through the API (the pipeline file's names fill in).
     """
 
     def notebook_name(application: str, notebook_id: str) -> str | None:

@@ -55,6 +55,7 @@ class Harness:
         self.client = LosantClient(losant_url or sandbox_app.sandbox.url, sandbox_app.sandbox.token)
         self.redis = redis_lib.Redis.from_url(redis_url, decode_responses=True)
         self.queue: list[tuple[str, str]] = []
+        self.starts: list[str] = []  # keys of the actions enqueued as first steps of a new run
         self.seen: set[str] = set()
         self.notebooks: set[str] = set()
         self.names: dict[str, str] = {}
@@ -71,7 +72,7 @@ class Harness:
             losant=lambda: self.client,
             application_id=sandbox_app.id,
             start=self.start,
-            enqueue=lambda kind, key: self.queue.append((kind, key)),
+            enqueue=self._enqueue,
             ttl=TTL,
             known_name=lambda application_id, notebook_id: self.names.get(notebook_id),
             action_lease=action_lease,
@@ -164,6 +165,11 @@ class Harness:
         self.transitions.deliver(self.app.id, notebook_id)
         self.syncs.finish_round(claim, None, time.time())
         return claimed
+
+    def _enqueue(self, kind: str, key: str, starts_run: bool) -> None:
+        self.queue.append((kind, key))
+        if starts_run:
+            self.starts.append(key)
 
     def pump(self) -> None:
         self.followups.tick()

@@ -38,6 +38,9 @@ class ActionFailed(NbrelayError):
 
 
 Handler = Callable[[Lease], dict[str, Any]]  # performs one kind of action; returns its outcome
+# Hands an action to a worker: (kind, key, starts_run), `starts_run` for the first steps of a
+# pipeline run just started (new work, which waits behind what finishes runs under way).
+Enqueue = Callable[[str, str, bool], None]
 
 PERMANENT = (ActionFailed, NotFound, BadRequest, AmbiguousNotebook, UsageProblem, TemplateError)
 UNSET = {"description": "", "inputs": []}  # what an absent notebook field is set back to
@@ -64,23 +67,32 @@ class ActionDispatcher:
         self,
         ledger: Ledger,
         handlers: Mapping[str, Handler],
-        enqueue: Callable[[str, str], None],
+        enqueue: Enqueue,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """`handlers` perform each kind of action (execute, retry, patch, notify);
-        `enqueue(kind, key)` hands an action to a worker."""
+        `enqueue(kind, key, starts_run)` hands an action to a worker."""
         self.ledger = ledger
         self.handlers = handlers
         self.enqueue = enqueue
         self.clock = clock
 
-    def open(self, key: str, kind: str, spec: dict[str, Any], due_at: float | None = None) -> None:
-        """Open the action `key` unless it was opened before; dispatch it when it is due now."""
+    def open(
+        self,
+        key: str,
+        kind: str,
+        spec: dict[str, Any],
+        due_at: float | None = None,
+        *,
+        starts_run: bool = False,
+    ) -> None:
+        """Open the action `key` unless it was opened before; dispatch it when it is due now.
+        `starts_run`: it executes a first step of a pipeline run just started."""
         if self.ledger.open(key, kind, spec, due_at=due_at) and (
             due_at is None or due_at <= self.clock()
         ):
-            self.enqueue(kind, key)
+            self.enqueue(kind, key, starts_run)
 
     def record_failure(self, key: str, kind: str, spec: dict[str, Any], error: str) -> None:
         """Keep an action that could not even be prepared (its template failed) as failed."""
@@ -98,7 +110,7 @@ class ActionDispatcher:
         for key in self.ledger.dispatch_due():
             record = self.ledger.get(key)
             if record is not None:
-                self.enqueue(record.kind, key)
+                self.enqueue(record.kind, key, False)
 
     def undo_patch(self, key: str) -> str:
         """Open an action that sets back what the patch `key` changed; returns its key."""

@@ -80,7 +80,7 @@ class RunCoordinator:
             run.id,
             extra={"event": "run-started", "pipeline": name, "run": run.id},
         )
-        self._launch(run)
+        self._launch(run, starts_run=True)
         return run
 
     def step_ended(self, record: ExecutionRecord, fallback: Retry | None) -> bool:
@@ -181,8 +181,9 @@ class RunCoordinator:
         if record is not None and record.is_terminal:
             self.step_ended(record, self.fallback_retry(record))
 
-    def _launch(self, run: Run) -> None:
-        """Open (once) the execute action of every attempt the run is waiting for."""
+    def _launch(self, run: Run, *, starts_run: bool = False) -> None:
+        """Open (once) the execute action of every attempt the run is waiting for; `starts_run`
+        when the run was just started (its first steps are new work)."""
         for launch in launches(run):
             step = run.steps[launch.step]
             spec = {
@@ -193,4 +194,6 @@ class RunCoordinator:
                 "nonce": new_nonce(),  # kept only if this open claims the action
                 "requested_by": f"pipeline {run.pipeline} run {run.id}",
             }
-            self.actions.open(launch.action_key, "execute", spec, launch.due_at)
+            self.actions.open(
+                launch.action_key, "execute", spec, launch.due_at, starts_run=starts_run
+            )
