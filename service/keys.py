@@ -28,8 +28,14 @@ def split_notebook_ref(ref: str) -> tuple[str, str]:
 
 
 def execution(execution_id: str) -> str:
-    """Hash: Losant's record of one execution (field `record`) and nbrelay's metadata beside it."""
+    """Hash: nbrelay's metadata of one execution, every value short, so that Redis keeps it in
+    its compact encoding (an earlier version kept Losant's record here too, field `record`)."""
     return f"{PREFIX}:execution:{execution_id}"
+
+
+def execution_record(execution_id: str) -> str:
+    """String: Losant's record of one execution, as JSON."""
+    return f"{PREFIX}:execution-record:{execution_id}"
 
 
 def executions_by_time() -> str:
@@ -74,7 +80,8 @@ def minutes_unavailable() -> str:
 
 
 def terminal_claim(execution_id: str) -> str:
-    """String set once (NX) when an execution is first seen terminal: the transition's claim."""
+    """String an earlier version set once (NX) when an execution was first seen terminal: the
+    transition's claim, now the `claimed` field of the execution's hash. Still honoured."""
     return f"{PREFIX}:transition:{execution_id}"
 
 

@@ -81,6 +81,33 @@ def test_a_terminal_run_read_again_unchanged_is_not_written_again(store, syncs):
     assert stored.meta["updated_at"].startswith("1970-01-01T00:05:00")
 
 
+def test_an_executions_metadata_stays_in_redis_compact_encoding(store, syncs, text_redis):
+    done = execution(1, "completed", "2026-01-01T10:00:00Z", templateContext='{"x": 1}' * 40)
+    store.upsert(APP, NB, [done], fence=fence(syncs))
+    assert text_redis.object("encoding", keys.execution(done["id"])) == "listpack"
+    assert store.get(done["id"]).losant == done
+
+
+def test_an_execution_stored_by_an_earlier_version_is_read_and_not_claimed_again(
+    store, syncs, text_redis
+):
+    done = execution(1, "completed", "2026-01-01T10:00:00Z")
+    text_redis.hset(
+        keys.execution(done["id"]),
+        mapping={
+            "application": APP,
+            "notebook": NB,
+            "status": "completed",
+            "record": json.dumps(done),
+        },
+    )
+    text_redis.set(keys.terminal_claim(done["id"]), "completed")
+    assert store.get(done["id"]).losant == done
+    assert store.upsert(APP, NB, [done], fence=fence(syncs)) == []  # claimed before
+    assert store.get(done["id"]).losant == done
+    assert "record" not in text_redis.hgetall(keys.execution(done["id"]))  # moved out
+
+
 def test_a_stale_fence_writes_nothing(store, syncs):
     old = fence(syncs)
     syncs.redis.delete(keys.sync_lease(APP, NB))

@@ -50,18 +50,20 @@ local ref, app, nb = ARGV[6], ARGV[7], ARGV[8]
 local claimed = {}
 local now_ms = tonumber(ARGV[9])
 for i = 0, n - 1 do
-  local k, a = 8 + s + 3 * i, 10 + 6 * i
-  local ek, ck, sk = KEYS[k], KEYS[k + 1], KEYS[k + 2]
+  local k, a = 8 + s + 4 * i, 10 + 6 * i
+  local ek, rk, ck, sk = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
   local id, status, score, record, terminal, member =
     ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
   local old = redis.call('HGET', ek, 'status')
   -- a terminal run read again as it was stored (the margin before the cursor) is left alone
-  if not (old == status and terminal == '1' and redis.call('HGET', ek, 'record') == record) then
+  if not (old == status and terminal == '1' and redis.call('GET', rk) == record) then
   if old and old ~= status then
     for j = 8, 7 + s do redis.call('ZREM', KEYS[j], id) end
   end
-  redis.call('HSET', ek, 'application', app, 'notebook', nb, 'record', record,
+  redis.call('SET', rk, record, 'EX', ttl)
+  redis.call('HSET', ek, 'application', app, 'notebook', nb,
              'status', status, 'queued_ms', score, 'updated_at', now)
+  redis.call('HDEL', ek, 'record')  -- kept here by an earlier version
   redis.call('HSETNX', ek, 'first_seen_at', now)
   redis.call('EXPIRE', ek, ttl)
   redis.call('ZADD', KEYS[2], score, id)
@@ -72,7 +74,7 @@ for i = 0, n - 1 do
   if terminal == '1' then
     redis.call('ZREM', KEYS[5], id)
     redis.call('ZREM', KEYS[6], member)
-    if redis.call('SET', ck, status, 'NX', 'EX', ttl) then
+    if redis.call('EXISTS', ck) == 0 and redis.call('HSETNX', ek, 'claimed', status) == 1 then
       redis.call('HSET', ek, 'terminal_at', now)
       redis.call('ZADD', KEYS[4], now_ms, id)
       claimed[#claimed + 1] = id
@@ -150,6 +152,7 @@ return wait
 """
 
 _StreamEntries = list[tuple[str, dict[str, str]]]  # an XREVRANGE reply, decoded
+_NOT_META = ("record", "application", "notebook", "claimed")  # hash fields that are not metadata
 
 
 class ExecutionStore:
@@ -258,6 +261,7 @@ class ExecutionStore:
             queued = parse_time_ms(record.get("runQueuedAt")) or int(moment * 1000)
             keys_ += [
                 keys.execution(execution_id),
+                keys.execution_record(execution_id),
                 keys.terminal_claim(execution_id),
                 keys.executions_by_status(status),
             ]
@@ -384,28 +388,44 @@ class ExecutionStore:
     # reads
 
     def get(self, execution_id: str) -> ExecutionRecord | None:
-        data = cast(dict[str, str], self.redis.hgetall(keys.execution(execution_id)))
-        return self._record(execution_id, data)
+        (record,) = self._fetch([execution_id])
+        return record
 
     def get_many(self, execution_ids: Iterable[str]) -> list[ExecutionRecord]:
+        """The executions stored among `execution_ids`, in the order asked for."""
+        return [record for record in self._fetch(execution_ids) if record is not None]
+
+    def _fetch(self, execution_ids: Iterable[str]) -> list[ExecutionRecord | None]:
+        """The executions, in the order asked for (None for one not stored), in one round
+        trip."""
         ids = list(execution_ids)
         with self.redis.pipeline(transaction=False) as pipe:
             for execution_id in ids:
                 pipe.hgetall(keys.execution(execution_id))
-            hashes = pipe.execute()
-        found = (self._record(i, h) for i, h in zip(ids, hashes, strict=True))
-        return [record for record in found if record is not None]
+                pipe.get(keys.execution_record(execution_id))
+            replies = pipe.execute()
+        return [
+            self._record(execution_id, replies[2 * i], replies[2 * i + 1])
+            for i, execution_id in enumerate(ids)
+        ]
 
     @staticmethod
-    def _record(execution_id: str, data: Mapping[str, str]) -> ExecutionRecord | None:
+    def _record(
+        execution_id: str, data: Mapping[str, str], record: str | None
+    ) -> ExecutionRecord | None:
         if not data:
             return None
-        meta = {k: v for k, v in data.items() if k not in ("record", "application", "notebook")}
+        record = record or data.get("record")  # an earlier version kept it in the hash
+        meta = {
+            k: v
+            for k, v in data.items()
+            if k not in ("record", "application", "notebook", "claimed")
+        }
         return ExecutionRecord(
             id=execution_id,
             application_id=data.get("application", ""),
             notebook_id=data.get("notebook", ""),
-            losant=json.loads(data["record"]) if data.get("record") else None,
+            losant=json.loads(record) if record else None,
             meta=meta,
         )
 
