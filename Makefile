@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LOCK := requirements/dev.txt
 RUNTIME_LOCK := requirements/runtime.txt
+BENCH_LOCK := requirements/bench.txt
+BENCH_STAMP := $(VENV)/.bench-installed
 UV ?= uv
 LOCK_FLAGS := --quiet --generate-hashes --universal --python-version 3.11 \
 	--custom-compile-command "make lock"
@@ -33,13 +35,24 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check service workers sandbox tests bench
 	$(BIN)/mypy
 
-# The runtime lock is resolved within the dev lock, so both pin the same versions.
+# The benchmark suite's own packages (matplotlib for its chart) on top of the dev lock; wrk comes
+# from the system. QUICK=1 runs the short suite (under 5 minutes).
+$(BENCH_STAMP): $(STAMP) $(BENCH_LOCK)
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(BENCH_LOCK)
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	@command -v wrk >/dev/null || { echo "make bench: wrk is missing — apt-get install wrk"; exit 2; }
+	$(BIN)/python -m bench $(if $(QUICK),--quick)
+
+# The runtime and bench locks are resolved within the dev lock, so all pin the same versions.
 # Versions already locked are kept; LOCK_ARGS="--upgrade" (or --upgrade-package NAME) moves them.
 lock:
 	$(UV) pip compile pyproject.toml requirements/build.in --extra sandbox --extra test \
 		$(LOCK_FLAGS) $(LOCK_ARGS) -o $(LOCK)
 	$(UV) pip compile pyproject.toml requirements/build.in \
 		$(LOCK_FLAGS) $(LOCK_ARGS) -c $(LOCK) -o $(RUNTIME_LOCK)
+	$(UV) pip compile requirements/bench.in $(LOCK_FLAGS) $(LOCK_ARGS) -c $(LOCK) -o $(BENCH_LOCK)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
