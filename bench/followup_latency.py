@@ -62,9 +62,7 @@ def run(quick: bool, out: Path) -> Outcome:
     return outcome
 
 
-def latency_at(
-    rate: float, seconds: float, drain: float, out: Path
-) -> tuple[Measurement, Curve]:
+def latency_at(rate: float, seconds: float, drain: float, out: Path) -> tuple[Measurement, Curve]:
     out.mkdir(parents=True, exist_ok=True)
     pipeline_file = out / "pipelines.yaml"
     pipeline_file.write_text("pipelines: {}\n")  # the notebooks exist once the stack runs
