@@ -196,7 +196,8 @@ def test_starts_beyond_the_cap_are_deferred_and_no_run_is_lost(
     """50 starts of one notebook under a /logs cap of 10: nbrelay never waits for more runs
     than one page shows, so every run is read with its final status, each executed once."""
     notebook_id = sandbox_app.create_notebook()["id"]
-    sandbox_app.set_behaviour(notebook_id, status="completed", durationSeconds=0)
+    # runs long enough that ten of them are still going when the eleventh start comes
+    sandbox_app.set_behaviour(notebook_id, status="completed", durationSeconds=2)
     sandbox_guesses(logsLimitCap=10, logsAboveCap=above_cap)
     stack = stack_factory()
     components = stack.components()
