@@ -115,3 +115,18 @@ def test_unsetting_the_file_withdraws_it(text_redis, tmp_path):
         text_redis, None, ttl=TTL
     ).refresh()  # the scheduler, restarted without NBRELAY_PIPELINES
     assert PipelineRegistry(text_redis, None, ttl=TTL).current() is None
+
+
+def test_a_withdrawn_file_stays_withdrawn_in_every_process(text_redis, tmp_path):
+    path = tmp_path / "pipelines.yaml"
+    path.write_text(GOOD % "Report")
+    PipelineRegistry(text_redis, path, ttl=TTL).refresh()
+    reader = PipelineRegistry(text_redis, None, ttl=TTL)  # another process: it only reads
+    assert reader.current() is not None
+    PipelineRegistry(text_redis, None, ttl=TTL).refresh()  # NBRELAY_PIPELINES unset: withdrawn
+    wait_until(
+        lambda: reader.current() is None,
+        defaults.PIPELINES_CURRENT_CHECK + 5,
+        "the other process to see the file withdrawn",
+    )
+    assert [reader.current() for _ in range(3)] == [None] * 3

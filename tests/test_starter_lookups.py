@@ -43,3 +43,16 @@ def test_a_deleted_notebook_is_not_started_from_memory(components, sandbox_app):
     for _ in range(2):  # the first execute's 404 forgets it; the second looks it up: gone
         with pytest.raises(NotFound):
             components.starter.start(notebook["id"], requested_by="test")
+
+
+def test_a_notebook_recreated_under_its_name_is_found_again(components, sandbox_app):
+    first = sandbox_app.create_notebook("Nightly report")
+    sandbox_app.set_behaviour(first["id"], status="completed", durationSeconds=0)
+    assert (
+        components.starter.start("Nightly report", requested_by="test").notebook_id == (first["id"])
+    )
+    components.losant().delete_notebook(sandbox_app.id, first["id"])
+    second = sandbox_app.create_notebook("Nightly report")
+    started = components.starter.start("Nightly report", requested_by="test")
+    assert started.notebook_id == second["id"]  # the 404 of the remembered one: looked up again
+    assert requests_of(sandbox_app, second["id"]).get("execute") == 1

@@ -41,8 +41,14 @@ class DueSyncs:
         return self
 
     def stop(self) -> None:
+        """Stop looking, after one last look: a worker that stops (`--burst`) leaves no sync
+        whose wait is over to the reconciler's recovery."""
         self._stop.set()
         self._thread.join()
+        try:
+            self.release(time.time())
+        except redis_lib.RedisError as exc:
+            log.warning("could not release waiting syncs: %s", exc)
 
     def release(self, now: float) -> int:
         """Enqueue every sync whose wait is over at `now`; how many."""

@@ -116,16 +116,21 @@ class ExecutionStarter:
         `marker` is nbrelay's mark on the run (a pipeline step's run and step also go into the
         callback token).
 
-        Losant's `execute` is never retried: when its outcome is unknown the LosantError says
-        so, and nothing is recorded. StartDeferred when the notebook has no room left under the
+        Losant's `execute` is not retried when its outcome is unknown: the LosantError says so,
+        and nothing is recorded. StartDeferred when the notebook has no room left under the
         `/logs` cap (nothing was sent to Losant).
+
+        The notebook `notebook` names is looked up at Losant at most once per
+        NOTEBOOK_LOOKUP_TTL, so a pipeline starting the same step again and again costs Losant
+        only its `execute`. When that `execute` answers 404 (the notebook remembered was
+        deleted, or renamed and its name taken since; nothing ran), it is looked up again and
+        started once more.
         """
         settings = self.settings.require(
             "LOSANT_APPLICATION_ID", "NBRELAY_PUBLIC_URL", "NBRELAY_SECRET"
         )
         application_id = settings.losant_application_id or ""
         client = self.losant()
-        found = self._find(client, application_id, notebook)
         template_context = with_marker(context, marker)
         encoded = json.dumps(template_context, separators=(",", ":")) if template_context else None
         if encoded is not None and len(encoded) > defaults.TEMPLATE_CONTEXT_MAX_LENGTH:
@@ -133,11 +138,41 @@ class ExecutionStarter:
                 f"the context is longer than Losant's {defaults.TEMPLATE_CONTEXT_MAX_LENGTH} "
                 "characters"
             )
-        step = marker if marker is not None and marker.is_step else None
+        run = _Run(
+            settings,
+            requested_by,
+            template_context,
+            encoded,
+            relative_to,
+            marker if marker is not None and marker.is_step else None,
+        )
+        key = (application_id, notebook)
+        remembered, fresh = self._found.get(key)
+        if fresh and remembered is not None:
+            try:
+                return self._start(client, application_id, remembered, run)
+            except NotFound:
+                # 404: nothing ran. The notebook remembered was deleted, or renamed and another
+                # took its name since: it is looked up again.
+                self._found.forget(key)
+        try:
+            found = client.find_notebook(application_id, notebook)
+            self._found.put(key, found)
+            return self._start(client, application_id, found, run)
+        except NotFound:
+            self._found.forget(key)
+            metrics.EXECUTIONS_STARTED.labels("error").inc()
+            raise
+
+    def _start(
+        self, client: LosantClient, application_id: str, found: Notebook, run: _Run
+    ) -> Started:
+        """Start `run` of the notebook `found`: check its room, sign, execute, record."""
         newest = self._newest_read(application_id, found.id)
+        step = run.step
         with self._room(application_id, found, newest):
             token = tokens.sign(
-                settings.signing_secret,
+                run.settings.signing_secret,
                 application_id,
                 found.id,
                 run=step.run if step else None,
@@ -149,40 +184,28 @@ class ExecutionStarter:
                 execution_id = client.execute(
                     application_id,
                     found.id,
-                    relative_to=relative_to,
-                    template_context=encoded,
-                    callback_url=tokens.callback_url(settings.public_url or "", token),
+                    relative_to=run.relative_to,
+                    template_context=run.encoded_context,
+                    callback_url=tokens.callback_url(run.settings.public_url or "", token),
                 )
-            except Exception as exc:
-                if isinstance(exc, NotFound):
-                    self._found.forget((application_id, notebook))
+            except NotFound:
+                raise  # counted by `start` once it is final
+            except Exception:
                 metrics.EXECUTIONS_STARTED.labels("error").inc()
                 raise
             self.store.record_request(
                 application_id=application_id,
                 notebook_id=found.id,
                 execution_id=execution_id,
-                requested_by=requested_by,
+                requested_by=run.requested_by,
                 requested_at=requested_at,
-                first_check_at=requested_at + settings.reconcile_interval,
-                context=template_context or None,
-                relative_to=relative_to,
+                first_check_at=requested_at + run.settings.reconcile_interval,
+                context=run.context or None,
+                relative_to=run.relative_to,
                 notebook_name=found.name,
             )
         metrics.EXECUTIONS_STARTED.labels("started").inc()
         return Started(execution_id, application_id, found.id, found.name or "", requested_at)
-
-    def _find(self, client: LosantClient, application_id: str, notebook: str) -> Notebook:
-        """The notebook `notebook` (an id or a name) names, looked up at Losant at most once per
-        NOTEBOOK_LOOKUP_TTL: a pipeline starting the same step again and again costs Losant
-        only its `execute`. A notebook renamed meanwhile is found under its old name until
-        then; one deleted is forgotten as soon as `execute` answers 404."""
-        key = (application_id, notebook)
-        found, fresh = self._found.get(key)
-        if not fresh or found is None:
-            found = client.find_notebook(application_id, notebook)
-            self._found.put(key, found)
-        return found
 
     def _newest_read(self, application_id: str, notebook_id: str) -> ExecutionRecord | None:
         """The notebook's newest run read from Losant (among its CALLBACK_TOKEN_LOOKBACK newest
@@ -236,6 +259,18 @@ class ExecutionStarter:
                 lock.release()
             except LockError:
                 pass  # held past START_LOCK_TTL: it expired, nothing to release
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What a start asks for, prepared once whichever notebook it turns out to be."""
+
+    settings: Settings
+    requested_by: str
+    context: dict[str, Any] | None
+    encoded_context: str | None
+    relative_to: int | str | None
+    step: Marker | None
 
 
 class _Remembered(Generic[T]):

@@ -416,11 +416,7 @@ class ExecutionStore:
         if not data:
             return None
         record = record or data.get("record")  # an earlier version kept it in the hash
-        meta = {
-            k: v
-            for k, v in data.items()
-            if k not in ("record", "application", "notebook", "claimed")
-        }
+        meta = {k: v for k, v in data.items() if k not in _NOT_META}
         return ExecutionRecord(
             id=execution_id,
             application_id=data.get("application", ""),

@@ -147,12 +147,14 @@ class NotebookSync:
 
         Losant does not say which time of an execution `since` is compared with: when it was
         queued (at or after, or strictly after), started or ended. The cursor is a queue time
-        (`next_cursor`) less SYNC_SINCE_MARGIN, and that is enough under each meaning: every
-        execution starts and ends after it was queued, so one queued since the cursor is listed
-        as soon as it is listed at all (strict "after" is covered by the margin); one not listed
-        yet (not started, not ended) reaches that point later than this read, so after the
-        cursor, which is never later than the newest execution seen. Runs nbrelay started stay
-        pending until terminal, and keep `since` at or before their queue time meanwhile.
+        (`next_cursor`) less a margin (`since_margin`), and that is enough under each meaning:
+        every execution starts and ends after it was queued, so one queued since the cursor is
+        listed as soon as it is listed at all (strict "after" is covered by the margin); one not
+        listed yet (not started, not ended) reaches that point later than this read, so after
+        the cursor, which is never later than the newest execution seen. Runs nbrelay started
+        stay pending until terminal, and keep `since` at or before their queue time meanwhile
+        (a time of nbrelay's clock: the margin covers the clocks' difference). The margin also
+        covers a run Losant lists up to SYNC_SKEW_MARGIN after a run queued later than it.
         """
         application_id = claim.application_id
         now_ms = int(time.time() * 1000)

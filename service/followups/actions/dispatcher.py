@@ -88,7 +88,10 @@ class ActionDispatcher:
         starts_run: bool = False,
     ) -> None:
         """Open the action `key` unless it was opened before; dispatch it when it is due now.
-        `starts_run`: it executes a first step of a pipeline run just started."""
+        `starts_run`: it executes a first step of a pipeline run just started (kept in its spec,
+        so that it waits behind the runs under way whenever it is dispatched)."""
+        if starts_run:
+            spec = {**spec, "starts_run": True}
         if self.ledger.open(key, kind, spec, due_at=due_at) and (
             due_at is None or due_at <= self.clock()
         ):
@@ -110,7 +113,7 @@ class ActionDispatcher:
         for key in self.ledger.dispatch_due():
             record = self.ledger.get(key)
             if record is not None:
-                self.enqueue(record.kind, key, False)
+                self.enqueue(record.kind, key, bool(record.spec.get("starts_run")))
 
     def undo_patch(self, key: str) -> str:
         """Open an action that sets back what the patch `key` changed; returns its key."""

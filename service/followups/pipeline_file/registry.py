@@ -175,6 +175,7 @@ class PipelineRegistry:
             self.refresh()
             digest = _fields(self.redis.hmget(keys.pipeline_file(), ["digest"]))[0]
         if digest is None:
+            self._cache = None  # withdrawn
             return None
         if self._cache is not None and self._cache.digest == digest:
             return self._cache
