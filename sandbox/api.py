@@ -2,15 +2,18 @@
 
 Each request is first checked against its token's scopes (403, sandbox.scopes). A request to a
 notebook that exists is then counted under its Losant action name and exposed to the notebook's
-scripted faults (`serverErrors`), then validated, then served. Applications are created with
-`POST /_sandbox/applications`; every route of an application that does not exist answers 404,
-creating a notebook in it included.
+scripted faults (`serverErrors`, then `rateLimited`), then validated, then served; an `execute`
+may also lose its answer (`lostExecuteAnswers`: run queued, connection cut). Applications are
+created with `POST /_sandbox/applications`; every route of an application that does not exist
+answers 404, creating a notebook in it included.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import shutil
+import socket
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -27,6 +30,7 @@ from sandbox.errors import (
     Forbidden,
     NotFound,
     PayloadTooLarge,
+    ScriptedRateLimit,
     ScriptedServerError,
     ValidationFailed,
 )
@@ -34,6 +38,8 @@ from sandbox.exports import log_id
 from sandbox.records import TERMINAL_STATUSES, execution_record
 from sandbox.services import Services
 from sandbox.validation import ValidRequest, validate_request
+
+log = logging.getLogger(__name__)
 
 blueprint = Blueprint("losant", __name__)
 
@@ -94,8 +100,11 @@ def _validated(operation_id: str) -> ValidRequest:
     if notebook_id is not None:
         action = operation_id.split(".", 1)[1].removesuffix("Merged")
         services.stats.count_request(notebook_id, action)
-        if services.behaviours.get(notebook_id).fails_request():
+        behaviour = services.behaviours.get(notebook_id)
+        if behaviour.fails_request():
             raise ScriptedServerError("Scripted server error")
+        if behaviour.limits_request():
+            raise ScriptedRateLimit("Scripted rate limit exceeded", behaviour.retry_after)
     has_body = request.method in ("POST", "PATCH") and operation_id != "notebook.upload"
     body = _read_body(services.settings.json_body_limit) if has_body else None
     valid = validate_request(operation_id, path, request.args.to_dict(), body)
@@ -242,9 +251,11 @@ def patch_notebook() -> ResponseReturnValue:
     valid = _validated("notebook.patch")
     doc = _notebook(valid)
     _check_inputs(valid.body.get("inputs", []))
+    services = _services()
     doc.update(valid.body)
     doc["lastUpdated"] = clock.iso(clock.now())
-    _services().storage.save_notebook(doc)
+    services.storage.save_notebook(doc)
+    services.stats.count_patch(doc["id"], valid.body)
     return jsonify(_notebook_json(doc))
 
 
@@ -333,7 +344,24 @@ def execute() -> ResponseReturnValue:
     assert row is not None
     behaviour = services.behaviours.get(notebook["id"])
     services.runs.submit(row, behaviour if behaviour.scripted else None)
+    if behaviour.loses_execute_answer():
+        _cut_connection(notebook["id"], execution_id)
     return jsonify({"success": True, "executionId": execution_id})
+
+
+def _cut_connection(notebook_id: str, execution_id: str) -> None:
+    """Lose the answer to an applied `execute` (`lostExecuteAnswers`): shut the connection both
+    ways, so no status line goes out and the client sees the server disconnect. werkzeug then
+    fails to write the answer and drops it as a connection the client closed, quietly."""
+    connection = request.environ.get("werkzeug.socket")
+    if connection is None:  # not served by werkzeug's server: no connection to cut
+        raise ScriptedServerError("Scripted lost answer (the connection cannot be cut)")
+    _services().stats.count_execute_answer_lost(notebook_id)
+    log.debug("answer to execute of %s cut (lostExecuteAnswers)", execution_id)
+    try:
+        connection.shutdown(socket.SHUT_RDWR)
+    except OSError:  # the client has gone already
+        pass
 
 
 def _token_id(token: str) -> str:

@@ -59,6 +59,7 @@ def create_app(services: Services) -> Flask:
 def _error_response(error: ApiError) -> Response:
     response = jsonify({"type": error.type, "message": error.message})
     response.status_code = error.status
+    response.headers.update(error.headers)
     return response
 
 

@@ -3,11 +3,15 @@
 Set through `PUT /_sandbox/applications/{a}/notebooks/{n}/behaviour` and kept in memory (a
 restart forgets them). With `status` set, runs of the notebook are scripted: no kernel starts,
 the run takes `durationSeconds` and ends in `status`. The other fields inject faults into the
-notebook's API traffic and callbacks whether or not runs are scripted.
+notebook's API traffic and callbacks whether or not runs are scripted: `serverErrors` (500) and
+`rateLimited` (429 with `Retry-After: retryAfterSeconds`) refuse a share of the requests before
+they do anything; `lostExecuteAnswers` applies a share of `execute` requests in full and then
+cuts the connection instead of answering, so the caller cannot know the run was queued.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 from dataclasses import asdict, dataclass
@@ -22,6 +26,9 @@ SCHEMA: dict[str, Any] = {
         "dropCallbacks": {"type": "number", "minimum": 0, "maximum": 1},
         "duplicateCallbacks": {"type": "number", "minimum": 0, "maximum": 1},
         "serverErrors": {"type": "number", "minimum": 0, "maximum": 1},
+        "rateLimited": {"type": "number", "minimum": 0, "maximum": 1},
+        "retryAfterSeconds": {"type": "number", "minimum": 0, "maximum": 3600},
+        "lostExecuteAnswers": {"type": "number", "minimum": 0, "maximum": 1},
     },
     "additionalProperties": False,
 }
@@ -35,6 +42,9 @@ class Behaviour:
     dropCallbacks: float = 0.0  # noqa: N815
     duplicateCallbacks: float = 0.0  # noqa: N815
     serverErrors: float = 0.0  # noqa: N815
+    rateLimited: float = 0.0  # noqa: N815
+    retryAfterSeconds: float = 1.0  # noqa: N815
+    lostExecuteAnswers: float = 0.0  # noqa: N815
 
     @property
     def scripted(self) -> bool:
@@ -45,6 +55,17 @@ class Behaviour:
 
     def fails_request(self) -> bool:
         return _chance(self.serverErrors)
+
+    def limits_request(self) -> bool:
+        return _chance(self.rateLimited)
+
+    @property
+    def retry_after(self) -> int:
+        """The `Retry-After` of a scripted 429: whole seconds, rounded up."""
+        return math.ceil(self.retryAfterSeconds)
+
+    def loses_execute_answer(self) -> bool:
+        return _chance(self.lostExecuteAnswers)
 
     def callback_copies(self) -> int:
         """How many times to send one callback: 0 (dropped), 1, or 2 (duplicated)."""

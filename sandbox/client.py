@@ -103,7 +103,8 @@ class SandboxClient:
         self, application_id: str, notebook_id: str, **behaviour: Any
     ) -> dict[str, Any]:
         """Script the notebook: `status`, `durationSeconds`, `logsLatencySeconds`,
-        `dropCallbacks`, `duplicateCallbacks`, `serverErrors`. Returns the whole behaviour."""
+        `dropCallbacks`, `duplicateCallbacks`, `serverErrors`, `rateLimited`,
+        `retryAfterSeconds`, `lostExecuteAnswers`. Returns the whole behaviour."""
         path = _notebook_path(application_id, notebook_id, "behaviour")
         return self._call("PUT", path, json=behaviour)
 
@@ -112,7 +113,8 @@ class SandboxClient:
         return self._call("DELETE", _notebook_path(application_id, notebook_id, "behaviour"))
 
     def stats(self, application_id: str, notebook_id: str) -> dict[str, Any]:
-        """`{"requests": {action: n}, "callbacksSent", "callbacksFailed", "callbacksDropped"}`."""
+        """`{"requests": {action: n}, "callbacksSent", "callbacksFailed", "callbacksDropped",
+        "executeAnswersLost", "patches": [{"body", "applied"}]}`."""
         return self._call("GET", _notebook_path(application_id, notebook_id, "stats"))
 
     def export_job(self, application_id: str, job_id: str) -> dict[str, Any]:

@@ -34,7 +34,8 @@ class OutputError(SandboxError):
 
 
 class ApiError(SandboxError):
-    """An error the API answers with: a status code, Losant's error type and a message."""
+    """An error the API answers with: a status code, Losant's error type and a message, and
+    `headers` for the answer beyond the JSON ones (e.g. `Retry-After`)."""
 
     status = 500
     type = "InternalServerError"
@@ -42,6 +43,7 @@ class ApiError(SandboxError):
     def __init__(self, message: str, status: int | None = None, type: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.headers: dict[str, str] = {}
         if status is not None:
             self.status = status
         if type is not None:
@@ -90,3 +92,13 @@ class ScriptedServerError(ApiError):
 
     status = 500
     type = "InternalServerError"
+
+
+class ScriptedRateLimit(TooManyRequests):
+    """A 429 the notebook's scripted behaviour asked for (`rateLimited`), with `Retry-After`
+    (whole seconds, `retryAfterSeconds` rounded up)."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.headers["Retry-After"] = str(retry_after)

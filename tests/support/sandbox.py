@@ -146,7 +146,8 @@ class SandboxProcess:
 
     def set_behaviour(self, application_id: str, notebook_id: str, **behaviour: Any) -> dict:
         """Script a notebook: status, durationSeconds, logsLatencySeconds, dropCallbacks,
-        duplicateCallbacks, serverErrors (see Contract 2)."""
+        duplicateCallbacks, serverErrors, rateLimited, retryAfterSeconds, lostExecuteAnswers
+        (see Contract 2)."""
         return self.client.set_behaviour(application_id, notebook_id, **behaviour)
 
     def clear_behaviour(self, application_id: str, notebook_id: str) -> dict:
