@@ -96,7 +96,15 @@ class Components:
 
     @cached_property
     def starter(self) -> ExecutionStarter:
-        return ExecutionStarter(self.settings, self.losant, self.store, LogsCaps(self.redis))
+        return ExecutionStarter(
+            self.settings,
+            self.losant,
+            self.store,
+            LogsCaps(self.redis),
+            lambda application_id, notebook_id: self.ingress.request_sync(
+                application_id, notebook_id, "outcome-unknown"
+            ),
+        )
 
     @cached_property
     def transitions(self) -> Transitions:
@@ -112,6 +120,7 @@ class Components:
             self.queues,
             LogsCaps(self.redis),
             self.unseen,
+            self.settings.reconcile_interval,
         )
 
     @cached_property

@@ -34,7 +34,9 @@ ALERT_REPEAT_INTERVAL = 4 * 3600.0  # seconds before a still-firing alert is sen
 
 # Channels
 CHANNEL_TIMEOUT = 10.0  # seconds for one delivery attempt (HTTP request or SMTP session)
-CHANNEL_MAX_ATTEMPTS = 4  # attempts of one notification before a transient failure is final
+# Attempts of one notification before a transient failure is final: with the backoff below,
+# the retries of one message span at least 30 s of a receiver's outage.
+CHANNEL_MAX_ATTEMPTS = 8
 CHANNEL_MAX_ELAPSED = 60.0  # seconds after which no further attempt is started
 CHANNEL_BACKOFF_BASE = 1.0  # seconds; doubled after every failed attempt
 CHANNEL_BACKOFF_MAX = 15.0  # seconds; cap for one wait, Retry-After included
@@ -170,6 +172,14 @@ ALERT_ERROR_LENGTH = 500  # characters of one executionErrors message in an aler
 # Local processes (nbrelay up, tests, benchmarks)
 PROBE_TIMEOUT = 1.0  # seconds for one look at whether a process answers (readiness, ping)
 REAP_TIMEOUT = 5.0  # seconds to wait for a killed process group to be gone
+REDIS_WAIT_INTERVAL = 1.0  # seconds between two pings of a worker waiting for Redis to return
+# Seconds between two rounds of RQ's upkeep in a worker (RQ's default: 600). A round also takes
+# over RQ's scheduler, which moves retried jobs back to their queue, when the worker that ran it
+# died: its lock expires 61 s after its last renewal, so retries wait at most about 100 s.
+RQ_MAINTENANCE_INTERVAL = 15
+# Seconds an RQ worker's registration lives without a heartbeat (RQ's default: 420). An idle
+# worker wakes every RQ_WORKER_TTL - 15 s to renew it, and only then looks at its upkeep.
+RQ_WORKER_TTL = 35
 EMBEDDED_REDIS_STOP_TIMEOUT = 10.0  # seconds Redis gets to write its append-only file and exit
 
 # Input from outside (request bodies, callback hints, command-line values)

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 import redis as redis_lib
 from rq import Queue, Retry, Worker
 from rq.exceptions import NoSuchJobError
+from rq.executions import ExecutionRegistry
 from rq.job import Job
 from rq.registry import FailedJobRegistry
 
@@ -151,11 +152,20 @@ class Queues:
 
     def discard(self, letter: DeadLetter) -> None:
         """Delete a dead letter (its work is redone some other way)."""
+        self._forget_runs(letter.job_id)
         FailedJobRegistry(queue=self.queue(letter.queue)).remove(letter.job_id, delete_job=True)
 
     def requeue(self, letter: DeadLetter) -> None:
         """Put a dead letter back on its queue, as it was."""
+        self._forget_runs(letter.job_id)
         FailedJobRegistry(queue=self.queue(letter.queue)).requeue(letter.job_id)
+
+    def _forget_runs(self, job_id: str) -> None:
+        """Drop RQ's records of a dead letter's earlier runs (none is under way: it failed for
+        good). When the worker of a run was killed, the job can still name that run after its
+        record is gone, and RQ then fails the job at the end of every later run, however the run
+        went, and cannot delete it either."""
+        self.rq_redis.delete(ExecutionRegistry(job_id, connection=self.rq_redis).key)
 
 
 def _dead_letter(job: Job, queue_name: str) -> DeadLetter:

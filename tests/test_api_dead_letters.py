@@ -3,13 +3,16 @@ against the sandbox) and replaying them, as `nbrelay dead-letters` does."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from rq import Queue
 
-from service.queues import SYNC_QUEUE
+from service.queues import ALERTS_QUEUE, SYNC_QUEUE
 from service.web import create_app
 from tests.support.dead_letters import SETTINGS, make_dead_letter
 from tests.support.web import API_TOKEN, CONSOLE
+from workers.runtime import run_worker
 
 HEADERS = {"Authorization": f"Bearer {API_TOKEN}"}
 
@@ -124,3 +127,26 @@ def test_a_malformed_body_is_refused(client):
 def test_the_api_token_is_needed(client, method, path):
     assert_error(getattr(client, method)(path), 401)
     assert_error(getattr(client, method)(path, headers={"Authorization": "Bearer nope"}), 401)
+
+
+def test_a_replayed_job_is_not_failed_again_by_a_killed_workers_leftovers(
+    client, components, tmp_path
+):
+    """Found by the fault soak: a job whose earlier run's worker was SIGKILLed names that run in
+    RQ's records after the run's own record is gone; requeued as it was, the job failed again at
+    the end of every run, so replaying it never cleared the dead letter."""
+    target = tmp_path / "made-later"
+    queue = Queue(ALERTS_QUEUE, connection=components.rq_redis)
+    # As nbrelay enqueues its action jobs: no result kept (`result_ttl=0`), so a run that
+    # succeeds deletes the job, which is where the leftover bites.
+    job = queue.enqueue("os.remove", str(target), result_ttl=0, failure_ttl=3600)
+    run_worker(components.settings, burst=True)  # the file is missing: the job fails
+    assert [d.job_id for d in components.dead_letters.all()] == [job.id]
+    # What a killed worker leaves behind: the job names a run whose record is gone.
+    components.rq_redis.zadd(f"rq:executions:{job.id}", {"killed-run": time.time() + 3600})
+    target.write_text("")
+    answer = client.post(f"/api/dead-letters/{job.id}/replay", headers=HEADERS)
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    run_worker(components.settings, burst=True)
+    assert not target.exists()
+    assert components.dead_letters.all() == []

@@ -14,6 +14,7 @@ import time
 import pytest
 from pydantic import TypeAdapter
 
+from service import defaults
 from service.followups.channels import ChannelConfig, ChannelError, build_channel
 from service.followups.channels.delivery import ONCE, RetryPolicy, deliver
 from service.runtime.processes import free_port
@@ -77,6 +78,24 @@ def test_retries_are_bounded_by_elapsed_time(http_server):
     assert not result.delivered and result.permanent
     assert 1 < result.attempts < 10
     assert time.monotonic() - started < 2
+
+
+def test_the_default_retries_outlast_a_receiver_down_for_half_a_minute(http_server):
+    """Found by the fault soak: with full jitter, four attempts could all fall within the first
+    few seconds of a receiver's outage, and the alert was never delivered."""
+    http_server.default = Reply(503)
+    slack = channel("ops", kind="slack", url=http_server.url + SLACK_PATH)
+    for _ in range(20):  # the waits are partly random
+        now = [0.0]
+        waits: list[float] = []
+
+        def sleep(seconds: float, now: list[float] = now, waits: list[float] = waits) -> None:
+            waits.append(seconds)
+            now[0] += seconds
+
+        result = deliver(slack, firing_message(), sleep=sleep, clock=lambda now=now: now[0])
+        assert not result.delivered and result.attempts == defaults.CHANNEL_MAX_ATTEMPTS
+        assert 30 <= sum(waits) <= defaults.CHANNEL_MAX_ELAPSED
 
 
 def test_retry_after_is_honoured(http_server):

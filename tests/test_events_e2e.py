@@ -267,6 +267,44 @@ def test_callbacks_acknowledged_before_a_redis_restart_are_not_lost(tmp_path, sa
         server.stop()
 
 
+def test_a_worker_outlives_a_redis_outage_in_the_middle_of_a_job(tmp_path, sandbox_app):
+    """Found by the fault soak: Redis killed while a worker ran a job made RQ quit the worker
+    process. It now waits for Redis and works on."""
+    server = EmbeddedRedis(tmp_path / "redis", appendonly=True).start()
+    first = scripted(sandbox_app, dropCallbacks=1, logsLatencySeconds=2)
+    second = scripted(sandbox_app, dropCallbacks=1)
+    runs = {n["id"]: sandbox_app.execute(n["id"]) for n in (first, second)}
+    for notebook_id, execution_id in runs.items():
+        sandbox_app.wait_for_status(notebook_id, execution_id)
+    stack = ServiceStack(
+        server.url,
+        sandbox_app.sandbox.url,
+        sandbox_app.sandbox.token,
+        sandbox_app.id,
+        tmp_path / "logs",
+        workers=1,
+        scheduler=False,
+    ).start()
+    try:
+        assert (
+            requests.post(stack.callback_url(first["id"]), json={}, timeout=10).status_code == 202
+        )
+        wait_until(lambda: logs_calls(sandbox_app, first["id"]) >= 1, 20, "the sync's /logs read")
+        server.kill()  # while the worker waits for /logs
+        (worker,) = stack.workers
+        wait_until(lambda: "lost Redis" in worker.log(), 60, "the worker to notice")
+        server.start()
+        wait_until(lambda: "Redis answers again" in worker.log(), 20, "the worker to go on")
+        assert (
+            requests.post(stack.callback_url(second["id"]), json={}, timeout=10).status_code == 202
+        )
+        stack.wait_for_status(runs[second["id"]], "completed", timeout=20)
+        assert worker.alive()
+    finally:
+        stack.stop()
+        server.stop()
+
+
 def test_server_errors_are_retried_then_dead_lettered_and_replayed(stack_factory, sandbox_app):
     stack = stack_factory()
     recovering = scripted(sandbox_app, dropCallbacks=1)
@@ -317,3 +355,17 @@ def test_metrics_survive_a_gunicorn_worker_restart(stack_factory):
     os.kill(min(workers), signal.SIGTERM)
     wait_until(lambda: len(descendants(stack.web.pid) - workers) == 1, 20, "a new gunicorn worker")
     assert line in stack.metrics()
+
+
+def test_a_start_whose_answer_was_lost_is_recorded_all_the_same(stack_factory, sandbox_app):
+    """Found by the fault soak: Losant applied an `execute` whose answer was lost, and the run's
+    callback was dropped too; on a notebook no rule watches, nbrelay never heard of the run."""
+    stack = stack_factory()
+    notebook = scripted(sandbox_app, dropCallbacks=1, lostExecuteAnswers=1)
+    answer = stack.post(f"/api/notebooks/{notebook['id']}/executions", json={})
+    assert answer.status_code == 503, answer.text
+    assert "may or may not have been applied" in answer.json()["message"]
+    (execution_id,) = wait_until(
+        lambda: [e["id"] for e in sandbox_app.logs(notebook["id"])], 20, "the run at Losant"
+    )
+    stack.wait_for_status(execution_id, "completed", timeout=30)

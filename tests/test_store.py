@@ -55,6 +55,33 @@ def test_records_are_stored_as_losant_returned_them(store, syncs):
     assert stored.meta["first_seen_at"] == stored.meta["updated_at"]
 
 
+def test_a_run_first_seen_in_flight_is_checked_until_it_ends(store, syncs):
+    token = fence(syncs)
+    running = execution(1, "inProgress", "2026-01-01T10:00:00Z")
+    done = execution(2, "completed", "2026-01-01T10:00:01Z")
+    store.upsert(APP, NB, [running, done], fence=token, now=100.0, first_check_after=15)
+    assert store.due_pending(115.0) == [(APP, NB, running["id"])]
+    store.upsert(APP, NB, [running], fence=token, now=200.0, first_check_after=15)
+    assert store.due_pending(115.0) == [(APP, NB, running["id"])]  # the first check stays
+    store.upsert(APP, NB, [{**running, "status": "completed"}], fence=token, first_check_after=15)
+    assert store.due_pending(1e12) == []
+
+
+def test_a_run_nbrelay_started_keeps_its_own_first_check(store, syncs):
+    running = execution(1, "inProgress", "2026-01-01T10:00:00Z")
+    store.record_request(
+        application_id=APP,
+        notebook_id=NB,
+        execution_id=running["id"],
+        requested_by="test",
+        requested_at=100.0,
+        first_check_at=400.0,
+    )
+    store.upsert(APP, NB, [running], fence=fence(syncs), now=100.0, first_check_after=15)
+    assert store.due_pending(399.0) == []
+    assert store.due_pending(400.0) == [(APP, NB, running["id"])]
+
+
 def test_a_terminal_transition_is_claimed_once(store, syncs):
     token = fence(syncs)
     running = execution(1, "inProgress", "2026-01-01T10:00:00Z")

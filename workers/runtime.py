@@ -8,10 +8,15 @@ keys (`service.followups.alerts.migration`).
 
 Workers are RQ `SimpleWorker`s: jobs run in the worker process itself, so the Losant client and
 its connection pool are reused from job to job instead of being rebuilt in a fork for every
-job. Each worker also runs RQ's delayed-job scheduler (one of them holds its lock at a time),
-which moves retried jobs back to their queue when their backoff is over, and a thread that
+job. Each worker also runs RQ's delayed-job scheduler (one of them holds its lock at a time;
+another takes it over within `RQ_MAINTENANCE_INTERVAL` of the lock's expiry when that one
+dies), which moves retried jobs back to their queue when their backoff is over, and a thread that
 enqueues the syncs whose wait for more hints is over (`service.events.due_syncs`). SIGTERM or
 Ctrl-C lets the current job finish before the worker exits.
+
+A worker outlives a Redis outage: when Redis goes away under RQ, the worker waits for it to
+answer again and goes on as a new RQ worker. The job it was running is taken over as after a
+crash (its sync or action lease runs out).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from types import FrameType
 import redis as redis_lib
 from rq import SimpleWorker
 
+from service import defaults
 from service.composition import Components
 from service.config import Settings
 from service.events.due_syncs import DueSyncs
@@ -61,16 +67,51 @@ def run_worker(settings: Settings, queues: Sequence[str] = QUEUES, *, burst: boo
     components = Components.from_settings(settings)
     install(components)
     _migrate(components)
-    worker = SimpleWorker(
-        [components.queues.queue(name) for name in queues], connection=components.rq_redis
-    )
-    log.info("worker %s listening on %s", worker.name, ", ".join(queues))
     due = DueSyncs(components.syncs, components.queues).start()
     try:
-        worker.work(burst=burst, with_scheduler=True, logging_level=rq_log_level(settings))
+        while not _work(components, queues, burst) and _wait_for_redis(components):
+            pass
     finally:
         due.stop()
         components.close()
+
+
+def _work(components: Components, queues: Sequence[str], burst: bool) -> bool:
+    """Work as one RQ worker: True when it stopped as asked (or its burst is over), False when
+    Redis went away under it."""
+    worker = SimpleWorker(
+        [components.queues.queue(name) for name in queues],
+        connection=components.rq_redis,
+        maintenance_interval=defaults.RQ_MAINTENANCE_INTERVAL,
+        worker_ttl=defaults.RQ_WORKER_TTL,
+    )
+    log.info("worker %s listening on %s", worker.name, ", ".join(queues))
+    level = rq_log_level(components.settings)
+    try:
+        worker.work(burst=burst, with_scheduler=True, logging_level=level)
+    except (redis_lib.ConnectionError, redis_lib.TimeoutError) as exc:
+        log.warning("worker %s lost Redis (%s); waiting for it to answer again", worker.name, exc)
+        return False
+    return True
+
+
+def _wait_for_redis(components: Components) -> bool:
+    """Ping Redis until it answers (True) or SIGTERM/SIGINT asks the worker to stop (False)."""
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    while not stop.wait(defaults.REDIS_WAIT_INTERVAL):
+        try:
+            components.rq_redis.ping()
+        except redis_lib.RedisError:
+            continue
+        log.info("Redis answers again")
+        return True
+    return False
 
 
 def run_scheduler(settings: Settings) -> None:

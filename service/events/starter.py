@@ -33,7 +33,7 @@ from service.events import tokens
 from service.events.logs_limit import LogsCaps
 from service.events.records import ExecutionRecord
 from service.events.store import ExecutionStore
-from service.losant import LosantClient, NotFound
+from service.losant import LosantClient, NotFound, OutcomeUnknown
 from service.losant.models import Notebook
 from service.marker import MARKER_KEY, Marker, with_marker
 
@@ -94,12 +94,16 @@ class ExecutionStarter:
         losant: Callable[[], LosantClient],
         store: ExecutionStore,
         caps: LogsCaps,
+        request_sync: Callable[[str, str], object],
     ) -> None:
-        """`losant` gives the client when it is first needed."""
+        """`losant` gives the client when it is first needed. `request_sync(application_id,
+        notebook_id)` asks for a sync of a notebook whose `execute` lost its answer: whatever
+        ran is then read from `/logs` and recorded, even when its callback never comes."""
         self.settings = settings
         self.losant = losant
         self.store = store
         self.caps = caps
+        self.request_sync = request_sync
         self._found: _Remembered[Notebook] = _Remembered()  # by (application, id or name)
         self._newest: _Remembered[ExecutionRecord | None] = _Remembered()  # by notebook id
 
@@ -117,8 +121,9 @@ class ExecutionStarter:
         callback token).
 
         Losant's `execute` is not retried when its outcome is unknown: the LosantError says so,
-        and nothing is recorded. StartDeferred when the notebook has no room left under the
-        `/logs` cap (nothing was sent to Losant).
+        and a sync of the notebook is requested, which records the run if there is one.
+        StartDeferred when the notebook has no room left under the `/logs` cap (nothing was
+        sent to Losant).
 
         The notebook `notebook` names is looked up at Losant at most once per
         NOTEBOOK_LOOKUP_TTL, so a pipeline starting the same step again and again costs Losant
@@ -190,6 +195,10 @@ class ExecutionStarter:
                 )
             except NotFound:
                 raise  # counted by `start` once it is final
+            except OutcomeUnknown:
+                metrics.EXECUTIONS_STARTED.labels("error").inc()
+                self.request_sync(application_id, found.id)
+                raise
             except Exception:
                 metrics.EXECUTIONS_STARTED.labels("error").inc()
                 raise

@@ -41,16 +41,17 @@ from service.times import now_iso, parse_time_ms
 # transitions. KEYS: 1 lease, 2 by-time, 3 by-notebook, 4 outbox, 5 pending-by-notebook,
 # 6 pending-checks, 7 notebooks, 8..7+S status indexes, then 3 per execution (hash, claim,
 # status index). ARGV: fence, now (iso), ttl, S, n, notebook ref, application, notebook, now (ms),
-# then 6 per execution (id, status, queued ms, record json, terminal flag, pending member).
+# first check (s, '' for none), then 6 per execution (id, status, queued ms, record json,
+# terminal flag, pending member).
 _UPSERT = """
 local fence, now, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local s, n = tonumber(ARGV[4]), tonumber(ARGV[5])
 if redis.call('GET', KEYS[1]) ~= fence then return redis.error_reply('LEASELOST') end
 local ref, app, nb = ARGV[6], ARGV[7], ARGV[8]
 local claimed = {}
-local now_ms = tonumber(ARGV[9])
+local now_ms, first_check = tonumber(ARGV[9]), ARGV[10]
 for i = 0, n - 1 do
-  local k, a = 8 + s + 4 * i, 10 + 6 * i
+  local k, a = 8 + s + 4 * i, 11 + 6 * i
   local ek, rk, ck, sk = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
   local id, status, score, record, terminal, member =
     ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
@@ -79,6 +80,10 @@ for i = 0, n - 1 do
       redis.call('ZADD', KEYS[4], now_ms, id)
       claimed[#claimed + 1] = id
     end
+  elseif not old and first_check ~= '' then
+    -- first seen in flight: checked until it ends, as a run nbrelay started (NX keeps theirs)
+    redis.call('ZADD', KEYS[6], 'NX', first_check, member)
+    redis.call('ZADD', KEYS[5], 'NX', score, id)
   end
 end
 redis.call('ZADD', KEYS[7], now_ms, ref)
@@ -229,9 +234,14 @@ class ExecutionStore:
         *,
         fence: int,
         now: float | None = None,
+        first_check_after: float | None = None,
     ) -> list[str]:
         """Store Losant's records of one notebook's executions; return the ids whose terminal
-        transition this call claimed. LeaseLost when `fence` no longer holds the notebook."""
+        transition this call claimed. LeaseLost when `fence` no longer holds the notebook.
+
+        With `first_check_after` (seconds), a run seen for the first time before it ended is
+        checked by the reconciler from then on until it ends, whoever started it: its callback
+        may never come (a start whose answer was lost is known only from `/logs`)."""
         moment = time.time() if now is None else now
         status_keys = [keys.executions_by_status(s) for s in STATUSES]
         keys_: list[str] = [
@@ -254,6 +264,7 @@ class ExecutionStore:
             application_id,
             notebook_id,
             int(moment * 1000),
+            "" if first_check_after is None else moment + first_check_after,
         ]
         for record in records:
             execution_id = str(record["id"])

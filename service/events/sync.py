@@ -62,7 +62,10 @@ class NotebookSync:
         queues: Queues,
         caps: LogsCaps,
         unseen: UnseenExecutions,
+        first_check_after: float,
     ) -> None:
+        """`first_check_after`: seconds after which the reconciler first checks a run a sync saw
+        in flight (see `ExecutionStore.upsert`)."""
         self.losant = losant
         self.store = store
         self.syncs = syncs
@@ -70,6 +73,7 @@ class NotebookSync:
         self.queues = queues
         self.caps = caps
         self.unseen = unseen
+        self.first_check_after = first_check_after
 
     def run(
         self, application_id: str, notebook_id: str, *, job_id: str, final_attempt: bool = True
@@ -108,7 +112,11 @@ class NotebookSync:
                 stats["logs_calls"] += read.logs_calls
                 stats["executions"] += len(read.records)
                 self.store.upsert(
-                    claim.application_id, claim.notebook_id, read.records, fence=claim.fence
+                    claim.application_id,
+                    claim.notebook_id,
+                    read.records,
+                    fence=claim.fence,
+                    first_check_after=self.first_check_after,
                 )
                 if read.short_of_cursor and claim.cursor_ms is not None:
                     self._count_unseen(claim.application_id, claim.notebook_id, claim.cursor_ms)

@@ -22,11 +22,13 @@ class RetryPolicy:
     backoff_max: float = defaults.CHANNEL_BACKOFF_MAX
 
     def wait(self, attempt: int, retry_after: float | None) -> float:
-        """Seconds to wait after failed attempt number `attempt` (1-based): full jitter, or
-        the receiver's Retry-After, capped either way."""
+        """Seconds to wait after failed attempt number `attempt` (1-based): the exponential
+        delay, half of it fixed and half random (so the retries of many messages spread out,
+        yet always span the outage they wait out), or the receiver's Retry-After; capped."""
         if retry_after is not None:
             return min(retry_after, self.backoff_max)
-        return random.uniform(0, min(self.backoff_base * 2 ** (attempt - 1), self.backoff_max))
+        delay = min(self.backoff_base * 2 ** (attempt - 1), self.backoff_max)
+        return delay / 2 + random.uniform(0, delay / 2)
 
 
 DEFAULT_CHANNEL_POLICY = RetryPolicy()
