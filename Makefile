@@ -13,7 +13,7 @@ UV ?= uv
 LOCK_FLAGS := --quiet --generate-hashes --universal --python-version 3.11 \
 	--custom-compile-command "make lock"
 
-.PHONY: up test lint lock bench clean
+.PHONY: up test lint lock bench chaos clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ $(BENCH_STAMP): $(STAMP) $(BENCH_LOCK)
 bench: $(BENCH_STAMP)
 	@command -v wrk >/dev/null || { echo "make bench: wrk is missing — apt-get install wrk"; exit 2; }
 	$(BIN)/python -m bench $(if $(QUICK),--quick)
+
+# The fault soak (not part of `make test`): about 8 minutes; LONG=1 for the hour-long soak,
+# MINUTES=N for N minutes of load and faults. Exits 1 when a "must" fails.
+chaos: $(STAMP)
+	$(BIN)/python -m bench.chaos $(if $(LONG),--long) $(if $(MINUTES),--minutes $(MINUTES))
 
 # The runtime and bench locks are resolved within the dev lock, so all pin the same versions.
 # Versions already locked are kept; LOCK_ARGS="--upgrade" (or --upgrade-package NAME) moves them.

@@ -7,6 +7,8 @@ that take over within a few intervals when the leader dies, or at once when it s
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 import uuid
@@ -38,7 +40,10 @@ class Scheduler:
 
     def __init__(self, components: Components, *, name: str | None = None) -> None:
         self.components = components
-        self.name = name or f"scheduler-{uuid.uuid4().hex[:12]}"
+        # Host and pid, so an operator (and the fault soak) can tell which process holds the
+        # lead; the random part keeps two schedulers of one process apart.
+        host, pid, suffix = socket.gethostname(), os.getpid(), uuid.uuid4().hex[:6]
+        self.name = name or f"scheduler-{host}-{pid}-{suffix}"
         settings = components.settings
         self.interval = min(
             settings.reconcile_interval, settings.poll_interval, settings.poll_busy_interval

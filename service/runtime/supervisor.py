@@ -46,7 +46,11 @@ def nbrelay_command(*args: str) -> list[str]:
 @dataclass
 class Child:
     """One child process in a process group of its own. With `log_path`, its output (stdout and
-    stderr) is appended to that file; otherwise it shares the parent's."""
+    stderr) is appended to that file; otherwise it shares the parent's.
+
+    On Linux the child gets SIGTERM when its parent goes away, so that no child outlives the
+    owner. The kernel takes "parent" to be the thread that started it: start children from a
+    thread that lives as long as they should."""
 
     name: str
     argv: Sequence[str]
