@@ -14,8 +14,9 @@ from prometheus_client import REGISTRY
 from sandbox import guesses
 from service import defaults, keys
 from service.errors import UsageProblem
+from service.events.logs_limit import LogsCaps
 from service.followups.actions.ledger import ActionState
-from service.followups.actions.performer import spec_marker
+from service.followups.actions.performer import Performer, spec_marker
 from service.followups.messages import FailureClass
 from service.followups.pipelines.runs import RunStatus, RunStore, StepState, execution_started
 from tests.support.clock import ManualClock
@@ -316,6 +317,37 @@ def test_paging_tools_keep_an_alert_on_one_incident(harness, http_server):
     assert resolved["/v2/enqueue"].json()["event_action"] == "resolve"
     assert resolved["/v2/enqueue"].json()["dedup_key"] == alert_id
     assert f"/v2/alerts/{alert_id.replace(':', '%3A')}/close" in resolved
+
+
+def test_a_patch_whose_worker_died_after_applying_it_is_not_applied_again(harness):
+    clock = ManualClock(time.time())
+    h = harness(
+        """\
+        rules:
+          after-etl:
+            notebook: ETL
+            statuses: completed
+            actions:
+              - patch: {notebook: Report, set: {description: "fed by {{ execution.id }}"}}
+        """,
+        clock=clock,
+    )
+    etl, report = h.notebook("ETL"), h.notebook("Report")
+    h.registry.refresh()
+    done = h.app.execute(etl)
+    key = f"rule:after-etl:0:{done}:completed"
+    h.held.append(key)  # a worker takes it, applies the patch and dies before it says so
+    h.run_until(lambda: h.ledger.get(key) is not None, "the patch action")
+    lease = h.ledger.acquire(key)
+    assert lease is not None
+    Performer(h.ledger, lambda: h.client, h.app.id, h.start, LogsCaps(h.redis)).patch(lease)
+    clock.now += 61  # its lease runs out
+    h.held.clear()
+    h.run_until(lambda: h.ledger.get(key).state is ActionState.DONE, "the patch taken over")
+    assert h.ledger.get(key).attempts == 2
+    assert h.app.stats(report)["patches"] == [
+        {"body": {"description": f"fed by {done}"}, "applied": 1}
+    ]
 
 
 def test_missing_callback_alert(harness, monkeypatch, caplog):

@@ -6,7 +6,8 @@ later". Notifications are sent by `service.followups.alerts.sender`.
 An attempt after the first one starts by finding out whether an earlier attempt already acted:
 for an execution, Losant's `/logs` is searched for an execution carrying the action's marker
 (pipeline run, step and attempt, or the action key) in its templateContext, with the action's
-nonce (`service.marker`).
+nonce (`service.marker`); for a patch, the notebook is read, and a notebook that already has
+the patch's values is not patched again.
 """
 
 from __future__ import annotations
@@ -100,8 +101,13 @@ class Performer:
         changes = dict(spec.get("set") or {})  # an undo sets `inputs` back whole, through `set`
         if spec.get("inputs"):
             changes["inputs"] = _patched_inputs(before.get("inputs") or [], spec["inputs"])
-        after = client.patch_notebook(self.application_id, notebook.id, changes)
-        patched = after.model_dump(mode="json", by_alias=True, exclude_none=True)
+        if lease.attempt > 1 and all(current.get(k) == v for k, v in changes.items()):
+            # An earlier attempt applied it and its worker died before recording that: the
+            # notebook is as the patch wants it, and Losant gets no second PATCH.
+            patched = current
+        else:
+            after = client.patch_notebook(self.application_id, notebook.id, changes)
+            patched = after.model_dump(mode="json", by_alias=True, exclude_none=True)
         return {
             "notebook_id": notebook.id,
             "before": {k: before.get(k) for k in changes},
