@@ -236,6 +236,19 @@ def test_a_sync_killed_with_its_worker_is_redone(stack_factory, sandbox_app):
     components.close()
 
 
+def stack_on(server: EmbeddedRedis, app, tmp_path, *, workers: int) -> ServiceStack:
+    """A stack without a scheduler on a Redis of the test's own, which it may stop and kill."""
+    return ServiceStack(
+        server.url,
+        app.sandbox.url,
+        app.sandbox.token,
+        app.id,
+        tmp_path / "logs",
+        workers=workers,
+        scheduler=False,
+    ).start()
+
+
 def test_callbacks_acknowledged_before_a_redis_restart_are_not_lost(tmp_path, sandbox_app):
     server = EmbeddedRedis(tmp_path / "redis", appendonly=True).start()
     notebooks = [scripted(sandbox_app, dropCallbacks=1) for _ in range(5)]
@@ -244,15 +257,7 @@ def test_callbacks_acknowledged_before_a_redis_restart_are_not_lost(tmp_path, sa
         executions.append(sandbox_app.execute(notebook["id"]))
     for notebook, execution_id in zip(notebooks, executions, strict=True):
         sandbox_app.wait_for_status(notebook["id"], execution_id)
-    stack = ServiceStack(
-        server.url,
-        sandbox_app.sandbox.url,
-        sandbox_app.sandbox.token,
-        sandbox_app.id,
-        tmp_path / "logs",
-        workers=0,
-        scheduler=False,
-    ).start()
+    stack = stack_on(server, sandbox_app, tmp_path, workers=0)
     try:
         for notebook in notebooks:
             answer = requests.post(stack.callback_url(notebook["id"]), json={}, timeout=10)
@@ -276,15 +281,7 @@ def test_a_worker_outlives_a_redis_outage_in_the_middle_of_a_job(tmp_path, sandb
     runs = {n["id"]: sandbox_app.execute(n["id"]) for n in (first, second)}
     for notebook_id, execution_id in runs.items():
         sandbox_app.wait_for_status(notebook_id, execution_id)
-    stack = ServiceStack(
-        server.url,
-        sandbox_app.sandbox.url,
-        sandbox_app.sandbox.token,
-        sandbox_app.id,
-        tmp_path / "logs",
-        workers=1,
-        scheduler=False,
-    ).start()
+    stack = stack_on(server, sandbox_app, tmp_path, workers=1)
     try:
         assert (
             requests.post(stack.callback_url(first["id"]), json={}, timeout=10).status_code == 202

@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         assert deployment.balancer is not None
         rows = audit.rows(converged, deployment.balancer.callback_answers())
         rows += [Row("load", f"starts {what}", n) for what, n in sorted(load.outcomes.items())]
+        rows.append(Row("load", "requests no web answered (502)", deployment.balancer.unanswered))
         rows += [Row("faults", kind, n) for kind, n in _fault_counts(faults).items()]
     finally:
         deployment.stop()

@@ -14,8 +14,10 @@ import json
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from bench.chaos.served import ServedHttp
 
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade"}
 BACKEND_TIMEOUT = 30.0  # seconds for one web's answer
@@ -36,18 +38,14 @@ class Balancer:
         self.unanswered = 0  # requests no web answered (both down): the client got 502
         self._lock = threading.Lock()
         self._turn = itertools.cycle(range(len(backends)))
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="balancer")
+        self._http = ServedHttp(port, self._handler(), "balancer")
 
     def start(self) -> Balancer:
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        self._http.stop()
 
     def callback_answers(self) -> list[CallbackAnswer]:
         with self._lock:

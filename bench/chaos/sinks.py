@@ -12,10 +12,12 @@ import email.policy
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from aiosmtpd.controller import Controller
+
+from bench.chaos.served import ServedHttp
 
 
 @dataclass(frozen=True)
@@ -50,22 +52,18 @@ class WebhookSink(_Failing):
     def __init__(self, port: int) -> None:
         super().__init__()
         self.port = port
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="webhook-sink")
+        self._http = ServedHttp(port, self._handler(), "webhook-sink")
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/hook"
 
     def start(self) -> WebhookSink:
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        self._http.stop()
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         sink = self
