@@ -25,7 +25,7 @@ POLL_INTERVAL = 0.1  # seconds between looks at running kernels
 IDLE_WAIT = 1.0  # seconds the run loop sleeps at most, so changed application limits apply soon
 STOP_TIMEOUT = 10.0  # seconds to wait for kernels to die on shutdown
 STATS_NOTEBOOKS = 10_000  # notebooks whose request counts are kept; the least recent go first
-STATS_PATCH_BODIES = 1000  # distinct patch bodies journalled per notebook; the first seen go first
+STATS_PATCH_BODIES = 10_000  # distinct patch bodies journalled per notebook; the first go first
 # What outputInfo lists (sandbox.outputs), as Losant does not document it: configured outputs,
 # temporaryUrl outputs only, or also every file a run left.
 OUTPUT_INFO_RULES = ("configured", "temporary-urls", "all")

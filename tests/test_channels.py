@@ -83,9 +83,9 @@ def test_retries_are_bounded_by_elapsed_time(http_server):
 def test_the_default_retries_outlast_a_receiver_down_for_half_a_minute(http_server):
     """Found by the fault soak: with full jitter, four attempts could all fall within the first
     few seconds of a receiver's outage, and the alert was never delivered."""
-    http_server.default = Reply(503)
     slack = channel("ops", kind="slack", url=http_server.url + SLACK_PATH)
-    for _ in range(20):  # the waits are partly random
+    for attempt in range(20):  # the waits are partly random; a short Retry-After is no shortcut
+        http_server.default = Reply(503, headers={"Retry-After": "1"} if attempt % 2 else {})
         now = [0.0]
         waits: list[float] = []
 

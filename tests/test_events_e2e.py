@@ -10,6 +10,7 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
+import redis as redis_lib
 import requests
 
 from service import defaults, keys
@@ -289,7 +290,7 @@ def test_a_worker_outlives_a_redis_outage_in_the_middle_of_a_job(tmp_path, sandb
         wait_until(lambda: logs_calls(sandbox_app, first["id"]) >= 1, 20, "the sync's /logs read")
         server.kill()  # while the worker waits for /logs
         (worker,) = stack.workers
-        wait_until(lambda: "lost Redis" in worker.log(), 60, "the worker to notice")
+        wait_until(lambda: "stopped on its own" in worker.log(), 60, "the worker to notice")
         server.start()
         wait_until(lambda: "Redis answers again" in worker.log(), 20, "the worker to go on")
         assert (
@@ -297,6 +298,23 @@ def test_a_worker_outlives_a_redis_outage_in_the_middle_of_a_job(tmp_path, sandb
         )
         stack.wait_for_status(runs[second["id"]], "completed", timeout=20)
         assert worker.alive()
+    finally:
+        stack.stop()
+        server.stop()
+
+
+def test_a_worker_asked_to_stop_while_redis_is_down_stops(tmp_path, sandbox_app):
+    server = EmbeddedRedis(tmp_path / "redis", appendonly=True).start()
+    stack = stack_on(server, sandbox_app, tmp_path, workers=1)
+    try:
+        (worker,) = stack.workers
+        client = redis_lib.Redis.from_url(server.url)
+        wait_until(lambda: client.scard("rq:workers"), 20, "the worker to register")
+        client.close()
+        server.kill()
+        wait_until(lambda: "Redis" in worker.log().split("listening on", 1)[-1], 60, "a notice")
+        worker.signal(signal.SIGTERM)
+        assert worker.wait(30), "the worker did not stop"
     finally:
         stack.stop()
         server.stop()

@@ -319,7 +319,8 @@ def test_paging_tools_keep_an_alert_on_one_incident(harness, http_server):
     assert f"/v2/alerts/{alert_id.replace(':', '%3A')}/close" in resolved
 
 
-def test_a_patch_whose_worker_died_after_applying_it_is_not_applied_again(harness):
+@pytest.mark.parametrize("changed_since", [False, True])
+def test_a_patch_whose_worker_died_after_applying_it_is_not_applied_again(harness, changed_since):
     clock = ManualClock(time.time())
     h = harness(
         """\
@@ -341,13 +342,18 @@ def test_a_patch_whose_worker_died_after_applying_it_is_not_applied_again(harnes
     lease = h.ledger.acquire(key)
     assert lease is not None
     Performer(h.ledger, lambda: h.client, h.app.id, h.start, LogsCaps(h.redis)).patch(lease)
+    ours = {"description": f"fed by {done}"}
+    newer = {"description": "set by someone else since"}
+    if changed_since:  # a newer change, which the patch taken over must not undo
+        h.client.patch_notebook(h.app.id, report, newer)
     clock.now += 61  # its lease runs out
     h.held.clear()
     h.run_until(lambda: h.ledger.get(key).state is ActionState.DONE, "the patch taken over")
     assert h.ledger.get(key).attempts == 2
-    assert h.app.stats(report)["patches"] == [
-        {"body": {"description": f"fed by {done}"}, "applied": 1}
-    ]
+    applied = [{"body": ours, "applied": 1}] + ([{"body": newer, "applied": 1}] * changed_since)
+    assert h.app.stats(report)["patches"] == applied
+    final = h.client.get_notebook(h.app.id, report).description
+    assert final == (newer if changed_since else ours)["description"]
 
 
 def test_missing_callback_alert(harness, monkeypatch, caplog):

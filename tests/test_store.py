@@ -61,6 +61,7 @@ def test_a_run_first_seen_in_flight_is_checked_until_it_ends(store, syncs):
     done = execution(2, "completed", "2026-01-01T10:00:01Z")
     store.upsert(APP, NB, [running, done], fence=token, now=100.0, first_check_after=15)
     assert store.due_pending(115.0) == [(APP, NB, running["id"])]
+    assert store.pending_count_since(APP, NB, 0) == 0  # not a run nbrelay waits for
     store.upsert(APP, NB, [running], fence=token, now=200.0, first_check_after=15)
     assert store.due_pending(115.0) == [(APP, NB, running["id"])]  # the first check stays
     store.upsert(APP, NB, [{**running, "status": "completed"}], fence=token, first_check_after=15)

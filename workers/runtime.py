@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Sequence
 from types import FrameType
 
@@ -77,8 +78,9 @@ def run_worker(settings: Settings, queues: Sequence[str] = QUEUES, *, burst: boo
 
 
 def _work(components: Components, queues: Sequence[str], burst: bool) -> bool:
-    """Work as one RQ worker: True when it stopped as asked (or its burst is over), False when
-    Redis went away under it."""
+    """Work as one RQ worker: True when it is done (a stop was asked for, or its burst is over),
+    False when it stopped on its own: RQ gives up when Redis goes away under a job (it raises,
+    or logs "unhandled exception, quitting" and returns)."""
     worker = SimpleWorker(
         [components.queues.queue(name) for name in queues],
         connection=components.rq_redis,
@@ -87,24 +89,31 @@ def _work(components: Components, queues: Sequence[str], burst: bool) -> bool:
     )
     log.info("worker %s listening on %s", worker.name, ", ".join(queues))
     level = rq_log_level(components.settings)
+    problem: Exception | None = None
     try:
         worker.work(burst=burst, with_scheduler=True, logging_level=level)
-    except (redis_lib.ConnectionError, redis_lib.TimeoutError) as exc:
-        log.warning("worker %s lost Redis (%s); waiting for it to answer again", worker.name, exc)
-        return False
-    return True
+    except redis_lib.RedisError as exc:
+        problem = exc
+    # RQ notes a SIGTERM or SIGINT here (a second one raises SystemExit, which ends the process).
+    if worker._shutdown_requested_date is not None or (burst and problem is None):
+        return True
+    log.warning(
+        "worker %s stopped on its own (%s); waiting for Redis to answer, then going on",
+        worker.name,
+        problem or "RQ gave up",
+    )
+    return False
 
 
 def _wait_for_redis(components: Components) -> bool:
     """Ping Redis until it answers (True) or SIGTERM/SIGINT asks the worker to stop (False)."""
-    stop = threading.Event()
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-    while not stop.wait(defaults.REDIS_WAIT_INTERVAL):
+    asked: list[int] = []  # a signal handler only appends: no lock it could wait on
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda number, frame: asked.append(number))
+    while not asked:
+        time.sleep(defaults.REDIS_WAIT_INTERVAL)
+        if asked:
+            break
         try:
             components.rq_redis.ping()
         except redis_lib.RedisError:

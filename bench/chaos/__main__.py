@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import summary
 from bench.chaos.audit import Audit, Row
 from bench.chaos.deployment import ChaosDeployment
-from bench.chaos.faults import Faults
+from bench.chaos.faults import PLANNED_FAULTS, Faults
 from bench.chaos.scenario import Behaviours, Load, pipeline_file, webhook_secret
 from bench.chaos.sinks import MailSink, WebhookSink
 from service.runtime.processes import free_port
@@ -40,6 +42,10 @@ SETTINGS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # SIGTERM (and SIGINT, even where a shell started the soak in the background) stops it
+    # cleanly: every process it started is stopped on the way out.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _interrupted)
     minutes = args.minutes or (LONG_MINUTES if args.long else QUICK_MINUTES)
     folder = RESULTS / ("chaos-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"))
     folder.mkdir(parents=True)
@@ -74,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = audit.rows(converged, deployment.balancer.callback_answers())
         rows += [Row("load", f"starts {what}", n) for what, n in sorted(load.outcomes.items())]
         rows.append(Row("load", "requests no web answered (502)", deployment.balancer.unanswered))
-        rows += [Row("faults", kind, n) for kind, n in _fault_counts(faults).items()]
+        rows += _fault_rows(faults)
     finally:
         deployment.stop()
         webhook.stop()
@@ -100,11 +106,24 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _fault_counts(faults: Faults) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for fault in faults.log.faults:
-        counts[fault.kind] = counts.get(fault.kind, 0) + 1
-    return counts
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _fault_rows(faults: Faults) -> list[Row]:
+    """How often each fault happened: each one the soak plans at least once, and no process
+    exiting on its own and no fault failing to happen."""
+    counts = Counter(fault.kind for fault in faults.log.faults)
+    rows = [Row("faults", kind, counts[kind], counts[kind] > 0) for kind in PLANNED_FAULTS]
+    for kind in ("exited on its own", "fault failed"):
+        examples = [f.detail for f in faults.log.faults if f.kind == kind]
+        rows.append(Row("faults", kind, counts[kind], not examples, examples))
+    rows += [
+        Row("faults", kind, n)
+        for kind, n in counts.items()
+        if kind not in PLANNED_FAULTS and kind not in ("exited on its own", "fault failed")
+    ]
+    return rows
 
 
 def _table(rows: list[Row]) -> str:

@@ -22,6 +22,7 @@ from bench.chaos.deployment import ChaosDeployment
 from bench.chaos.faults import FaultLog
 from bench.chaos.scenario import RETRY_ATTEMPTS, Behaviours
 from bench.chaos.sinks import MailSink, WebhookSink
+from sandbox import defaults as sandbox_defaults
 from service import keys
 from service.events.records import TERMINAL_STATUSES
 from service.events.store import ExecutionStore
@@ -32,7 +33,6 @@ from service.queues import QUEUES
 
 POLL = 2.0  # seconds between two looks while waiting for convergence
 EVERYSEC_WINDOW = 2.0  # seconds before a Redis kill whose writes the AOF may not hold
-MID_SEND_WINDOW = 5.0  # seconds before a copy's first delivery a kill counts as mid-send
 TTL = 30 * 86400
 EXAMPLES = 20  # failures named in the results, per row
 
@@ -104,7 +104,7 @@ class Audit:
         records = {r.id: r for r in self.store.get_many(e.id for e in executions)}
         if any(records.get(e.id) is None or records[e.id].status != e.status for e in executions):
             return False
-        if any(run.status is RunStatus.RUNNING for run in self.all_runs()):
+        if any(isinstance(run, dict) or run.status is RunStatus.RUNNING for run in self.all_runs()):
             return False
         if self.redis.zcard(keys.actions_due()) or self.redis.zcard(keys.due_syncs()):
             return False
@@ -155,13 +155,18 @@ class Audit:
         return found
 
     def patches(self) -> Counter[str]:
-        """How often each description was set on the patch rule's target notebook."""
+        """How often the patch rule's target notebook was patched for each execution (its
+        description names the execution). Raises when the sandbox's journal of patches is
+        full: it forgot the oldest, and the counts would not hold."""
         stats = self.deployment.sandbox.stats(
             self.deployment.application_id, self.behaviours.ids["r-patch-target"]
         )
+        journal = stats.get("patches", [])
+        if len(journal) >= sandbox_defaults.STATS_PATCH_BODIES:
+            raise RuntimeError("the sandbox's journal of patches is full: the soak is too long")
         counts: Counter[str] = Counter()
-        for patch in stats.get("patches", []):
-            counts[str(patch["body"].get("description"))] += patch["applied"]
+        for patch in journal:
+            counts[str(patch["body"].get("description")).removeprefix("after ")] += patch["applied"]
         return counts
 
     # the checks
@@ -254,17 +259,15 @@ class Audit:
             Row("follow-ups", "pipeline step executions", sum(by_step.values())),
             _doubled("follow-ups", "step executions doubled", by_step),
         ]
+        unasked: list[str] = []
         for label, expected, performed in (
             ("retries", retried, retries_of),
             ("rule executes", executed, executes_for),
-            (
-                "patches",
-                patched,
-                Counter({k.removeprefix("after "): v for k, v in patches.items()}),
-            ),
+            ("patches", patched, patches),
         ):
             done = {i: performed[i] for i in expected}
             missing = [f"for {i}" for i, n in done.items() if n == 0]
+            unasked += [f"{label} for {i}" for i in set(performed) - set(expected)]
             rows += [
                 Row(
                     "follow-ups",
@@ -275,6 +278,7 @@ class Audit:
                 _doubled("follow-ups", f"{label} doubled", done),
             ]
         rows.append(_doubled("follow-ups", "rule executions doubled (by action key)", by_action))
+        rows.append(Row("follow-ups", "nobody asked for", len(unasked), not unasked, unasked))
         return rows
 
     def _run_rows(self) -> list[Row]:
@@ -301,27 +305,21 @@ class Audit:
             if number == "1":
                 spec = notice.spec
                 openings[(spec["alert"], int(spec["episode"]), spec["channel"])].append(notice)
-        received = {channel: sink.messages() for channel, sink in self.sinks.items()}
-        copies = {channel: Counter(m.message_id for m in got) for channel, got in received.items()}
-        first_copy = {
-            channel: {m.message_id: m.at for m in reversed(got)}
-            for channel, got in received.items()
+        copies = {
+            channel: Counter(m.message_id for m in sink.messages())
+            for channel, sink in self.sinks.items()
         }
-        kills = self.faults.kills_of("worker killed") + [
-            o.killed_at for o in self.faults.redis_outages
-        ]
         exact, mid_send = 0, 0
         undelivered: list[str] = []
         repeated: list[str] = []
         for (_, _, channel), opened in openings.items():
-            message_id = opened[0].spec["message"]["id"]
-            count = copies[channel][message_id]
+            count = copies[channel][opened[0].spec["message"]["id"]]
             about = f"{opened[0].key}: {count} copies, {opened[0].state} {opened[0].error or ''}"
             if len(opened) == 1 and count == 1:
                 exact += 1
             elif count == 0:
                 undelivered.append(about)
-            elif count > 1 and _killed_near(kills, first_copy[channel][message_id]):
+            elif count > 1 and _sender_died(opened[0]):
                 mid_send += 1
             else:
                 repeated.append(about)
@@ -395,8 +393,10 @@ def _doubled(group: str, name: str, counts: Mapping[Any, int]) -> Row:
     return Row(group, name, len(doubled), not doubled, doubled)
 
 
-def _killed_near(kills: list[float], delivered_at: float) -> bool:
-    return any(delivered_at - MID_SEND_WINDOW <= k <= delivered_at + MID_SEND_WINDOW for k in kills)
+def _sender_died(action: ActionRecord) -> bool:
+    """Whether an attempt of the action ended without recording how: its worker died."""
+    ended = {entry.get("attempt") for entry in action.history}
+    return any(attempt not in ended for attempt in range(1, action.attempts + 1))
 
 
 def _batches(items: Iterable[str], size: int) -> Iterable[list[str]]:

@@ -16,6 +16,7 @@ take the last place.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from redis.exceptions import LockError
+from redis.exceptions import LockError, RedisError
 
 from service import defaults, json_input, keys, metrics
 from service.config import Settings
@@ -36,6 +37,8 @@ from service.events.store import ExecutionStore
 from service.losant import LosantClient, NotFound, OutcomeUnknown
 from service.losant.models import Notebook
 from service.marker import MARKER_KEY, Marker, with_marker
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -197,7 +200,7 @@ class ExecutionStarter:
                 raise  # counted by `start` once it is final
             except OutcomeUnknown:
                 metrics.EXECUTIONS_STARTED.labels("error").inc()
-                self.request_sync(application_id, found.id)
+                self._look_for_lost_start(application_id, found.id)
                 raise
             except Exception:
                 metrics.EXECUTIONS_STARTED.labels("error").inc()
@@ -215,6 +218,18 @@ class ExecutionStarter:
             )
         metrics.EXECUTIONS_STARTED.labels("started").inc()
         return Started(execution_id, application_id, found.id, found.name or "", requested_at)
+
+    def _look_for_lost_start(self, application_id: str, notebook_id: str) -> None:
+        """Ask for a sync that records the run an `execute` whose answer was lost may have
+        started; the caller still learns that the outcome is unknown, whatever happens here."""
+        try:
+            self.request_sync(application_id, notebook_id)
+        except RedisError:
+            log.warning(
+                "could not ask for a sync of notebook %s after a start whose answer was lost",
+                notebook_id,
+                exc_info=True,
+            )
 
     def _newest_read(self, application_id: str, notebook_id: str) -> ExecutionRecord | None:
         """The notebook's newest run read from Losant (among its CALLBACK_TOKEN_LOOKBACK newest

@@ -39,10 +39,10 @@ from service.times import now_iso, parse_time_ms
 
 # Stores Losant's records for one notebook, fenced by the sync's lease, and claims terminal
 # transitions. KEYS: 1 lease, 2 by-time, 3 by-notebook, 4 outbox, 5 pending-by-notebook,
-# 6 pending-checks, 7 notebooks, 8..7+S status indexes, then 3 per execution (hash, claim,
-# status index). ARGV: fence, now (iso), ttl, S, n, notebook ref, application, notebook, now (ms),
-# first check (s, '' for none), then 6 per execution (id, status, queued ms, record json,
-# terminal flag, pending member).
+# 6 pending-checks, 7 notebooks, 8..7+S status indexes, then 4 per execution (hash, record,
+# claim, status index). ARGV: fence, now (iso), ttl, S, n, notebook ref, application, notebook,
+# now (ms), first check (s, '' for none), then 6 per execution (id, status, queued ms, record
+# json, terminal flag, pending member).
 _UPSERT = """
 local fence, now, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local s, n = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -81,9 +81,9 @@ for i = 0, n - 1 do
       claimed[#claimed + 1] = id
     end
   elseif not old and first_check ~= '' then
-    -- first seen in flight: checked until it ends, as a run nbrelay started (NX keeps theirs)
+    -- first seen in flight: checked until it ends, as a run nbrelay started (NX keeps theirs);
+    -- not among the notebook's runs nbrelay waits for (KEYS[5]), which count against the cap
     redis.call('ZADD', KEYS[6], 'NX', first_check, member)
-    redis.call('ZADD', KEYS[5], 'NX', score, id)
   end
 end
 redis.call('ZADD', KEYS[7], now_ms, ref)

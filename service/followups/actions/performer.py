@@ -6,8 +6,9 @@ later". Notifications are sent by `service.followups.alerts.sender`.
 An attempt after the first one starts by finding out whether an earlier attempt already acted:
 for an execution, Losant's `/logs` is searched for an execution carrying the action's marker
 (pipeline run, step and attempt, or the action key) in its templateContext, with the action's
-nonce (`service.marker`); for a patch, the notebook is read, and a notebook that already has
-the patch's values is not patched again.
+nonce (`service.marker`); for a patch, the notebook is read, and it is not patched again when
+it already has the patch's values, or when the earlier attempt's worker died and the fields
+have changed since that attempt read them (a newer change is not overwritten).
 """
 
 from __future__ import annotations
@@ -101,10 +102,15 @@ class Performer:
         changes = dict(spec.get("set") or {})  # an undo sets `inputs` back whole, through `set`
         if spec.get("inputs"):
             changes["inputs"] = _patched_inputs(before.get("inputs") or [], spec["inputs"])
-        if lease.attempt > 1 and all(current.get(k) == v for k, v in changes.items()):
-            # An earlier attempt applied it and its worker died before recording that: the
-            # notebook is as the patch wants it, and Losant gets no second PATCH.
-            patched = current
+        applied = all(current.get(k) == v for k, v in changes.items())
+        # The previous attempt's worker died (it recorded no end): it may have sent the PATCH.
+        # If the fields have changed since the first attempt read them, whether by that PATCH
+        # or by someone else, sending it now would overwrite a newer change.
+        changed = _worker_died(lease.record) and any(
+            current.get(k) != before.get(k) for k in changes
+        )
+        if lease.attempt > 1 and (applied or changed):
+            patched = current  # Losant gets no second PATCH
         else:
             after = client.patch_notebook(self.application_id, notebook.id, changes)
             patched = after.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -126,6 +132,13 @@ def spec_marker(spec: Mapping[str, Any]) -> Marker | None:
         return None
     nonce = spec.get("nonce")
     return replace(marker, nonce=nonce if isinstance(nonce, str) and nonce else None)
+
+
+def _worker_died(record: ActionRecord) -> bool:
+    """Whether the attempt before the current one ended without recording how (its worker
+    died, or its lease ran out): an attempt that failed or was postponed is in the history."""
+    previous = record.attempts - 1
+    return previous >= 1 and not any(h.get("attempt") == previous for h in record.history)
 
 
 def _carries(found: Marker | None, record: ActionRecord) -> bool:

@@ -24,11 +24,11 @@ class RetryPolicy:
     def wait(self, attempt: int, retry_after: float | None) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based): the exponential
         delay, half of it fixed and half random (so the retries of many messages spread out,
-        yet always span the outage they wait out), or the receiver's Retry-After; capped."""
-        if retry_after is not None:
-            return min(retry_after, self.backoff_max)
+        yet always span the outage they wait out), or the receiver's Retry-After when that is
+        longer; capped either way."""
         delay = min(self.backoff_base * 2 ** (attempt - 1), self.backoff_max)
-        return delay / 2 + random.uniform(0, delay / 2)
+        wait = delay / 2 + random.uniform(0, delay / 2)
+        return min(max(wait, retry_after or 0.0), self.backoff_max)
 
 
 DEFAULT_CHANNEL_POLICY = RetryPolicy()
