@@ -20,6 +20,7 @@ import redis as redis_lib
 from rq import Queue, Retry, Worker
 from rq.exceptions import NoSuchJobError
 from rq.executions import ExecutionRegistry
+from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job
 from rq.registry import FailedJobRegistry
 
@@ -115,6 +116,14 @@ class Queues:
             return Job.fetch(job_id, connection=self.rq_redis)
         except NoSuchJobError:
             return None
+
+    def holds(self, job: Job) -> bool:
+        """Whether a job whose status says queued is on its queue, or handed to a worker that
+        has not started it yet (RQ's intermediate queue). A worker killed in between can leave
+        it on neither, queued for ever."""
+        queue_key = self.queue(job.origin).key
+        keys_ = (queue_key, IntermediateQueue.get_intermediate_queue_key(queue_key))
+        return any(self.rq_redis.lpos(key, job.id) is not None for key in keys_)
 
     def stats(self, now: float | None = None) -> list[QueueStats]:
         """Depth, age of the oldest waiting job and dead letters of every nbrelay queue."""

@@ -72,6 +72,23 @@ def test_a_dirty_notebook_whose_job_vanished_gets_a_new_one(components, sandbox_
     assert components.reconciler.recover(now + 7) == 0  # the new job is queued: alive
 
 
+def test_a_job_left_queued_on_no_queue_is_replaced(components, sandbox_app):
+    """Found by the fault soak: a worker killed between taking a sync job off its queue and
+    starting it left the job `queued` on no queue, and its notebook waited for ever."""
+    notebook_id = "5c782b8d4f3a8e51c1db42e4"
+    now = time.time()
+    job_id = components.ingress.request_sync(sandbox_app.id, notebook_id, "test", now=now)
+    components.rq_redis.lrem(f"rq:queue:{SYNC_QUEUE}", 0, job_id)  # taken; the worker died
+    assert components.reconciler.recover(now + 1) == 0  # too early to tell
+    assert components.reconciler.recover(now + 6) == 1
+    (job,) = queued(components)
+    assert (
+        job.id != job_id and components.syncs.status(sandbox_app.id, notebook_id).active == job.id
+    )
+    assert components.queues.fetch(job_id) is None
+    assert components.reconciler.recover(now + 12) == 0  # the new job is on its queue
+
+
 def test_a_dead_letter_waits_for_replay(components, sandbox_app):
     notebook_id = "5c782b8d4f3a8e51c1db42e4"
     job_id = components.ingress.request_sync(sandbox_app.id, notebook_id, "test")

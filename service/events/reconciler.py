@@ -122,13 +122,20 @@ class Reconciler:
                 job = self.queues.fetch(status.active)
                 age = now - (status.active_since or now)
                 job_status = job.get_status() if job is not None else None
-                if job_status in _WAITING:
+                # queued, yet on no queue: its worker died between taking it and starting it
+                lost = (
+                    job is not None
+                    and job_status == JobStatus.QUEUED
+                    and age >= lease
+                    and not self.queues.holds(job)
+                )
+                if job_status in _WAITING and not lost:
                     continue
                 if job_status == JobStatus.STARTED and age < lease:
                     continue  # between RQ handing it over and the sync taking its lease
                 if job is None and age < lease:
                     continue  # between marking the notebook and enqueueing the job
-                if job is not None and job_status == JobStatus.STARTED:
+                if job is not None and (lost or job_status == JobStatus.STARTED):
                     job.delete()  # its worker is gone; RQ would otherwise retry it much later
             successor = self.syncs.take_over(application_id, notebook_id, status.active, now)
             if successor is None:
