@@ -153,4 +153,8 @@ def _minutes(value: str) -> float:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt as stopped:
+        print(f"chaos: stopped ({stopped}); every process it started is stopped", file=sys.stderr)
+        sys.exit(130)
