@@ -12,7 +12,8 @@
 - the webhook receiver and the mail server each fail (503, 451) for 10 s in every 40 s.
 
 Like a process supervisor, the soak also starts again any process that exited on its own; each
-such exit is logged and counted, as it is a finding.
+such exit is logged and counted: it is a finding, unless Redis was down (a process started then
+stops at once, saying it cannot reach Redis, and is started again).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ SANDBOX_FAULTS: dict[str, Any] = {
 }
 LOGS_LATENCY = {"logsLatencySeconds": 2.0}
 SUPERVISE_INTERVAL = 1.0
+REDIS_GRACE = 5.0  # seconds after Redis answers again in which an exit still counts as its outage
 PLANNED_FAULTS = (  # what the schedule injects, by the kind it logs
     "worker killed",
     "leading scheduler killed",
@@ -236,8 +238,20 @@ class Faults:
                 if status is None:
                     continue
                 detail = f"{child.name} (status {status}), started again"
-                self.log.note("exited on its own", detail)
+                # Started while Redis is down, a process stops at once ("cannot reach Redis")
+                # and its supervisor starts it again: that is how it is meant to go.
+                kind = "exited while Redis was down" if self._redis_down() else "exited on its own"
+                self.log.note(kind, detail)
                 self.deployment.start_child(child)
+
+    def _redis_down(self) -> bool:
+        """Whether Redis is down, or answered again less than REDIS_GRACE seconds ago."""
+        now = time.time()
+        return any(
+            o.answering_at is None or now < o.answering_at + REDIS_GRACE
+            for o in self.log.redis_outages
+            if o.killed_at <= now
+        )
 
 
 def _describe(faults: dict[str, Any]) -> str:
