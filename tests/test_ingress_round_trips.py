@@ -5,6 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from service.events.hints import Incoming, parse_hint
+from service.runtime.embedded_redis import EmbeddedRedis
 from service.web import create_app
 from service.web.resources import EXTENSION
 from tests.support.web import APP, NB, web_settings
@@ -36,3 +37,20 @@ def test_a_joined_hint_is_one_evalsha_on_a_connection_its_thread_keeps(redis, re
     opened = int(redis.info("stats")["total_connections_received"]) - connections_before
     assert opened <= THREADS
     components.close()
+
+
+def test_a_thread_whose_kept_connection_died_with_redis_accepts_the_next_hint(tmp_path):
+    """Found by the fault soak: after a Redis restart, the first callback on each web thread was
+    answered 503, as its kept connection had died with the old server."""
+    server = EmbeddedRedis(tmp_path / "redis").start()
+    components = create_app(web_settings(server.url)).extensions[EXTENSION]
+    try:
+        body = b'{"execution": {"status": "completed"}}'
+        hint = Incoming("callback", APP, NB, body, "application/json", parse_hint(body))
+        components.ingress.accept(hint)
+        server.kill()
+        server.start()
+        assert components.ingress.accept(hint).duplicate is False
+    finally:
+        components.close()
+        server.stop()

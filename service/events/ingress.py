@@ -110,11 +110,20 @@ class Ingress:
         dirty_keys, dirty_args = self.syncs.dirty_marking(
             incoming.application_id, incoming.notebook_id, now, urgent=incoming.step is not None
         )
-        recorded, job_id = self._accept(
-            keys=[*hint_keys, *dirty_keys],
-            args=[len(hint_keys), len(hint_args), *hint_args, *dirty_args],
-            client=self._held_client(),
-        )
+        script_keys = [*hint_keys, *dirty_keys]
+        script_args = [len(hint_keys), len(hint_args), *hint_args, *dirty_args]
+        try:
+            recorded, job_id = self._accept(
+                keys=script_keys, args=script_args, client=self._held_client()
+            )
+        except redis_lib.ConnectionError:
+            # The kept connection died with its server (Redis restarted since this thread last
+            # used it): once more over a new one. Should the first try have been applied after
+            # all, the hint is recorded twice, which is what at least once allows.
+            self._drop_held_client()
+            recorded, job_id = self._accept(
+                keys=script_keys, args=script_args, client=self._held_client()
+            )
         if recorded < 0:
             return Accepted(None, duplicate=True)
         job_id = self._enqueue(
@@ -136,6 +145,14 @@ class Ingress:
             )
             self._held.client = client
         return client
+
+    def _drop_held_client(self) -> None:
+        client = getattr(self._held, "client", None)
+        if client is not None:
+            self._held.client = None
+            if client.connection is not None:
+                client.connection.disconnect()
+            client.close()
 
     def _enqueue(
         self, application_id: str, notebook_id: str, reason: str, job_id: str | None
