@@ -7,8 +7,8 @@ An attempt after the first one starts by finding out whether an earlier attempt 
 for an execution, Losant's `/logs` is searched for an execution carrying the action's marker
 (pipeline run, step and attempt, or the action key) in its templateContext, with the action's
 nonce (`service.marker`); for a patch, the notebook is read, and it is not patched again when
-it already has the patch's values, or when the earlier attempt's worker died and the fields
-have changed since that attempt read them (a newer change is not overwritten).
+it already has the patch's values, or when the earlier attempt's worker died once it had begun
+sending the PATCH and the fields have changed since (a newer change is not overwritten).
 """
 
 from __future__ import annotations
@@ -103,15 +103,18 @@ class Performer:
         if spec.get("inputs"):
             changes["inputs"] = _patched_inputs(before.get("inputs") or [], spec["inputs"])
         applied = all(current.get(k) == v for k, v in changes.items())
-        # The previous attempt's worker died (it recorded no end): it may have sent the PATCH.
-        # If the fields have changed since the first attempt read them, whether by that PATCH
-        # or by someone else, sending it now would overwrite a newer change.
-        changed = _worker_died(lease.record) and any(
-            current.get(k) != before.get(k) for k in changes
+        # The previous attempt's worker died (it recorded no end) after it began sending the
+        # PATCH: if the fields have changed since the first attempt read them, whether by that
+        # PATCH or by someone else, sending it again would overwrite a newer change.
+        changed = (
+            progress.get("sending")
+            and _worker_died(lease.record)
+            and any(current.get(k) != before.get(k) for k in changes)
         )
         if lease.attempt > 1 and (applied or changed):
             patched = current  # Losant gets no second PATCH
         else:
+            self.ledger.checkpoint(lease, {"before": before, "sending": True})
             after = client.patch_notebook(self.application_id, notebook.id, changes)
             patched = after.model_dump(mode="json", by_alias=True, exclude_none=True)
         return {
