@@ -16,7 +16,7 @@ from service import defaults, keys
 from service.errors import UsageProblem
 from service.events.logs_limit import LogsCaps
 from service.followups.actions.ledger import ActionState
-from service.followups.actions.performer import Performer, spec_marker
+from service.followups.actions.performer import PATCHABLE, Performer, spec_marker
 from service.followups.messages import FailureClass
 from service.followups.pipelines.runs import RunStatus, RunStore, StepState, execution_started
 from tests.support.clock import ManualClock
@@ -345,6 +345,10 @@ def test_a_patch_whose_worker_died_is_applied_once(harness, sent, changed_since)
     assert lease is not None
     if sent:
         Performer(h.ledger, lambda: h.client, h.app.id, h.start, LogsCaps(h.redis)).patch(lease)
+    else:  # it read the notebook and noted its values, then died before the PATCH
+        found = h.client.get_notebook(h.app.id, report)
+        current = found.model_dump(mode="json", by_alias=True, exclude_none=True)
+        h.ledger.checkpoint(lease, {"before": {k: current[k] for k in PATCHABLE if k in current}})
     ours = {"description": f"fed by {done}"}
     newer = {"description": "set by someone else since"}
     if changed_since:  # a newer change, which the patch taken over must not undo
