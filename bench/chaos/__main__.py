@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     minutes = args.minutes or (LONG_MINUTES if args.long else QUICK_MINUTES)
     folder = RESULTS / ("chaos-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"))
     folder.mkdir(parents=True)
+    machine = summary.machine()  # now: the commit that runs, whatever happens to the tree meanwhile
     print(f"chaos: {minutes:g} min of load and faults; logs in {folder}", flush=True)
     deployment = ChaosDeployment(folder, SETTINGS)
     webhook = WebhookSink(free_port()).start()
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         mail.stop()
     failed = [row for row in rows if row.must is False]
     report = {
-        "machine": summary.machine(),
+        "machine": machine,
         "command": " ".join(["python -m bench.chaos", *sys.argv[1:]]),
         "minutes": minutes,
         "settings": SETTINGS,
