@@ -175,7 +175,8 @@ REAP_TIMEOUT = 5.0  # seconds to wait for a killed process group to be gone
 REDIS_WAIT_INTERVAL = 1.0  # seconds between two pings of a worker waiting for Redis to return
 # Seconds between two rounds of RQ's upkeep in a worker (RQ's default: 600). A round also takes
 # over RQ's scheduler, which moves retried jobs back to their queue, when the worker that ran it
-# died: its lock expires 61 s after its last renewal, so retries wait at most about 100 s.
+# died: its lock expires 61 s after its last renewal, so retries usually wait about 100 s at
+# most (a worker busy with a long job looks only when the job ends).
 RQ_MAINTENANCE_INTERVAL = 15
 # Seconds an RQ worker's registration lives without a heartbeat (RQ's default: 420). An idle
 # worker wakes every RQ_WORKER_TTL - 15 s to renew it, and only then looks at its upkeep.

@@ -198,12 +198,10 @@ class ExecutionStarter:
                 )
             except NotFound:
                 raise  # counted by `start` once it is final
-            except OutcomeUnknown:
+            except Exception as exc:
                 metrics.EXECUTIONS_STARTED.labels("error").inc()
-                self._look_for_lost_start(application_id, found.id)
-                raise
-            except Exception:
-                metrics.EXECUTIONS_STARTED.labels("error").inc()
+                if isinstance(exc, OutcomeUnknown):
+                    self._look_for_lost_start(application_id, found.id)
                 raise
             self.store.record_request(
                 application_id=application_id,
